@@ -1,0 +1,46 @@
+# kpext: `make demo` trains and evaluates on the synthetic set; `make test` runs the tests.
+# Both install everything first into ./.venv (`make setup`, idempotent: a second run is a no-op).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CACHE := .cache
+STAMP := $(VENV)/.kpext-setup
+# torch 2.12.1 + torchvision 0.27.1: a matched pair that loads on a CPU-only machine
+# (this machine's pip also sees a local torch 2.13.0+cpu that has no torchvision).
+TORCH := torch==2.12.1 torchvision==0.27.1
+DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools \
+        opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
+        tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel
+
+.PHONY: setup demo test bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): Makefile setup.py tools/install_detectron2.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(PIP) install -q $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
+	set -o pipefail; $(PIP) install -q $(DEPS) 2>&1 | { grep -v "is ignored" || true; }
+	bash tools/install_detectron2.sh $(PY) $(CACHE)
+	set -o pipefail; $(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored" || true; }
+	$(PY) -c "import kpext, torchvision; print('kpext', kpext.__version__, 'ready; torch', __import__('torch').__version__, 'torchvision', torchvision.__version__)"
+	touch $@
+
+DEMO_CONFIG ?= configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml
+DEMO_OUT ?= output/demo
+
+# Generate the synthetic set if missing, train on CPU, evaluate (kp AP), draw predictions.
+demo: setup
+	$(PY) datasets/make_synthetic.py --out datasets/synthetic
+	$(PY) projects/PoseEstimation/train_net.py --config-file $(DEMO_CONFIG) \
+		OUTPUT_DIR $(DEMO_OUT) TEST.KPEXT.NUM_VIS 8
+
+test: setup
+	$(PY) -m pytest tests -q
+
+bench: setup
+	$(PY) projects/PoseEstimation/bench_heads.py
+
+clean-venv:
+	rm -rf $(VENV) $(CACHE)

@@ -1,0 +1,28 @@
+"""kpext: keypoint heads, data and tools for Detectron2.
+
+torch, torchvision and detectron2 are not listed: like Detectron2's own
+projects, kpext leaves their builds to the user (see README: `make setup`
+installs a working set on a CPU machine; on a GPU use your CUDA builds).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="kpext",
+    version="0.1.0",
+    description="Keypoint detection heads (Mask R-CNN, Gaussian, stacked hourglass) for Detectron2",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["kpext", "kpext.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "pycocotools>=2.0.2",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.7",
+        "tqdm",
+        "Pillow",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+)
