@@ -1,0 +1,5 @@
+"""ROI keypoint heads; importing this module registers them in ROI_KEYPOINT_HEAD_REGISTRY."""
+from .base import KeypointHeadBase
+from .krcnn import KpextKRCNNHead
+
+__all__ = ["KeypointHeadBase", "KpextKRCNNHead"]

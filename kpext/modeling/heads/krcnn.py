@@ -1,0 +1,108 @@
+"""KpextKRCNNHead: the Mask R-CNN keypoint head, written in kpext.
+
+Same network and loss as Detectron2's ``KRCNNConvDeconvUpsampleHead`` (parameter
+names match, so its checkpoints load), with vectorised decoding.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectron2.config import configurable
+from detectron2.layers import ConvTranspose2d, ShapeSpec
+from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
+from detectron2.structures import Instances
+
+from ..codecs import OneHotCodec
+from ..losses import spatial_softmax_cross_entropy
+from .base import KeypointHeadBase, gather_keypoint_targets, record_skipped_batch
+
+
+def keypoint_loss_normalizer(cfg, num_keypoints: int):
+    """Detectron2's keypoint loss normaliser: "visible" or a constant per image."""
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS:
+        return "visible"
+    return num_keypoints * cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE * cfg.MODEL.ROI_HEADS.POSITIVE_FRACTION
+
+
+@ROI_KEYPOINT_HEAD_REGISTRY.register()
+class KpextKRCNNHead(KeypointHeadBase):
+    """Convs 3x3 + ReLU, a stride-2 transposed conv to K maps, then bilinear upsampling.
+
+    Input R x C x S x S pooled features; heatmaps R x K x (2*up_scale*S) x (2*up_scale*S)
+    (56 x 56 for the usual 14 x 14 pooler); spatial-softmax cross-entropy loss.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: ShapeSpec,
+        *,
+        num_keypoints: int,
+        conv_dims: Sequence[int],
+        loss_weight: float = 1.0,
+        loss_normalizer="visible",
+        up_scale: int = 2,
+        deconv_kernel: int = 4,
+        decode_window: float = 1.0,
+    ):
+        """
+        Args:
+            input_shape: channels of the pooled features.
+            num_keypoints: K.
+            conv_dims: output channels of each 3x3 conv.
+            loss_normalizer: "visible" (divide by visible keypoints) or a number per image.
+            up_scale: bilinear upsampling factor after the transposed conv.
+            deconv_kernel: kernel size of the stride-2 transposed conv (even).
+            decode_window: see :class:`OneHotCodec`.
+        """
+        super().__init__(num_keypoints=num_keypoints, codec=OneHotCodec(decode_window), loss_weight=loss_weight)
+        self.loss_normalizer = loss_normalizer
+        self.up_scale = up_scale
+        channels = input_shape.channels
+        for idx, dim in enumerate(conv_dims, 1):
+            self.add_module(f"conv_fcn{idx}", nn.Conv2d(channels, dim, 3, stride=1, padding=1))
+            self.add_module(f"conv_fcn_relu{idx}", nn.ReLU())
+            channels = dim
+        self.score_lowres = ConvTranspose2d(
+            channels, num_keypoints, deconv_kernel, stride=2, padding=deconv_kernel // 2 - 1
+        )
+        for name, param in self.named_parameters():
+            if "bias" in name:
+                nn.init.constant_(param, 0)
+            else:
+                nn.init.kaiming_normal_(param, mode="fan_out", nonlinearity="relu")
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+        return {
+            "input_shape": input_shape,
+            "num_keypoints": k,
+            "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
+            "loss_weight": cfg.MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT,
+            "loss_normalizer": keypoint_loss_normalizer(cfg, k),
+            "up_scale": cfg.MODEL.KPEXT.UP_SCALE,
+            "deconv_kernel": cfg.MODEL.KPEXT.DECONV_KERNEL,
+            "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
+        }
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        return F.interpolate(x, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+
+    def losses(self, heatmaps: torch.Tensor, instances: List[Instances]) -> Dict[str, torch.Tensor]:
+        keypoints, boxes = gather_keypoint_targets(instances)
+        if keypoints is None:
+            record_skipped_batch()
+            return {"loss_keypoint": heatmaps.sum() * 0}
+        targets = self.codec.encode(keypoints, boxes, heatmaps.shape[-2:])
+        if not bool(targets.valid.any()):
+            record_skipped_batch()
+        normalizer = None if self.loss_normalizer == "visible" else len(instances) * self.loss_normalizer
+        loss = spatial_softmax_cross_entropy(heatmaps, targets.index, targets.valid, normalizer)
+        return {"loss_keypoint": loss * self.loss_weight}
