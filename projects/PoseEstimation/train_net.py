@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Train or evaluate a kpext keypoint model, with Detectron2's usual arguments.
+
+    python projects/PoseEstimation/train_net.py --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml
+    python projects/PoseEstimation/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
+    python projects/PoseEstimation/train_net.py --config-file CFG --resume          # continue a run
+    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 8      # one machine, 8 GPUs
+
+After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
+on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
+"""
+import logging
+import os
+
+import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_argument_parser, launch
+from detectron2.utils import comm
+
+from kpext.engine import KpextTrainer, setup_cfg
+from kpext.visualization import save_prediction_pictures
+
+logger = logging.getLogger("kpext")
+
+
+def save_pictures(cfg, model) -> None:
+    if cfg.TEST.KPEXT.NUM_VIS <= 0 or not cfg.DATASETS.TEST or not comm.is_main_process():
+        return
+    out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
+    paths = save_prediction_pictures(cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS)
+    logger.info("Wrote %d pictures of predictions to %s", len(paths), os.path.abspath(out_dir))
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    if args.eval_only:
+        model = KpextTrainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = KpextTrainer.test(cfg, model)
+        save_pictures(cfg, model)
+        return results
+    trainer = KpextTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    results = trainer.train()
+    save_pictures(cfg, trainer.model)
+    return results
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
