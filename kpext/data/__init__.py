@@ -1,0 +1,19 @@
+"""kpext datasets: COCO-format keypoint registration with validation, and the
+built-in synthetic datasets (registered on import)."""
+from .builtin import register_all_synthetic
+from .coco_keypoints import (
+    KeypointDataError,
+    keypoint_metadata_from_category,
+    load_keypoint_coco_json,
+    register_keypoint_coco,
+)
+
+__all__ = [
+    "KeypointDataError",
+    "keypoint_metadata_from_category",
+    "load_keypoint_coco_json",
+    "register_all_synthetic",
+    "register_keypoint_coco",
+]
+
+register_all_synthetic()

@@ -1,0 +1,80 @@
+"""Built-in kpext datasets: the synthetic person-keypoint splits.
+
+``kpext_synth_train`` and ``kpext_synth_val`` point at
+``<root>/synthetic/annotations/person_keypoints_<split>.json`` with images in
+``<root>/synthetic/<split>/images``, ``root`` being ``$KPEXT_DATASETS``, else
+``$DETECTRON2_DATASETS``, else ``datasets``. The files are generated on demand
+(by ``kpext.data.synthetic``), usually after this module is imported, so the
+metadata is built from the COCO person keypoint set instead of the JSON; the
+records are still loaded lazily from the JSON, which must agree with it.
+
+Detectron2's own ``keypoints_coco_2017_*`` datasets are registered by
+``detectron2.data`` and left alone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from .coco_keypoints import register_keypoint_coco
+from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+
+__all__ = [
+    "SYNTHETIC_SPLITS",
+    "SYNTHETIC_CATEGORY",
+    "default_datasets_root",
+    "synthetic_split_files",
+    "register_all_synthetic",
+]
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_SPLITS: Tuple[str, ...] = ("train", "val")
+
+# The single category of the synthetic JSONs: COCO's person, id 1, 17 keypoints.
+SYNTHETIC_CATEGORY: Dict[str, Any] = {
+    "id": 1,
+    "name": "person",
+    "supercategory": "person",
+    "keypoints": list(COCO_PERSON_KEYPOINT_NAMES),
+    "skeleton": [list(pair) for pair in COCO_PERSON_SKELETON],
+}
+
+
+def default_datasets_root() -> str:
+    """``$KPEXT_DATASETS``, else ``$DETECTRON2_DATASETS``, else ``datasets``."""
+    return os.environ.get("KPEXT_DATASETS", os.environ.get("DETECTRON2_DATASETS", "datasets"))
+
+
+def synthetic_split_files(root: str, split: str) -> Tuple[str, str]:
+    """(json_file, image_root) of one synthetic split under ``root``."""
+    synthetic = os.path.join(root, "synthetic")
+    json_file = os.path.join(synthetic, "annotations", f"person_keypoints_{split}.json")
+    return json_file, os.path.join(synthetic, split, "images")
+
+
+def register_all_synthetic(root: Optional[str] = None) -> None:
+    """Register ``kpext_synth_train`` and ``kpext_synth_val`` under ``root``.
+
+    Safe to call more than once: a name that is already registered is kept as it
+    is (a warning is logged if it points at other files than ``root`` would).
+    """
+    root = default_datasets_root() if root is None else root
+    for split in SYNTHETIC_SPLITS:
+        name = f"kpext_synth_{split}"
+        json_file, image_root = synthetic_split_files(root, split)
+        if name in DatasetCatalog.list():
+            registered = MetadataCatalog.get(name).get("json_file")
+            if registered != json_file:
+                logger.warning(
+                    "Dataset '%s' is already registered with %s; not re-registering it "
+                    "with %s.",
+                    name,
+                    registered,
+                    json_file,
+                )
+            continue
+        register_keypoint_coco(name, json_file, image_root, categories=[SYNTHETIC_CATEGORY])

@@ -1,0 +1,800 @@
+"""COCO-format keypoint datasets for Detectron2, with a bad-input policy.
+
+:func:`register_keypoint_coco` registers a COCO keypoint JSON (any number of
+keypoints K) in Detectron2's ``DatasetCatalog``/``MetadataCatalog``;
+:func:`load_keypoint_coco_json` turns it into Detectron2 dataset dicts identical
+to :func:`detectron2.data.datasets.load_coco_json` for the keypoint fields, after
+checking every record.
+
+Bad-input policy. A problem in a single record (an annotation or an image) raises
+:class:`KeypointDataError` naming the JSON file and the annotation / image id with
+``on_invalid="error"`` (the default), or drops that record with
+``on_invalid="skip"``; in the latter case one warning per load counts the skipped
+records by reason and quotes the first few. Problems with the file as a whole
+(unreadable, malformed JSON, missing top-level keys, no keypoint category) always
+raise: there is nothing sensible to skip to. The checks:
+
+* an annotation's ``keypoints`` is not a list of 3*K numbers;
+* a keypoint coordinate is NaN/infinite, or a visibility is not 0, 1 or 2;
+* a keypoint with v > 0 lies more than :data:`OUTSIDE_IMAGE_MARGIN` (10%) of the
+  image width/height outside the image. COCO's own annotations legitimately put
+  points a few pixels outside the image (clicks on the border, truncated people),
+  so only points well beyond that are treated as wrong (swapped x/y, coordinates
+  of another image, a wrong resize);
+* ``bbox`` is not 4 finite numbers, or a non-crowd box has width/height <= 0;
+* an annotation's ``image_id`` or ``category_id`` is not listed in the file;
+* an image entry without a positive ``width``/``height`` or a ``file_name``, or
+  (with ``check_images=True``) whose file does not exist.
+
+``num_keypoints`` disagreeing with the number of v > 0 points is deliberately not
+checked: COCO itself is inconsistent there and nothing in Detectron2 reads it.
+
+Note that Detectron2's ``COCOEvaluator`` reads ground truth from the metadata's
+``json_file``, so records skipped here still count as ground truth when evaluating.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from collections import Counter, OrderedDict
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+
+from .keypoint_sets import COCO_PERSON_OKS_SIGMAS, DEFAULT_OKS_SIGMA
+
+__all__ = [
+    "KeypointDataError",
+    "register_keypoint_coco",
+    "load_keypoint_coco_json",
+    "keypoint_metadata_from_category",
+    "keypoint_dataset_metadata",
+    "pair_left_right_names",
+    "keypoint_side",
+    "clear_json_cache",
+    "ON_INVALID_CHOICES",
+    "OUTSIDE_IMAGE_MARGIN",
+]
+
+logger = logging.getLogger(__name__)
+
+ON_INVALID_CHOICES: Tuple[str, ...] = ("error", "skip")
+
+# Fraction of the image width (height) a visible keypoint may lie left/right of
+# (above/below) the image before it is considered invalid; see the module docstring.
+OUTSIDE_IMAGE_MARGIN: float = 0.10
+
+_VALID_VISIBILITIES = (0, 1, 2)
+
+# Skeleton colours for Detectron2's Visualizer, by the side of the two endpoints.
+LEFT_LIMB_COLOR: Tuple[int, int, int] = (255, 140, 0)
+RIGHT_LIMB_COLOR: Tuple[int, int, int] = (0, 120, 255)
+CENTER_LIMB_COLOR: Tuple[int, int, int] = (40, 200, 40)
+
+# How many skipped records the summary warning quotes.
+_QUOTED_SKIPS = 5
+
+_REQUIRED_TOP_LEVEL_KEYS = ("images", "annotations", "categories")
+
+
+class KeypointDataError(ValueError):
+    """A COCO keypoint file, or one record in it, is invalid.
+
+    ``reason`` is a short stable key of the problem (e.g. ``"wrong keypoints
+    length"``) when the error concerns a single record, else None.
+    """
+
+    def __init__(self, message: str, *, reason: Optional[str] = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- #
+# Reading the file (cached, so registration and the lazy load parse it once)
+# --------------------------------------------------------------------------- #
+
+# (absolute path, mtime_ns, size) -> parsed JSON. Bounded because a parsed COCO
+# train file takes gigabytes; the file key changes whenever the file is rewritten.
+_PARSED_JSON_CACHE: "OrderedDict[Tuple[str, int, int], Dict[str, Any]]" = OrderedDict()
+_PARSED_JSON_CACHE_SIZE = 4
+
+
+def clear_json_cache() -> None:
+    """Forget every parsed JSON file (frees memory; the next read parses again)."""
+    _PARSED_JSON_CACHE.clear()
+
+
+def _parse_json_file(path: str, json_file: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise KeypointDataError(
+            f"{json_file}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise KeypointDataError(f"{json_file}: not UTF-8 text ({e.reason})") from e
+
+
+def _check_top_level(data: Any, json_file: str) -> None:
+    if not isinstance(data, dict):
+        raise KeypointDataError(
+            f"{json_file}: expected a JSON object with 'images', 'annotations' and "
+            f"'categories', got {type(data).__name__}"
+        )
+    missing = [key for key in _REQUIRED_TOP_LEVEL_KEYS if key not in data]
+    if missing:
+        raise KeypointDataError(
+            f"{json_file}: missing required key(s) {', '.join(map(repr, missing))}; a COCO "
+            "keypoint file needs 'images', 'annotations' and 'categories'"
+        )
+    for key in _REQUIRED_TOP_LEVEL_KEYS:
+        if not isinstance(data[key], list):
+            raise KeypointDataError(
+                f"{json_file}: '{key}' must be a list, got {type(data[key]).__name__}"
+            )
+
+
+def _read_coco_json(json_file: str) -> Dict[str, Any]:
+    """Parse ``json_file`` (or reuse the parse of the same unchanged file) and check
+    its top-level structure. The result is shared: callers must not mutate it."""
+    path = os.path.abspath(os.fspath(json_file))
+    try:
+        stat = os.stat(path)
+    except OSError as e:
+        raise KeypointDataError(f"{json_file}: cannot read annotation file ({e.strerror})") from e
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key in _PARSED_JSON_CACHE:
+        _PARSED_JSON_CACHE.move_to_end(key)
+        return _PARSED_JSON_CACHE[key]
+
+    data = _parse_json_file(path, json_file)
+    _check_top_level(data, json_file)
+    for stale in [k for k in _PARSED_JSON_CACHE if k[0] == path]:
+        del _PARSED_JSON_CACHE[stale]
+    _PARSED_JSON_CACHE[key] = data
+    while len(_PARSED_JSON_CACHE) > _PARSED_JSON_CACHE_SIZE:
+        _PARSED_JSON_CACHE.popitem(last=False)
+    return data
+
+
+# --------------------------------------------------------------------------- #
+# Keypoint metadata: names, left/right pairs, skeleton colours, OKS sigmas
+# --------------------------------------------------------------------------- #
+
+# Words of a name: "leftEye" -> left, Eye; "LEFT_EYE" -> LEFT, EYE; "l_eye" -> l, eye.
+_NAME_TOKEN_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SIDE_WORDS = {"left": "left", "l": "left", "right": "right", "r": "right"}
+_SIDE_PLACEHOLDER = "<side>"
+
+
+def _split_glued_side(token: str) -> Optional[Tuple[str, Tuple[str, ...]]]:
+    """``"lefteye"`` -> ("left", ("<side>", "eye")); only the full words left/right,
+    because a glued single letter ("lip", "rib") is far too ambiguous."""
+    for word in ("left", "right"):
+        if token.startswith(word) and len(token) > len(word):
+            return word, (_SIDE_PLACEHOLDER, token[len(word):])
+        if token.endswith(word) and len(token) > len(word):
+            return word, (token[: -len(word)], _SIDE_PLACEHOLDER)
+    return None
+
+
+def keypoint_side(name: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """Return (side, key) of a keypoint name, case-insensitively.
+
+    ``side`` is "left", "right" or None; ``key`` is the name's lower-cased words
+    with the side word replaced by a placeholder, so that the left and right
+    versions of one point share a key: ``left_eye``, ``l_eye``, ``leftEye`` and
+    ``LEFT_EYE`` all give ("left", ("<side>", "eye")), ``eye_right`` gives
+    ("right", ("eye", "<side>")). Names with no side word, or with more than one,
+    have side None.
+    """
+    tokens = [t.lower() for t in _NAME_TOKEN_RE.findall(name)]
+    side_positions = [i for i, t in enumerate(tokens) if t in _SIDE_WORDS]
+    if len(side_positions) == 1:
+        i = side_positions[0]
+        key = tuple(tokens[:i]) + (_SIDE_PLACEHOLDER,) + tuple(tokens[i + 1 :])
+        return _SIDE_WORDS[tokens[i]], key
+    if not side_positions:
+        glued = [(i, _split_glued_side(t)) for i, t in enumerate(tokens)]
+        glued = [(i, split) for i, split in glued if split is not None]
+        if len(glued) == 1:
+            i, (side, parts) = glued[0]
+            return side, tuple(tokens[:i]) + parts + tuple(tokens[i + 1 :])
+    return None, tuple(tokens)
+
+
+def pair_left_right_names(names: Sequence[str]) -> List[Tuple[str, str]]:
+    """Pair left/right keypoint names into Detectron2's ``keypoint_flip_map``.
+
+    Returns (left_name, right_name) tuples, ordered by the first member's position
+    in ``names``. A name is paired only when exactly one left and one right name
+    share its key (see :func:`keypoint_side`), so ambiguous sets stay unpaired
+    rather than being flipped wrongly.
+    """
+    by_key: Dict[Tuple[str, ...], Dict[str, List[int]]] = {}
+    for index, name in enumerate(names):
+        side, key = keypoint_side(name)
+        if side is not None:
+            by_key.setdefault(key, {"left": [], "right": []})[side].append(index)
+
+    pairs = []
+    for sides in by_key.values():
+        if len(sides["left"]) == 1 and len(sides["right"]) == 1:
+            left, right = sides["left"][0], sides["right"][0]
+            pairs.append((min(left, right), names[left], names[right]))
+    return [(left, right) for _, left, right in sorted(pairs)]
+
+
+def _limb_color(side_a: Optional[str], side_b: Optional[str]) -> Tuple[int, int, int]:
+    if side_a == side_b == "left":
+        return LEFT_LIMB_COLOR
+    if side_a == side_b == "right":
+        return RIGHT_LIMB_COLOR
+    return CENTER_LIMB_COLOR
+
+
+def _keypoint_names_of(category: Dict[str, Any]) -> List[str]:
+    names = category.get("keypoints")
+    if not isinstance(names, list) or not names:
+        raise KeypointDataError("category has no non-empty 'keypoints' list")
+    if not all(isinstance(n, str) and n for n in names):
+        raise KeypointDataError("category 'keypoints' must be a list of non-empty strings")
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+    if duplicates:
+        # Detectron2 maps names to indices with list.index(), so names must be unique.
+        raise KeypointDataError(f"duplicate keypoint names {duplicates}")
+    return list(names)
+
+
+def _skeleton_of(category: Dict[str, Any], num_keypoints: int) -> List[List[int]]:
+    skeleton = category.get("skeleton") or []
+    if not isinstance(skeleton, list):
+        raise KeypointDataError("category 'skeleton' must be a list of [a, b] index pairs")
+    for pair in skeleton:
+        valid = (
+            isinstance(pair, (list, tuple))
+            and len(pair) == 2
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)
+            and all(1 <= i <= num_keypoints for i in pair)
+        )
+        if not valid:
+            raise KeypointDataError(
+                f"skeleton entry {pair!r} is not a pair of 1-based keypoint indices "
+                f"in [1, {num_keypoints}]"
+            )
+    return [list(pair) for pair in skeleton]
+
+
+def _connection_rules(
+    names: Sequence[str], skeleton: Sequence[Sequence[int]]
+) -> List[Tuple[str, str, Tuple[int, int, int]]]:
+    rules = []
+    for a, b in skeleton:
+        name_a, name_b = names[a - 1], names[b - 1]
+        color = _limb_color(keypoint_side(name_a)[0], keypoint_side(name_b)[0])
+        rules.append((name_a, name_b, color))
+    return rules
+
+
+def _summarize_names(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in total)"
+
+
+def _oks_sigmas(names: Sequence[str], oks_sigmas: Optional[Sequence[float]]) -> List[float]:
+    if oks_sigmas is not None:
+        sigmas = list(oks_sigmas)
+        if len(sigmas) != len(names):
+            raise KeypointDataError(
+                f"oks_sigmas has {len(sigmas)} values, expected one per keypoint ({len(names)})"
+            )
+        if not all(_is_number(s) and math.isfinite(s) and s > 0 for s in sigmas):
+            raise KeypointDataError(f"oks_sigmas must be finite positive numbers, got {sigmas}")
+        return [float(s) for s in sigmas]
+
+    unknown = [n for n in names if n not in COCO_PERSON_OKS_SIGMAS]
+    if unknown:
+        logger.info(
+            "No COCO OKS sigma for keypoint(s) %s; using the default %s for them "
+            "(pass oks_sigmas= to set them).",
+            _summarize_names(unknown),
+            DEFAULT_OKS_SIGMA,
+        )
+    return [float(COCO_PERSON_OKS_SIGMAS.get(n, DEFAULT_OKS_SIGMA)) for n in names]
+
+
+def keypoint_metadata_from_category(
+    category: Dict[str, Any], oks_sigmas: Optional[Sequence[float]] = None
+) -> Dict[str, Any]:
+    """Detectron2 keypoint metadata for one COCO keypoint category.
+
+    Args:
+        category: a COCO category dict with ``keypoints`` (names) and optionally
+            ``skeleton`` (1-based index pairs).
+        oks_sigmas: one OKS sigma per keypoint; by default COCO's sigma for names
+            COCO defines and ``DEFAULT_OKS_SIGMA`` for the others.
+
+    Returns:
+        dict with ``keypoint_names``, ``keypoint_flip_map`` ((left, right) name
+        tuples), ``keypoint_connection_rules`` ((name_a, name_b, (r, g, b)) per
+        skeleton edge, coloured by side), ``keypoint_oks_sigmas`` (aligned with
+        the names) and ``skeleton`` (the 1-based pairs as given).
+
+    Raises:
+        KeypointDataError: invalid names, skeleton or sigmas.
+    """
+    names = _keypoint_names_of(category)
+    skeleton = _skeleton_of(category, len(names))
+    flip_map = pair_left_right_names(names)
+    if not flip_map and len(names) > 1:
+        logger.info(
+            "No left/right pairs found among keypoint names (%s): horizontal flips will "
+            "not swap any keypoints.",
+            _summarize_names(names, limit=5),
+        )
+    return {
+        "keypoint_names": names,
+        "keypoint_flip_map": flip_map,
+        "keypoint_connection_rules": _connection_rules(names, skeleton),
+        "keypoint_oks_sigmas": _oks_sigmas(names, oks_sigmas),
+        "skeleton": skeleton,
+    }
+
+
+def _describe_category(category: Dict[str, Any]) -> str:
+    return f"category {category.get('name')!r} (id {category.get('id')})"
+
+
+def keypoint_dataset_metadata(
+    categories: Sequence[Dict[str, Any]],
+    oks_sigmas: Optional[Sequence[float]] = None,
+    *,
+    source: str = "<categories>",
+) -> Dict[str, Any]:
+    """Metadata of a keypoint dataset made of ``categories`` (which share one
+    keypoint list): the keypoint fields of :func:`keypoint_metadata_from_category`
+    plus ``thing_classes`` and ``thing_dataset_id_to_contiguous_id``, categories
+    ordered by id. ``source`` (the JSON file) prefixes error messages."""
+    categories = sorted(categories, key=lambda c: c["id"])
+    try:
+        metadata = keypoint_metadata_from_category(categories[0], oks_sigmas)
+    except KeypointDataError as e:
+        raise KeypointDataError(f"{source}: {_describe_category(categories[0])}: {e}") from e
+    metadata["thing_classes"] = [c["name"] for c in categories]
+    metadata["thing_dataset_id_to_contiguous_id"] = {c["id"]: i for i, c in enumerate(categories)}
+    return metadata
+
+
+def _select_keypoint_categories(
+    data: Dict[str, Any], json_file: str, category_name: Optional[str]
+) -> List[Dict[str, Any]]:
+    """The categories whose annotations form the dataset, sorted by id.
+
+    With ``category_name``: that category. Otherwise every category with a
+    ``keypoints`` list, which must all share the same list (usually there is one).
+    """
+    categories = data["categories"]
+    for category in categories:
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            raise KeypointDataError(f"{json_file}: category {category!r} needs 'id' and 'name'")
+
+    if category_name is not None:
+        named = [c for c in categories if c["name"] == category_name]
+        if len(named) != 1:
+            found = "no" if not named else f"{len(named)}"
+            raise KeypointDataError(
+                f"{json_file}: {found} category named {category_name!r} "
+                f"(categories: {[c['name'] for c in categories]})"
+            )
+        if not named[0].get("keypoints"):
+            raise KeypointDataError(
+                f"{json_file}: {_describe_category(named[0])} has no 'keypoints' list"
+            )
+        return named
+
+    with_keypoints = sorted((c for c in categories if c.get("keypoints")), key=lambda c: c["id"])
+    if not with_keypoints:
+        raise KeypointDataError(
+            f"{json_file}: no category has a 'keypoints' list, so this is not a COCO "
+            f"keypoint file (categories: {[c['name'] for c in categories]})"
+        )
+    keypoint_lists = {tuple(c["keypoints"]) for c in with_keypoints}
+    if len(keypoint_lists) > 1:
+        raise KeypointDataError(
+            f"{json_file}: categories {[c['name'] for c in with_keypoints]} have different "
+            "keypoint lists; pass category_name= to choose one"
+        )
+    return with_keypoints
+
+
+# --------------------------------------------------------------------------- #
+# Validation of records
+# --------------------------------------------------------------------------- #
+
+
+def _is_number(value: Any) -> bool:
+    # JSON true/false parse as bool, which is an int subclass: not a coordinate.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_on_invalid(on_invalid: str) -> None:
+    if on_invalid not in ON_INVALID_CHOICES:
+        raise ValueError(
+            f"on_invalid must be one of {ON_INVALID_CHOICES}, got {on_invalid!r}"
+        )
+
+
+# A record's problem: (reason, detail) -- a short stable key that skips are
+# counted by, and the message that follows the record's name.
+_Problem = Tuple[str, str]
+
+
+def _problem(reason: str, detail: str) -> _Problem:
+    return reason, detail
+
+
+def _image_problem(image: Any) -> Optional[_Problem]:
+    if not isinstance(image, dict) or "id" not in image:
+        return _problem("invalid image entry", f"image entry {image!r} has no 'id'")
+    if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+        return _problem("invalid image entry", "has no 'file_name'")
+    width, height = image.get("width"), image.get("height")
+    if not (_is_number(width) and _is_number(height) and width > 0 and height > 0):
+        return _problem(
+            "invalid image entry", f"width/height must be positive numbers, got {width}/{height}"
+        )
+    return None
+
+
+def _keypoints_problem(
+    keypoints: Any, names: Sequence[str], width: float, height: float
+) -> Optional[_Problem]:
+    num_keypoints = len(names)
+    expected = f"expected {3 * num_keypoints} ({num_keypoints} keypoints x 3)"
+    if not isinstance(keypoints, list):
+        return _problem(
+            "keypoints not a list", f"keypoints is {type(keypoints).__name__}, {expected}"
+        )
+    if len(keypoints) != 3 * num_keypoints:
+        return _problem(
+            "wrong keypoints length", f"keypoints has {len(keypoints)} values, {expected}"
+        )
+    for index, value in enumerate(keypoints):
+        if not _is_number(value):
+            return _problem(
+                "non-numeric keypoint value",
+                f"keypoints[{index}] ({names[index // 3]}) is {value!r}, not a number",
+            )
+
+    x_min, x_max = -OUTSIDE_IMAGE_MARGIN * width, (1 + OUTSIDE_IMAGE_MARGIN) * width
+    y_min, y_max = -OUTSIDE_IMAGE_MARGIN * height, (1 + OUTSIDE_IMAGE_MARGIN) * height
+    for i, name in enumerate(names):
+        x, y, v = keypoints[3 * i : 3 * i + 3]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return _problem(
+                "non-finite keypoint", f"keypoint {i} ({name}) has coordinates ({x}, {y})"
+            )
+        if v not in _VALID_VISIBILITIES:
+            return _problem(
+                "invalid visibility",
+                f"keypoint {i} ({name}) has visibility {v}, expected 0, 1 or 2",
+            )
+        if v > 0 and not (x_min <= x <= x_max and y_min <= y <= y_max):
+            return _problem(
+                "keypoint outside image",
+                f"keypoint {i} ({name}) at ({x}, {y}) is more than "
+                f"{OUTSIDE_IMAGE_MARGIN:.0%} outside the {width}x{height} image",
+            )
+    return None
+
+
+def _bbox_problem(bbox: Any, iscrowd: bool) -> Optional[_Problem]:
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        return _problem("invalid bbox", f"bbox {bbox!r} is not [x, y, width, height]")
+    if not all(math.isfinite(v) for v in bbox):
+        return _problem("invalid bbox", f"bbox {bbox} has non-finite values")
+    # Crowd regions are ignored by training and evaluation; do not reject them on size.
+    if not iscrowd and (bbox[2] <= 0 or bbox[3] <= 0):
+        return _problem("invalid bbox", f"bbox {bbox} has a non-positive width or height")
+    return None
+
+
+def _annotation_problem(
+    annotation: Dict[str, Any], image: Dict[str, Any], names: Sequence[str]
+) -> Optional[_Problem]:
+    if "keypoints" not in annotation:
+        return _problem("missing keypoints", "has no 'keypoints'")
+    return _keypoints_problem(
+        annotation["keypoints"], names, image["width"], image["height"]
+    ) or _bbox_problem(annotation.get("bbox"), bool(annotation.get("iscrowd", 0)))
+
+
+class _InvalidRecordPolicy:
+    """Applies ``on_invalid`` to each problem: raise at once, or remember it for
+    the one summary warning logged after loading."""
+
+    def __init__(self, json_file: str, on_invalid: str):
+        self.json_file = json_file
+        self.on_invalid = on_invalid
+        self.skipped: List[Tuple[str, str]] = []  # (reason, "<record>: <detail>")
+
+    def report(self, where: str, problem: _Problem) -> None:
+        reason, detail = problem
+        if self.on_invalid == "error":
+            raise KeypointDataError(f"{self.json_file}: {where}: {detail}", reason=reason)
+        self.skipped.append((reason, f"{where}: {detail}"))
+
+    def log_summary(self, num_images: int, num_annotations: int) -> None:
+        if not self.skipped:
+            return
+        counts = Counter(reason for reason, _ in self.skipped)
+        by_reason = ", ".join(f"{count} x {reason}" for reason, count in counts.most_common())
+        quoted = "; ".join(message for _, message in self.skipped[:_QUOTED_SKIPS])
+        more = "" if len(self.skipped) <= _QUOTED_SKIPS else "; ..."
+        logger.warning(
+            "%s: skipped %d invalid record(s) (on_invalid='skip'): %s. Kept %d images with "
+            "%d annotations. First skipped: %s%s",
+            self.json_file,
+            len(self.skipped),
+            by_reason,
+            num_images,
+            num_annotations,
+            quoted,
+            more,
+        )
+
+
+def _annotation_where(annotation: Dict[str, Any], index: int) -> str:
+    ann_id = f"annotation id {annotation['id']}" if "id" in annotation else f"annotation #{index}"
+    return f"{ann_id} (image id {annotation.get('image_id')})"
+
+
+# --------------------------------------------------------------------------- #
+# Conversion to Detectron2 dataset dicts
+# --------------------------------------------------------------------------- #
+
+
+def _image_record(image: Dict[str, Any], image_root: str) -> Dict[str, Any]:
+    return {
+        "file_name": os.path.join(image_root, image["file_name"]),
+        "height": image["height"],
+        "width": image["width"],
+        "image_id": image["id"],
+        "annotations": [],
+    }
+
+
+def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
+    # COCO keypoint coordinates are integer pixel indices; Detectron2's
+    # load_coco_json adds 0.5 to every x and y (whatever v is) to get continuous
+    # coordinates of pixel centres. Do the same so models and evaluation agree.
+    return [float(v) + 0.5 if i % 3 != 2 else float(v) for i, v in enumerate(keypoints)]
+
+
+def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:
+    return {
+        "iscrowd": annotation.get("iscrowd", 0),
+        "bbox": [float(v) for v in annotation["bbox"]],
+        "keypoints": _to_pixel_centres(annotation["keypoints"]),
+        "category_id": contiguous_id,
+        "bbox_mode": BoxMode.XYWH_ABS,
+    }
+
+
+def _load_images(
+    images: Iterable[Any], image_root: str, check_images: bool, policy: _InvalidRecordPolicy
+) -> Tuple[Dict[Any, Dict[str, Any]], set]:
+    """Records of the valid images by id, and the ids of the images dropped."""
+    records: Dict[Any, Dict[str, Any]] = {}
+    dropped = set()
+    for index, image in enumerate(images):
+        where = f"image id {image.get('id')}" if isinstance(image, dict) else f"image #{index}"
+        problem = _image_problem(image)
+        if problem is None:
+            record = _image_record(image, image_root)
+            if check_images and not os.path.isfile(record["file_name"]):
+                problem = _problem(
+                    "missing image file", f"image file {record['file_name']} does not exist"
+                )
+        if problem is not None:
+            policy.report(where, problem)
+            if isinstance(image, dict):
+                dropped.add(image.get("id"))
+            continue
+        records[image["id"]] = record
+    return records, dropped
+
+
+def _sync_dataset_metadata(
+    dataset_name: str, json_file: str, categories: Sequence[Dict[str, Any]]
+) -> None:
+    """Set the class metadata of ``dataset_name`` like ``load_coco_json`` does, or,
+    when it is already set (at registration), check the file still agrees."""
+    meta = MetadataCatalog.get(dataset_name)
+    expected = {
+        "thing_classes": [c["name"] for c in categories],
+        "thing_dataset_id_to_contiguous_id": {c["id"]: i for i, c in enumerate(categories)},
+        "keypoint_names": list(categories[0]["keypoints"]),
+    }
+    for key, value in expected.items():
+        current = meta.get(key)
+        if current is None:
+            setattr(meta, key, value)
+            continue
+        comparable = current if isinstance(current, dict) else list(current)
+        if comparable != value:
+            raise KeypointDataError(
+                f"{json_file}: {key} in the file ({value}) differ from the metadata of "
+                f"dataset '{dataset_name}' ({current}); was the file changed after "
+                "registration? Register it again."
+            )
+
+
+def load_keypoint_coco_json(
+    json_file: str,
+    image_root: str,
+    dataset_name: Optional[str] = None,
+    *,
+    category_name: Optional[str] = None,
+    on_invalid: str = "error",
+    check_images: bool = True,
+) -> List[Dict[str, Any]]:
+    """Load a COCO keypoint JSON as Detectron2 dataset dicts, validating it.
+
+    The dicts are those of :func:`detectron2.data.datasets.load_coco_json`
+    restricted to the keypoint fields: ``file_name`` (joined with
+    ``image_root``), ``height``, ``width``, ``image_id`` and ``annotations``, each
+    with ``iscrowd``, ``bbox``, ``bbox_mode`` (XYWH_ABS), ``category_id``
+    (contiguous, 0-based) and ``keypoints`` (3K floats, 0.5 added to x and y).
+    Images are sorted by id, annotations kept in file order; images without
+    annotations are kept. Only annotations of the keypoint categories are kept,
+    and segmentations are not loaded (a keypoint model does not use them).
+
+    Args:
+        json_file: path of the COCO keypoint JSON.
+        image_root: directory the images' ``file_name`` are relative to.
+        dataset_name: when given, its ``thing_classes``,
+            ``thing_dataset_id_to_contiguous_id`` and ``keypoint_names`` metadata
+            are set, or checked against the file if already set.
+        category_name: the keypoint category to load; by default every category
+            with a ``keypoints`` list (they must share it).
+        on_invalid: "error" raises on the first invalid record, "skip" drops
+            invalid records and logs one summary warning.
+        check_images: check that every image file exists.
+
+    Raises:
+        KeypointDataError: invalid file, or (with on_invalid="error") record.
+        ValueError: ``on_invalid`` is not "error" or "skip".
+    """
+    _check_on_invalid(on_invalid)
+    data = _read_coco_json(json_file)
+    categories = _select_keypoint_categories(data, json_file, category_name)
+    names = _keypoint_names_or_error(categories[0], json_file)
+    if dataset_name is not None:
+        _sync_dataset_metadata(dataset_name, json_file, categories)
+    contiguous_ids = {c["id"]: i for i, c in enumerate(categories)}
+    all_category_ids = {c["id"] for c in data["categories"]}
+
+    policy = _InvalidRecordPolicy(json_file, on_invalid)
+    records, dropped_image_ids = _load_images(data["images"], image_root, check_images, policy)
+    listed_image_ids = set(records) | dropped_image_ids
+    num_annotations = 0
+    for index, annotation in enumerate(data["annotations"]):
+        if not isinstance(annotation, dict):
+            policy.report(f"annotation #{index}", ("invalid annotation entry", "not an object"))
+            continue
+        where = _annotation_where(annotation, index)
+        category_id = annotation.get("category_id")
+        if category_id not in all_category_ids:
+            policy.report(
+                where,
+                ("unknown category id", f"category_id {category_id!r} is not in 'categories'"),
+            )
+            continue
+        if category_id not in contiguous_ids:
+            continue  # another (non-keypoint) category: not part of this dataset
+        image_id = annotation.get("image_id")
+        if image_id not in listed_image_ids:
+            policy.report(where, ("unknown image id", f"image_id {image_id!r} is not in 'images'"))
+            continue
+        if image_id in dropped_image_ids:
+            continue  # its image was already reported and skipped
+        record = records[image_id]
+        problem = _annotation_problem(annotation, record, names)
+        if problem is not None:
+            policy.report(where, problem)
+            continue
+        converted = _detectron2_annotation(annotation, contiguous_ids[category_id])
+        record["annotations"].append(converted)
+        num_annotations += 1
+
+    dataset_dicts = [records[image_id] for image_id in sorted(records)]
+    policy.log_summary(len(dataset_dicts), num_annotations)
+    logger.info(
+        "Loaded %d images with %d keypoint annotations from %s",
+        len(dataset_dicts),
+        num_annotations,
+        json_file,
+    )
+    return dataset_dicts
+
+
+def _keypoint_names_or_error(category: Dict[str, Any], json_file: str) -> List[str]:
+    try:
+        return _keypoint_names_of(category)
+    except KeypointDataError as e:
+        raise KeypointDataError(f"{json_file}: {_describe_category(category)}: {e}") from e
+
+
+# --------------------------------------------------------------------------- #
+# Registration
+# --------------------------------------------------------------------------- #
+
+
+def register_keypoint_coco(
+    name: str,
+    json_file: str,
+    image_root: str,
+    *,
+    category_name: Optional[str] = None,
+    oks_sigmas: Optional[Sequence[float]] = None,
+    on_invalid: str = "error",
+    check_images: bool = True,
+    categories: Optional[Sequence[Dict[str, Any]]] = None,
+) -> None:
+    """Register a COCO keypoint JSON as Detectron2 dataset ``name``.
+
+    The metadata (``json_file``, ``image_root``, ``evaluator_type="coco"``,
+    ``thing_classes``, ``thing_dataset_id_to_contiguous_id`` and the keypoint
+    fields of :func:`keypoint_metadata_from_category`) is read from the JSON now;
+    the records are loaded by :func:`load_keypoint_coco_json` when
+    ``DatasetCatalog.get(name)`` is called, reusing the parse done here if the
+    file has not changed.
+
+    Args:
+        name: dataset name; must not be registered yet.
+        json_file, image_root, category_name, on_invalid, check_images: see
+            :func:`load_keypoint_coco_json`.
+        oks_sigmas: see :func:`keypoint_metadata_from_category`.
+        categories: COCO category dicts to take the metadata from instead of
+            reading the JSON now, for a file that is generated later. The load
+            then checks the file agrees with them.
+
+    Raises:
+        ValueError: ``name`` is already registered (registering a name twice is a
+            mistake here: remove it from ``DatasetCatalog`` and ``MetadataCatalog``
+            first), or ``on_invalid`` is invalid.
+        KeypointDataError: the file or its keypoint category is invalid.
+    """
+    _check_on_invalid(on_invalid)
+    if name in DatasetCatalog.list():
+        raise ValueError(
+            f"Dataset '{name}' is already registered; call DatasetCatalog.remove('{name}') "
+            f"and MetadataCatalog.remove('{name}') before registering it again"
+        )
+    if categories is None:
+        data = _read_coco_json(json_file)
+        categories = _select_keypoint_categories(data, json_file, category_name)
+    metadata = keypoint_dataset_metadata(categories, oks_sigmas, source=json_file)
+
+    def load() -> List[Dict[str, Any]]:
+        return load_keypoint_coco_json(
+            json_file,
+            image_root,
+            name,
+            category_name=category_name,
+            on_invalid=on_invalid,
+            check_images=check_images,
+        )
+
+    # Metadata first: if it clashes with stale metadata of a removed dataset of the
+    # same name, nothing is left half-registered in DatasetCatalog.
+    MetadataCatalog.get(name).set(
+        json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
+    )
+    DatasetCatalog.register(name, load)
