@@ -12,10 +12,6 @@ def add_kpext_config(cfg: CN) -> None:
     # One-hot decoding: half-size (heatmap cells) of the window searched at box resolution.
     cfg.MODEL.KPEXT.DECODE_WINDOW = 1.0
 
-    cfg.DATASETS.KPEXT = CN()
-    # What to do with invalid annotations or missing images: "error" or "skip" (warns with counts).
-    cfg.DATASETS.KPEXT.ON_INVALID = "error"
-
     cfg.TEST.KPEXT = CN()
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0

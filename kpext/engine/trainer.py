@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from detectron2.config import CfgNode, get_cfg
+from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer, default_setup
 
 from ..config import add_kpext_config
@@ -17,8 +18,27 @@ def setup_cfg(args) -> CfgNode:
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
+    check_keypoint_count(cfg)
     default_setup(cfg, args)
     return cfg
+
+
+def check_keypoint_count(cfg: CfgNode) -> None:
+    """Raise ValueError when a dataset's keypoint count differs from ``NUM_KEYPOINTS``.
+
+    Without this check a mismatch surfaces as a shape error deep inside the loss,
+    or not at all at inference.
+    """
+    if not cfg.MODEL.KEYPOINT_ON:
+        return
+    expected = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
+        names = MetadataCatalog.get(name).get("keypoint_names", None)
+        if names is not None and len(names) != expected:
+            raise ValueError(
+                f"Dataset '{name}' has {len(names)} keypoints but the config sets "
+                f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = {expected}"
+            )
 
 
 class KpextTrainer(DefaultTrainer):

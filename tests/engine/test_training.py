@@ -120,3 +120,13 @@ def _copypaste_keypoint_row(log: str) -> str:
     lines = [line.split("copypaste: ")[1] for line in log.splitlines() if "copypaste: " in line]
     keypoint_header = lines.index("Task: keypoints")
     return lines[keypoint_header + 2]
+
+
+def test_keypoint_count_mismatch_is_a_clear_error(tiny_synthetic_root):
+    from kpext.engine import check_keypoint_count
+
+    cfg = tiny_cfg(tiny_synthetic_root, "KpextKRCNNHead")
+    check_keypoint_count(cfg)
+    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = 15
+    with pytest.raises(ValueError, match=r"has 17 keypoints but the config sets .*NUM_KEYPOINTS = 15"):
+        check_keypoint_count(cfg)
