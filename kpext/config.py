@@ -15,5 +15,9 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.TEST.KPEXT = CN()
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0
+    # Detections below this score are not drawn in pictures of predictions.
+    cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD = 0.5
     # Keypoints below this score are not drawn in pictures of predictions.
     cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD = 0.05
+    # Pictures are enlarged to at least this many pixels on the short side, so labels stay legible.
+    cfg.TEST.KPEXT.VIS_MIN_SIZE = 512

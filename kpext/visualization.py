@@ -15,13 +15,38 @@ from detectron2.utils import visualizer as d2_visualizer
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 
-def draw_keypoint_predictions(
-    image_bgr: np.ndarray, instances: Instances, metadata, keypoint_threshold: float = 0.05
-) -> np.ndarray:
-    """Draw boxes, scores and skeletons; returns an H x W x 3 BGR image.
+def scale_instances(instances: Instances, factor: float) -> Instances:
+    """Copy of predictions with boxes and keypoint coordinates multiplied by ``factor``."""
+    out = Instances(
+        (int(round(instances.image_size[0] * factor)), int(round(instances.image_size[1] * factor)))
+    )
+    for name, value in instances.get_fields().items():
+        if name == "pred_boxes":
+            value = value.clone()
+            value.scale(factor, factor)
+        elif name == "pred_keypoints":
+            value = value.clone()
+            value[..., :2] *= factor
+        out.set(name, value)
+    return out
 
-    ``keypoint_threshold`` hides keypoints whose score is lower.
+
+def draw_keypoint_predictions(
+    image_bgr: np.ndarray,
+    instances: Instances,
+    metadata,
+    keypoint_threshold: float = 0.05,
+    min_size: int = 0,
+) -> np.ndarray:
+    """Draw boxes, scores and skeletons; returns a BGR image.
+
+    ``keypoint_threshold`` hides keypoints whose score is lower; images whose
+    short side is below ``min_size`` are enlarged first so that labels stay legible.
     """
+    factor = max(1.0, min_size / min(image_bgr.shape[:2]))
+    if factor > 1.0:
+        image_bgr = cv2.resize(image_bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+        instances = scale_instances(instances.to("cpu"), factor)
     previous = d2_visualizer._KEYPOINT_THRESHOLD
     # The Visualizer reads its keypoint threshold from a module constant.
     d2_visualizer._KEYPOINT_THRESHOLD = keypoint_threshold
@@ -54,8 +79,10 @@ def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_im
         tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         height, width = image.shape[:2]
         output = model([{"image": tensor, "height": height, "width": width}])[0]["instances"]
-        output = output[output.scores >= cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST]
-        picture = draw_keypoint_predictions(image, output, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD)
+        output = output[output.scores >= cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD]
+        picture = draw_keypoint_predictions(
+            image, output, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD, cfg.TEST.KPEXT.VIS_MIN_SIZE
+        )
         path = os.path.join(out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".jpg")
         cv2.imwrite(path, picture)
         written.append(path)
