@@ -27,3 +27,143 @@ def spatial_softmax_cross_entropy(
     flat = logits.reshape(r * k, h * w)[valid].float()
     loss = F.cross_entropy(flat, index.reshape(-1)[valid], reduction="sum")
     return loss / (valid.sum() if normalizer is None else normalizer)
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32 (mixed precision); float32 and float64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point() else t
+
+
+def _no_target_loss(pred: torch.Tensor) -> torch.Tensor:
+    """Zero that keeps ``pred`` in the graph (DistributedDataParallel needs every parameter used)."""
+    return _at_least_float32(pred).sum() * 0
+
+
+def _normalise(total: torch.Tensor, weights: torch.Tensor, normalizer: float | None) -> torch.Tensor:
+    """Divide by ``normalizer``, or by the number of targets with weight > 0 when it is None."""
+    return total / ((weights > 0).sum() if normalizer is None else normalizer)
+
+
+def weighted_heatmap_mse(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, normalizer: float | None = None
+) -> torch.Tensor:
+    """Mean squared error per keypoint heatmap, weighted (SimpleBaseline / HRNet's loss).
+
+    Args:
+        pred: R x K x H x W predicted heatmaps (any float dtype).
+        target: R x K x H x W target heatmaps.
+        weights: R x K per-keypoint weights (0 drops the keypoint).
+        normalizer: divide the weighted sum by this; None divides by the number
+            of keypoints with weight > 0.
+    Returns:
+        scalar ``sum_rk w_rk * mean_hw (pred - target)^2 / normalizer``, float32
+        for half-precision input (float64 stays float64);
+        ``0 * pred.sum()`` when no weight is > 0.
+    """
+    if not bool((weights > 0).any()):
+        return _no_target_loss(pred)
+    # float32 even under autocast: squared errors of half-precision maps underflow.
+    pred = _at_least_float32(pred)
+    per_keypoint = (pred - target.to(pred.dtype)).pow(2).mean(dim=(2, 3))
+    return _normalise((per_keypoint * weights.to(pred.dtype)).sum(), weights, normalizer)
+
+
+def heatmap_focal_loss(
+    pred_logits: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """CenterNet's penalty-reduced pixel-wise focal loss on Gaussian heatmaps.
+
+    With ``p = sigmoid(pred_logits)`` and ``y = target``, each map's loss is
+    ``-(1 - p)^alpha log(p)`` at its positive cell plus
+    ``-(1 - y)^beta p^alpha log(1 - p)`` summed over its other cells. CenterNet's
+    positives are the cells where ``y == 1``; our Gaussians peak between cell
+    centres, so their maximum cell value is below 1: the positive of each map is
+    instead its cell of maximum target value (the first one on ties).
+
+    Args:
+        pred_logits: R x K x H x W logits (any float dtype).
+        target: R x K x H x W Gaussian targets in [0, 1].
+        weights: R x K per-keypoint weights (0 drops the map).
+        alpha, beta: focusing and penalty-reduction exponents (CenterNet: 2, 4).
+        normalizer: divide the weighted sum by this; None divides by the number
+            of maps with weight > 0 (the number of positives).
+    Returns:
+        scalar, float32 for half-precision input; ``0 * pred_logits.sum()`` when
+        no weight is > 0.
+    """
+    if not bool((weights > 0).any()):
+        return _no_target_loss(pred_logits)
+    r, k, h, w = pred_logits.shape
+    logits = _at_least_float32(pred_logits).reshape(r, k, h * w)
+    target = target.to(logits.dtype).reshape(r, k, h * w)
+    # log p and log(1 - p) from logsigmoid: finite for any logit, unlike log(sigmoid(x)).
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    positive = F.one_hot(target.argmax(dim=2), h * w).bool()
+    positive_loss = -torch.exp(alpha * log_not_p) * log_p
+    negative_loss = -torch.pow(1 - target, beta) * torch.exp(alpha * log_p) * log_not_p
+    per_map = torch.where(positive, positive_loss, negative_loss).sum(dim=2)
+    return _normalise((per_map * weights.to(per_map.dtype)).sum(), weights, normalizer)
+
+
+def soft_argmax_2d(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
+    """Differentiable peak position: expected cell centre under ``softmax(beta * heatmap)``.
+
+    Args:
+        heatmaps: R x K x H x W.
+        beta: inverse temperature; large values approach the argmax cell centre.
+    Returns:
+        R x K x 2 (x, y) in continuous heatmap coordinates (cell ``(i, j)`` at
+        ``(j + 0.5, i + 0.5)``), float32 for half-precision input.
+    """
+    r, k, h, w = heatmaps.shape
+    maps = _at_least_float32(heatmaps)
+    prob = torch.softmax(beta * maps.reshape(r, k, h * w), dim=2).reshape(r, k, h, w)
+    xs = torch.arange(w, device=maps.device, dtype=prob.dtype) + 0.5
+    ys = torch.arange(h, device=maps.device, dtype=prob.dtype) + 0.5
+    # Expectations through the marginals: H + W products instead of H * W.
+    x = (prob.sum(dim=2) * xs).sum(dim=2)
+    y = (prob.sum(dim=3) * ys).sum(dim=2)
+    return torch.stack([x, y], dim=2)
+
+
+# pycocotools adds np.spacing(1), the float64 machine epsilon, to the area.
+_COCO_AREA_EPS = 2.220446049250313e-16
+
+
+def oks_loss(
+    pred_xy: torch.Tensor, gt_keypoints: torch.Tensor, areas: torch.Tensor, sigmas: torch.Tensor
+) -> torch.Tensor:
+    """``1 - OKS`` averaged over instances with a visible keypoint (YOLO-Pose).
+
+    COCO's object keypoint similarity of instance ``i`` is the mean over its
+    visible keypoints (``v > 0``) of ``exp(-d^2 / (2 * s^2 * k^2))`` with ``d``
+    the distance to the ground truth, ``s^2`` the instance area and
+    ``k = 2 * sigma_k``; like pycocotools, ``np.spacing(1)`` is added to the area
+    so that a zero area does not divide by zero.
+
+    Args:
+        pred_xy: R x K x 2 predicted (x, y) in image coordinates.
+        gt_keypoints: R x K x 3 (x, y, v) ground truth in image coordinates.
+        areas: R instance areas (pixels^2).
+        sigmas: K per-keypoint OKS sigmas (tensor or sequence).
+    Returns:
+        scalar, float32 for half-precision input; ``0 * pred_xy.sum()`` when no
+        keypoint is visible.
+    """
+    visible = gt_keypoints[..., 2] > 0
+    has_visible = visible.any(dim=1)
+    if not bool(has_visible.any()):
+        return _no_target_loss(pred_xy)
+    pred_xy = _at_least_float32(pred_xy)
+    sigmas = torch.as_tensor(sigmas, device=pred_xy.device).to(pred_xy.dtype)
+    dist2 = (pred_xy - gt_keypoints[..., :2].to(pred_xy.dtype)).pow(2).sum(dim=2)
+    scale = 2 * (areas.to(pred_xy.dtype)[:, None] + _COCO_AREA_EPS) * (2 * sigmas) ** 2
+    similarity = torch.exp(-dist2 / scale) * visible
+    oks = similarity.sum(dim=1) / visible.sum(dim=1).clamp(min=1)
+    return (1 - oks)[has_visible].mean()

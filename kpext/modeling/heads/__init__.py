@@ -1,5 +1,7 @@
 """ROI keypoint heads; importing this module registers them in ROI_KEYPOINT_HEAD_REGISTRY."""
 from .base import KeypointHeadBase
+from .gaussian import GaussianKeypointHead
+from .hourglass import HourglassKeypointHead
 from .krcnn import KpextKRCNNHead
 
-__all__ = ["KeypointHeadBase", "KpextKRCNNHead"]
+__all__ = ["KeypointHeadBase", "KpextKRCNNHead", "GaussianKeypointHead", "HourglassKeypointHead"]

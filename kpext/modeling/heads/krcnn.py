@@ -5,7 +5,7 @@ names match, so its checkpoints load), with vectorised decoding.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,11 +14,10 @@ from torch import nn
 from detectron2.config import configurable
 from detectron2.layers import ConvTranspose2d, ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
-from detectron2.structures import Instances
 
 from ..codecs import OneHotCodec
 from ..losses import spatial_softmax_cross_entropy
-from .base import KeypointHeadBase, gather_keypoint_targets, record_skipped_batch
+from .base import KeypointHeadBase, oks_loss_args, record_skipped_batch
 
 
 def keypoint_loss_normalizer(cfg, num_keypoints: int):
@@ -48,6 +47,8 @@ class KpextKRCNNHead(KeypointHeadBase):
         up_scale: int = 2,
         deconv_kernel: int = 4,
         decode_window: float = 1.0,
+        oks_loss_weight: float = 0.0,
+        oks_sigmas: Sequence[float] = (),
     ):
         """
         Args:
@@ -58,8 +59,17 @@ class KpextKRCNNHead(KeypointHeadBase):
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
             decode_window: see :class:`OneHotCodec`.
+            oks_loss_weight, oks_sigmas: see :class:`KeypointHeadBase`; the soft-argmax
+                runs on the logits themselves (beta 1), the model's own distribution.
         """
-        super().__init__(num_keypoints=num_keypoints, codec=OneHotCodec(decode_window), loss_weight=loss_weight)
+        super().__init__(
+            num_keypoints=num_keypoints,
+            codec=OneHotCodec(decode_window),
+            loss_weight=loss_weight,
+            oks_loss_weight=oks_loss_weight,
+            oks_sigmas=oks_sigmas,
+            soft_argmax_beta=1.0,
+        )
         self.loss_normalizer = loss_normalizer
         self.up_scale = up_scale
         channels = input_shape.channels
@@ -88,6 +98,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             "up_scale": cfg.MODEL.KPEXT.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.DECONV_KERNEL,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
+            **oks_loss_args(cfg, k),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,14 +106,11 @@ class KpextKRCNNHead(KeypointHeadBase):
             x = module(x)
         return F.interpolate(x, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
 
-    def losses(self, heatmaps: torch.Tensor, instances: List[Instances]) -> Dict[str, torch.Tensor]:
-        keypoints, boxes = gather_keypoint_targets(instances)
-        if keypoints is None:
-            record_skipped_batch()
-            return {"loss_keypoint": heatmaps.sum() * 0}
+    def heatmap_losses(self, stages, keypoints, boxes, num_images) -> Dict[str, torch.Tensor]:
+        heatmaps = stages[-1]
         targets = self.codec.encode(keypoints, boxes, heatmaps.shape[-2:])
         if not bool(targets.valid.any()):
             record_skipped_batch()
-        normalizer = None if self.loss_normalizer == "visible" else len(instances) * self.loss_normalizer
+        normalizer = None if self.loss_normalizer == "visible" else num_images * self.loss_normalizer
         loss = spatial_softmax_cross_entropy(heatmaps, targets.index, targets.valid, normalizer)
         return {"loss_keypoint": loss * self.loss_weight}

@@ -1,0 +1,84 @@
+"""Time the keypoint branch (RoI pooling, head network, decoding) on fixed boxes."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List
+
+import torch
+
+from detectron2.modeling.roi_heads.keypoint_head import keypoint_rcnn_inference
+from detectron2.structures import Boxes, Instances
+
+from ..modeling.heads import KeypointHeadBase
+
+
+@dataclass
+class KeypointBranchTiming:
+    """Median milliseconds per box of each step, over ``repeats`` runs."""
+
+    pool_ms: float
+    head_ms: float
+    decode_ms: float
+
+    @property
+    def branch_ms(self) -> float:
+        return self.pool_ms + self.head_ms + self.decode_ms
+
+
+def fixed_boxes(image_size, num_boxes: int, seed: int = 0) -> torch.Tensor:
+    """``num_boxes`` person-like boxes (taller than wide) inside an H x W image, same for every head."""
+    h, w = image_size
+    g = torch.Generator().manual_seed(seed)
+    heights = torch.empty(num_boxes).uniform_(0.15, 0.8, generator=g) * h
+    widths = heights * torch.empty(num_boxes).uniform_(0.3, 0.7, generator=g)
+    x0 = torch.rand(num_boxes, generator=g) * (w - widths)
+    y0 = torch.rand(num_boxes, generator=g) * (h - heights)
+    return torch.stack([x0, y0, x0 + widths, y0 + heights], dim=1)
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-call allocations stay out of the numbers
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000.0
+
+
+@torch.no_grad()
+def time_keypoint_branch(model, image: torch.Tensor, num_boxes: int = 20, repeats: int = 7) -> KeypointBranchTiming:
+    """Per-box time of pool, head and decode of a GeneralizedRCNN's keypoint branch.
+
+    Args:
+        model: a GeneralizedRCNN with ``roi_heads.keypoint_pooler`` and ``keypoint_head``.
+        image: 3 x H x W float image (already resized as the model expects).
+    """
+    model.eval()
+    roi_heads = model.roi_heads
+    images = model.preprocess_image([{"image": image}])
+    features = model.backbone(images.tensor)
+    feature_list = [features[f] for f in roi_heads.keypoint_in_features]
+    boxes = Boxes(fixed_boxes(image.shape[-2:], num_boxes).to(images.tensor.device))
+    head = roi_heads.keypoint_head
+
+    pooled = roi_heads.keypoint_pooler(feature_list, [boxes])
+    pool_ms = _median_ms(lambda: roi_heads.keypoint_pooler(feature_list, [boxes]), repeats)
+    head_ms = _median_ms(lambda: head.layers(pooled), repeats)
+
+    outputs = head.layers(pooled)
+    if isinstance(head, KeypointHeadBase):
+        heatmaps = head.inference_heatmaps(outputs[-1] if isinstance(outputs, list) else outputs)
+        decode = lambda: head.decode(heatmaps, boxes.tensor)  # noqa: E731
+    else:  # Detectron2's stock head: its own decoding loop
+        instances = Instances(tuple(image.shape[-2:]))
+        instances.pred_boxes = boxes
+        decode = lambda: keypoint_rcnn_inference(outputs, [instances])  # noqa: E731
+    decode_ms = _median_ms(decode, repeats)
+    return KeypointBranchTiming(pool_ms / num_boxes, head_ms / num_boxes, decode_ms / num_boxes)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,311 @@
+"""Gaussian-heatmap keypoint codec (SimpleBaseline / HRNet targets, DARK decoding).
+
+Training target: for each RoI and keypoint, a 2D Gaussian of peak 1 and standard
+deviation ``sigma`` heatmap cells, centred at the keypoint's exact sub-pixel
+position in continuous heatmap coordinates (cell ``(i, j)`` has its centre at
+``(j + 0.5, i + 0.5)``, see :mod:`.geometry`). Nothing is rounded, so the
+targets carry no quantisation bias; the maximum cell value is below 1 unless the
+keypoint sits exactly on a cell centre.
+
+Decoding: argmax cell, then a sub-pixel refinement
+
+* ``"dark"``: Distribution-Aware coordinate Representation of Keypoints
+  (Zhang et al., CVPR 2020). The heatmap is modulated by a Gaussian blur of the
+  target's ``sigma`` (zero padding, then rescaled so that its maximum equals the
+  original maximum, as in the paper's code), its log is taken (clamped at
+  ``1e-10``), and one Newton step ``-H^-1 g`` is taken from the argmax cell, with
+  the gradient ``g`` and Hessian ``H`` from central differences on the 3 x 3
+  neighbourhood. For a Gaussian the log is a quadratic, so the step is exact.
+  Fallback to ``"quarter"`` where the step is not trustworthy: the argmax is on
+  the heatmap border (no 3 x 3 neighbourhood), ``H`` is not negative definite
+  (``det <= 0`` or ``trace >= 0``: not a maximum), or the step exceeds one cell
+  along either axis (the maximum lies elsewhere).
+* ``"quarter"``: the classic SimpleBaseline / Hourglass shift of a quarter cell
+  towards the higher of the two neighbours, per axis; no shift along an axis in
+  which the peak is on the border (one neighbour is missing) or both neighbours
+  are equal.
+* ``"none"``: the argmax cell centre.
+
+The score is the heatmap's value at the argmax cell (the unblurred map).
+
+Near the border: the paper's zero-padded blur loses the part of the Gaussian
+that lies outside the heatmap and pulls the modulated peak inwards (measured on
+exact targets, sigma 2: 0.4-0.8 cell of error 1-3 cells from the border, worse
+than no refinement; replicate, reflect and normalised-convolution padding were
+worse still). Keypoints of RoI heatmaps often sit there (feet, heads at the box
+edge), so where the blur's support around the 3 x 3 window crosses the border,
+the Newton step is taken on the log of the raw map instead: a Gaussian target is
+sampled, not truncated, so its log is still exactly quadratic there; the price is
+less smoothing of noisy predictions in that band.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from .geometry import heatmap_to_image, image_to_heatmap
+
+REFINEMENTS = ("dark", "quarter", "none")
+# Floor of the modulated heatmap before the log (the DARK paper's value).
+LOG_FLOOR = 1e-10
+
+
+@dataclass
+class GaussianTargets:
+    """Gaussian heatmaps R x K x H x W and per-keypoint weights R x K (float, 0 or 1)."""
+
+    heatmaps: torch.Tensor
+    weights: torch.Tensor
+
+
+def default_blur_kernel(sigma: float) -> int:
+    """Odd kernel size covering +-3 sigma: ``2 * ceil(3 * sigma) + 1`` (13 for sigma 2).
+
+    Wider than the DARK paper's 11 for sigma 2. A truncated kernel makes the
+    blurred Gaussian slightly non-Gaussian (its log no longer exactly quadratic);
+    measured on exact targets with sigma 2, the worst interior error is 1e-4 cell
+    with +-3 sigma and 2-3e-4 cell with +-2 sigma (kernel 9), 0.018 vs 0.024 cell
+    at 2-3 sigma from the border. The blur costs little either way.
+    """
+    return 2 * int(math.ceil(3 * sigma)) + 1
+
+
+class GaussianCodec:
+    """Encode keypoints as Gaussian heatmaps; decode heatmaps with DARK refinement.
+
+    Args:
+        sigma: standard deviation of the target Gaussians, in heatmap cells.
+        refine: ``"dark"``, ``"quarter"`` or ``"none"`` (see the module docstring).
+        blur_kernel: odd size of the DARK modulation kernel; None picks
+            :func:`default_blur_kernel`. Unused unless ``refine == "dark"``.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, sigma: float = 2.0, refine: str = "dark", blur_kernel: Optional[int] = None):
+        _check_sigma(sigma)
+        if refine not in REFINEMENTS:
+            raise ValueError(f"refine must be one of {REFINEMENTS}, got {refine!r}")
+        if blur_kernel is not None:
+            _check_blur_kernel(blur_kernel)
+        self.sigma = float(sigma)
+        self.refine = refine
+        self.blur_kernel = default_blur_kernel(sigma) if blur_kernel is None else blur_kernel
+
+    def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> GaussianTargets:
+        """Args:
+            keypoints: R x K x 3 (x, y, v) in continuous image coordinates.
+            boxes: R x 4 RoIs (x0, y0, x1, y1).
+            size: (H, W) of the heatmap.
+        Returns:
+            :class:`GaussianTargets`: heatmaps R x K x H x W and weights R x K, both
+            in the keypoints' (floating) dtype. Weight 1 where ``v > 0`` and the
+            keypoint's continuous heatmap coordinate lies in ``[0, W) x [0, H)``;
+            maps of weight 0 are all zero.
+        """
+        h, w = size
+        dtype = keypoints.dtype if keypoints.is_floating_point() else torch.float32
+        keypoints = keypoints.to(dtype)
+        r, k = keypoints.shape[:2]
+        if r == 0:
+            return GaussianTargets(keypoints.new_zeros((0, k, h, w)), keypoints.new_zeros((0, k)))
+        uv = image_to_heatmap(keypoints[..., :2], boxes.to(dtype), size)
+        u, v = uv[..., 0], uv[..., 1]
+        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        valid = inside & (keypoints[..., 2] > 0)
+        # Separable: exp(-(dx^2 + dy^2) / 2s^2) = exp(-dx^2 / 2s^2) * exp(-dy^2 / 2s^2).
+        gx = _gaussian_profile(u, w, self.sigma)  # R x K x W
+        gy = _gaussian_profile(v, h, self.sigma)  # R x K x H
+        heatmaps = gy[..., :, None] * gx[..., None, :]
+        # where, not multiply: degenerate boxes give NaN coordinates, and NaN * 0 is NaN.
+        heatmaps = torch.where(valid[..., None, None], heatmaps, torch.zeros_like(heatmaps))
+        return GaussianTargets(heatmaps, valid.to(dtype))
+
+    def locate(self, heatmaps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Peak positions in continuous heatmap coordinates.
+
+        Args:
+            heatmaps: R x K x H x W.
+        Returns:
+            (R x K x 2 continuous heatmap (x, y), R x K peak value). Computed in
+            float32 for float16/bfloat16 input, else in the input's dtype.
+        """
+        maps = _computation_dtype(heatmaps.detach())
+        r, k, h, w = maps.shape
+        if r == 0 or k == 0:
+            return maps.new_zeros((r, k, 2)), maps.new_zeros((r, k))
+        score, index = maps.reshape(r, k, h * w).max(dim=2)
+        row = torch.div(index, w, rounding_mode="floor")
+        col = index % w
+        centre = torch.stack([col, row], dim=2).to(maps.dtype) + 0.5
+        if self.refine == "none":
+            return centre, score
+        offset = quarter_offsets(neighbourhood_3x3(maps, row, col), row, col, (h, w))
+        if self.refine == "dark":
+            # Only the 3 x 3 windows need the log; the blurred maximum needs the whole map.
+            blurred = gaussian_blur(maps, self.sigma, self.blur_kernel)
+            window = log_rescaled(neighbourhood_3x3(blurred, row, col), score, blurred.flatten(2).amax(dim=2))
+            raw_window = torch.log(neighbourhood_3x3(maps, row, col).clamp(min=LOG_FLOOR))
+            near_border = blur_reaches_border(row, col, (h, w), self.blur_kernel // 2)
+            window = torch.where(near_border[..., None, None], raw_window, window)
+            step, ok = dark_offsets(window, row, col, (h, w))
+            offset = torch.where(ok[..., None], step, offset)
+        return centre + offset, score
+
+    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Args:
+            heatmaps: R x K x H x W predicted heatmaps (not logits: the values
+                are read as Gaussian heights, and the DARK log needs them > 0).
+            boxes: R x 4 boxes (x0, y0, x1, y1) in image coordinates.
+        Returns:
+            R x K x 3 (x, y, score) in continuous image coordinates; the score is
+            the heatmap's value at the argmax cell.
+        """
+        h, w = heatmaps.shape[-2:]
+        coords, score = self.locate(heatmaps)
+        xy = heatmap_to_image(coords, boxes.detach().to(coords.dtype), (h, w))
+        return torch.cat([xy, score[..., None]], dim=2)
+
+
+def _check_sigma(sigma) -> None:
+    real = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
+    if not (real and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0 (heatmap cells), got {sigma!r}")
+
+
+def _check_blur_kernel(size) -> None:
+    integer = isinstance(size, int) and not isinstance(size, bool)
+    if not (integer and size >= 1 and size % 2 == 1):
+        raise ValueError(f"blur_kernel must be a positive odd int or None, got {size!r}")
+
+
+def _gaussian_profile(centre: torch.Tensor, length: int, sigma: float) -> torch.Tensor:
+    """exp(-(c - centre)^2 / 2 sigma^2) at the cell centres c = j + 0.5: R x K -> R x K x length."""
+    cells = torch.arange(length, device=centre.device, dtype=centre.dtype) + 0.5
+    return torch.exp(-((cells - centre[..., None]) ** 2) / (2 * sigma**2))
+
+
+def _computation_dtype(maps: torch.Tensor) -> torch.Tensor:
+    """Half-precision maps are too coarse for log differences; decode them in float32."""
+    if maps.dtype in (torch.float16, torch.bfloat16) or not maps.is_floating_point():
+        return maps.float()
+    return maps
+
+
+def neighbourhood_3x3(maps: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """Values around each peak, for all RoIs and keypoints at once.
+
+    Args:
+        maps: R x K x H x W.
+        row, col: R x K peak cell indices (long).
+    Returns:
+        R x K x 3 x 3 with ``[..., 1 + dy, 1 + dx]`` the value at ``(row + dy, col + dx)``.
+        Indices are clamped into the map, so entries beyond the border repeat the
+        border: meaningless, callers must mask border peaks.
+    """
+    r, k, h, w = maps.shape
+    shifts = torch.arange(-1, 2, device=maps.device)
+    rows = (row[..., None, None] + shifts[:, None]).clamp(0, h - 1)  # R x K x 3 x 1
+    cols = (col[..., None, None] + shifts[None, :]).clamp(0, w - 1)  # R x K x 1 x 3
+    index = (rows * w + cols).reshape(r, k, 9)
+    return torch.gather(maps.reshape(r, k, h * w), 2, index).reshape(r, k, 3, 3)
+
+
+def quarter_offsets(window: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
+                    size: Tuple[int, int]) -> torch.Tensor:
+    """Quarter-cell shift towards the higher neighbour (SimpleBaseline / Hourglass).
+
+    Args:
+        window: R x K x 3 x 3 raw values around the peaks (:func:`neighbourhood_3x3`).
+        row, col: R x K peak cell indices.
+        size: (H, W).
+    Returns:
+        R x K x 2 (dx, dy) in {-0.25, 0, 0.25}; 0 along an axis where the peak
+        is on the border.
+    """
+    h, w = size
+    sx = torch.sign(window[..., 1, 2] - window[..., 1, 0])
+    sy = torch.sign(window[..., 2, 1] - window[..., 0, 1])
+    sx = torch.where((col >= 1) & (col <= w - 2), sx, torch.zeros_like(sx))
+    sy = torch.where((row >= 1) & (row <= h - 2), sy, torch.zeros_like(sy))
+    return 0.25 * torch.stack([sx, sy], dim=2)
+
+
+def blur_matrix(n: int, sigma: float, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """n x n banded Toeplitz matrix of a sampled, normalised Gaussian of odd length ``kernel_size``.
+
+    ``matrix @ x`` convolves the columns of ``x`` with the kernel under zero
+    padding: rows near the ends simply lose the taps that fall outside.
+    """
+    radius = kernel_size // 2
+    taps = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    norm = torch.exp(-(taps**2) / (2 * sigma**2)).sum()
+    index = torch.arange(n, device=device)
+    offset = (index[:, None] - index[None, :]).to(dtype)
+    matrix = torch.exp(-(offset**2) / (2 * sigma**2)) / norm
+    return torch.where(offset.abs() <= radius, matrix, torch.zeros_like(matrix))
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float, kernel_size: int) -> torch.Tensor:
+    """Zero-padded separable Gaussian blur of R x K x H x W maps (same shape out)."""
+    h, w = maps.shape[-2:]
+    rows = blur_matrix(h, sigma, kernel_size, maps.dtype, maps.device)
+    cols = blur_matrix(w, sigma, kernel_size, maps.dtype, maps.device)
+    # Two banded matmuls: on 2 CPU threads, 0.9 ms for 340 maps of 56 x 56 where conv2d
+    # over R*K single-channel maps takes 80 ms.
+    return rows @ maps @ cols.T
+
+
+def blur_reaches_border(row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int], radius: int) -> torch.Tensor:
+    """R x K bool: the blur kernel around the 3 x 3 window of the peak reaches past the map's edge."""
+    h, w = size
+    return (row <= radius) | (col <= radius) | (row >= h - 1 - radius) | (col >= w - 1 - radius)
+
+
+def log_rescaled(window: torch.Tensor, peak: torch.Tensor, blurred_peak: torch.Tensor) -> torch.Tensor:
+    """DARK's modulated log ``log(max(b * max(m) / max(b), 1e-10))`` on a neighbourhood.
+
+    Args:
+        window: R x K x 3 x 3 blurred values ``b`` around the peaks.
+        peak: R x K maximum of each raw map ``m``.
+        blurred_peak: R x K maximum of each blurred map.
+    Returns:
+        R x K x 3 x 3. Maps whose maximum is <= 0 have nothing to refine: they
+        become the constant ``log(1e-10)``, whose Hessian is singular.
+    """
+    scale = peak.clamp(min=0) / blurred_peak.clamp(min=torch.finfo(window.dtype).tiny)
+    return torch.log((window * scale[..., None, None]).clamp(min=LOG_FLOOR))
+
+
+def dark_offsets(window: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
+                 size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Newton step ``-H^-1 g`` from the peak cell on the log-modulated map.
+
+    Args:
+        window: R x K x 3 x 3 log-modulated values around the peaks.
+        row, col: R x K peak cell indices.
+        size: (H, W).
+    Returns:
+        (R x K x 2 (dx, dy) offsets, R x K bool: where the step is usable — interior
+        peak, negative definite Hessian, step within one cell along each axis).
+        Offsets where unusable are 0.
+    """
+    h, w = size
+    gx = (window[..., 1, 2] - window[..., 1, 0]) / 2
+    gy = (window[..., 2, 1] - window[..., 0, 1]) / 2
+    hxx = window[..., 1, 2] - 2 * window[..., 1, 1] + window[..., 1, 0]
+    hyy = window[..., 2, 1] - 2 * window[..., 1, 1] + window[..., 0, 1]
+    hxy = (window[..., 2, 2] - window[..., 2, 0] - window[..., 0, 2] + window[..., 0, 0]) / 4
+    det = hxx * hyy - hxy * hxy
+    interior = (col >= 1) & (col <= w - 2) & (row >= 1) & (row <= h - 2)
+    maximum = (det > 0) & (hxx + hyy < 0)
+    safe_det = torch.where(maximum, det, torch.ones_like(det))
+    # Inverse of the 2 x 2 Hessian [[hxx, hxy], [hxy, hyy]] by its adjugate.
+    dx = -(hyy * gx - hxy * gy) / safe_det
+    dy = -(hxx * gy - hxy * gx) / safe_det
+    ok = interior & maximum & (dx.abs() <= 1) & (dy.abs() <= 1)
+    step = torch.stack([dx, dy], dim=2)
+    return torch.where(ok[..., None], step, torch.zeros_like(step)), ok

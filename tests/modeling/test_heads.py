@@ -1,0 +1,171 @@
+"""GaussianKeypointHead and HourglassKeypointHead: training, inference outputs, config errors."""
+import pytest
+import torch
+
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
+from detectron2.structures import Boxes, Instances, Keypoints
+from detectron2.utils.events import EventStorage
+
+from kpext import add_kpext_config
+from kpext.modeling.codecs import GaussianCodec
+from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
+
+K = 4
+SHAPE = ShapeSpec(channels=16, height=14, width=14)
+
+
+def head_cfg(**target):
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = K
+    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (32, 32)
+    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (32, 32)
+    cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = 32
+    for key, value in target.items():
+        setattr(cfg.MODEL.KPEXT.TARGET, key, value)
+    return cfg
+
+
+def training_instances(num: int, seed: int) -> Instances:
+    """RoIs around persons with keypoints inside; matched gt boxes as StandardROIHeads sets them."""
+    g = torch.Generator().manual_seed(seed)
+    inst = Instances((200, 200))
+    xy = torch.rand(num, 2, generator=g) * 100
+    boxes = torch.cat([xy, xy + torch.rand(num, 2, generator=g) * 60 + 30], dim=1)
+    inst.proposal_boxes = Boxes(boxes)
+    inst.gt_boxes = Boxes(boxes + torch.randn(num, 4, generator=g))
+    kp = torch.zeros(num, K, 3)
+    kp[..., :2] = boxes[:, None, :2] + (torch.rand(num, K, 2, generator=g) * 0.8 + 0.1) * (boxes[:, None, 2:] - boxes[:, None, :2])
+    kp[..., 2] = 2
+    kp[0, 1, 2] = 0  # one unlabelled keypoint: no target
+    inst.gt_keypoints = Keypoints(kp)
+    return inst
+
+
+def fit(head, steps: int = 40, lr: float = 0.003):
+    """Train ``head`` on one fixed batch of features; returns the total loss per step."""
+    torch.manual_seed(0)
+    x = torch.randn(6, SHAPE.channels, 14, 14)
+    instances = [training_instances(4, 1), training_instances(2, 2)]
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    head.train()
+    history = []
+    with EventStorage():
+        for _ in range(steps):
+            losses = head(x, instances)
+            total = sum(losses.values())
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            history.append({k: v.item() for k, v in losses.items()})
+    return history
+
+
+@pytest.mark.parametrize(
+    "head_cls, target",
+    [
+        (GaussianKeypointHead, {}),
+        (GaussianKeypointHead, {"LOSS": "focal"}),
+        (GaussianKeypointHead, {"CODEC": "onehot"}),
+        (HourglassKeypointHead, {}),
+    ],
+)
+def test_training_lowers_the_loss(head_cls, target):
+    head = head_cls(head_cfg(**target), SHAPE)
+    history = fit(head)
+    first, last = sum(history[0].values()), sum(history[-1].values())
+    assert last < 0.5 * first, (history[0], history[-1])
+
+
+def test_hourglass_supervises_every_stack():
+    cfg = head_cfg()
+    cfg.MODEL.KPEXT.HOURGLASS.NUM_STACKS = 3
+    cfg.MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS = (0.5, 0.5, 1.0)
+    head = HourglassKeypointHead(cfg, SHAPE)
+    outputs = head.layers(torch.randn(2, SHAPE.channels, 14, 14))
+    assert len(outputs) == 3 and all(o.shape == (2, K, 28, 28) for o in outputs)
+    history = fit(head, steps=2)
+    assert set(history[0]) == {"loss_keypoint_stack0", "loss_keypoint_stack1", "loss_keypoint"}
+
+
+def test_stack_loss_weights_scale_each_stack():
+    cfg = head_cfg()
+    head = HourglassKeypointHead(cfg, SHAPE)
+    stages = [torch.randn(3, K, 28, 28)] * 2
+    inst = training_instances(3, 4)
+    keypoints, boxes = inst.gt_keypoints.tensor, inst.proposal_boxes.tensor
+    head.stack_loss_weights = [1.0, 1.0]
+    equal = head.heatmap_losses(stages, keypoints, boxes, 1)
+    head.stack_loss_weights = [0.25, 1.0]
+    scaled = head.heatmap_losses(stages, keypoints, boxes, 1)
+    torch.testing.assert_close(scaled["loss_keypoint_stack0"], 0.25 * equal["loss_keypoint_stack0"])
+    torch.testing.assert_close(scaled["loss_keypoint"], equal["loss_keypoint"])
+
+
+@pytest.mark.parametrize("head_cls", [GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead])
+def test_inference_gives_image_keypoints_and_heatmaps(head_cls):
+    head = head_cls(head_cfg(), SHAPE).eval()
+    images = []
+    for n in (3, 0, 2):
+        inst = Instances((300, 300))
+        xy = torch.rand(n, 2) * 150
+        inst.pred_boxes = Boxes(torch.cat([xy, xy + 40 + torch.rand(n, 2) * 100], dim=1))
+        images.append(inst)
+    with torch.no_grad():
+        out = head(torch.randn(5, SHAPE.channels, 14, 14), images)
+    for inst in out:
+        assert inst.pred_keypoints.shape == (len(inst), K, 3)
+        assert inst.pred_keypoint_heatmaps.shape[:2] == (len(inst), K)
+        boxes = inst.pred_boxes.tensor[:, None]
+        kp = inst.pred_keypoints
+        assert ((kp[..., 0] >= boxes[..., 0]) & (kp[..., 0] <= boxes[..., 2])).all()
+        assert ((kp[..., 1] >= boxes[..., 1]) & (kp[..., 1] <= boxes[..., 3])).all()
+
+
+def test_gaussian_head_decodes_its_own_targets():
+    """A head whose output equals the Gaussian targets returns the keypoints (sub-pixel decoding)."""
+    head = GaussianKeypointHead(head_cfg(), SHAPE).eval()
+    inst = training_instances(3, 5)
+    boxes = inst.proposal_boxes.tensor
+    targets = head.codec.encode(inst.gt_keypoints.tensor, boxes, (28, 28))
+    decoded = head.decode(head.inference_heatmaps(targets.heatmaps), boxes)
+    visible = inst.gt_keypoints.tensor[..., 2] > 0
+    cell = ((boxes[:, 2:] - boxes[:, :2]) / 28).max(dim=1).values[:, None].expand(-1, K)
+    error = (decoded[..., :2] - inst.gt_keypoints.tensor[..., :2]).norm(dim=-1)
+    assert (error[visible] < 0.15 * cell[visible]).all()
+
+
+def test_oks_loss_is_added_and_trains():
+    cfg = head_cfg()
+    cfg.MODEL.KPEXT.OKS_LOSS_WEIGHT = 1.0
+    cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.05] * K
+    head = GaussianKeypointHead(cfg, SHAPE)
+    history = fit(head, steps=40)
+    assert "loss_keypoint_oks" in history[0]
+    assert history[-1]["loss_keypoint_oks"] < history[0]["loss_keypoint_oks"]
+
+
+def test_configuration_errors_are_clear():
+    cfg = head_cfg()
+    cfg.MODEL.KPEXT.OKS_LOSS_WEIGHT = 1.0
+    cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.05] * (K + 1)
+    with pytest.raises(ValueError, match=f"needs {K} OKS sigmas, got {K + 1}"):
+        GaussianKeypointHead(cfg, SHAPE)
+    cfg = head_cfg(LOSS="l1")
+    with pytest.raises(ValueError, match="TARGET.LOSS must be one of"):
+        GaussianKeypointHead(cfg, SHAPE)
+    cfg = head_cfg()
+    cfg.MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS = (1.0,)
+    with pytest.raises(ValueError, match="has 1 values for 2 stacks"):
+        HourglassKeypointHead(cfg, SHAPE)
+    cfg = head_cfg(CODEC="gauss")
+    with pytest.raises(ValueError, match="gaussian, onehot"):
+        GaussianKeypointHead(cfg, SHAPE)
+
+
+def test_registered_with_detectron2():
+    for name in ("GaussianKeypointHead", "HourglassKeypointHead", "KpextKRCNNHead"):
+        assert ROI_KEYPOINT_HEAD_REGISTRY.get(name).__name__ == name
+    assert isinstance(GaussianKeypointHead(head_cfg(), SHAPE).codec, GaussianCodec)
