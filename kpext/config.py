@@ -31,7 +31,7 @@ def add_kpext_config(cfg: CN) -> None:
 
     cfg.MODEL.KPEXT.GAUSSIAN = CN()
     # Output channels of the 3x3 convs on the pooled RoI features.
-    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (128, 128, 128, 128)
+    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (96, 96, 96, 96)
     # Norm after each conv ("", "BN", "GN", "SyncBN").
     cfg.MODEL.KPEXT.GAUSSIAN.NORM = ""
     # Number of stride-2 transposed convs after the convs (1: 14x14 RoIs -> 28x28 heatmaps).

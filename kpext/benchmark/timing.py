@@ -38,6 +38,16 @@ def fixed_boxes(image_size, num_boxes: int, seed: int = 0) -> torch.Tensor:
     return torch.stack([x0, y0, x0 + widths, y0 + heights], dim=1)
 
 
+def peaked_heatmaps(shape, seed: int = 0) -> torch.Tensor:
+    """R x K x H x W maps with one Gaussian peak each plus noise, like a trained head's output."""
+    r, k, h, w = shape
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    centre = torch.rand(r, k, 2, generator=g) * torch.tensor([w - 6.0, h - 6.0]) + 3
+    dist2 = (xx - centre[..., 0, None, None]) ** 2 + (yy - centre[..., 1, None, None]) ** 2
+    return torch.exp(-dist2 / (2 * (h / 28.0) ** 2)) + 0.02 * torch.randn(r, k, h, w, generator=g)
+
+
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: first-call allocations stay out of the numbers
     samples = []
@@ -49,12 +59,18 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 @torch.no_grad()
-def time_keypoint_branch(model, image: torch.Tensor, num_boxes: int = 20, repeats: int = 7) -> KeypointBranchTiming:
+def time_keypoint_branch(
+    model, image: torch.Tensor, num_boxes: int = 20, repeats: int = 7, trained: bool = True
+) -> KeypointBranchTiming:
     """Per-box time of pool, head and decode of a GeneralizedRCNN's keypoint branch.
 
     Args:
         model: a GeneralizedRCNN with ``roi_heads.keypoint_pooler`` and ``keypoint_head``.
         image: 3 x H x W float image (already resized as the model expects).
+        trained: False for an untrained model, whose raw outputs are decoded
+            as peaked heatmaps of the same shape instead (decoding cost does not
+            depend on the values, but Detectron2's decoder asserts on the huge
+            logits of an untrained 8-conv head).
     """
     model.eval()
     roi_heads = model.roi_heads
@@ -69,6 +85,9 @@ def time_keypoint_branch(model, image: torch.Tensor, num_boxes: int = 20, repeat
     head_ms = _median_ms(lambda: head.layers(pooled), repeats)
 
     outputs = head.layers(pooled)
+    if not trained:
+        last = outputs[-1] if isinstance(outputs, list) else outputs
+        outputs = peaked_heatmaps(last.shape).to(last.device)
     if isinstance(head, KeypointHeadBase):
         heatmaps = head.inference_heatmaps(outputs[-1] if isinstance(outputs, list) else outputs)
         decode = lambda: head.decode(heatmaps, boxes.tensor)  # noqa: E731

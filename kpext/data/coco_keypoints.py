@@ -286,7 +286,9 @@ def _summarize_names(names: Sequence[str], limit: int = 10) -> str:
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in total)"
 
 
-def _oks_sigmas(names: Sequence[str], oks_sigmas: Optional[Sequence[float]]) -> List[float]:
+def oks_sigmas_for_names(names: Sequence[str], oks_sigmas: Optional[Sequence[float]] = None) -> List[float]:
+    """Per-keypoint OKS sigmas: ``oks_sigmas`` checked, else COCO's for COCO's names
+    and ``DEFAULT_OKS_SIGMA`` for the others."""
     if oks_sigmas is not None:
         sigmas = list(oks_sigmas)
         if len(sigmas) != len(names):
@@ -341,7 +343,7 @@ def keypoint_metadata_from_category(
         "keypoint_names": names,
         "keypoint_flip_map": flip_map,
         "keypoint_connection_rules": _connection_rules(names, skeleton),
-        "keypoint_oks_sigmas": _oks_sigmas(names, oks_sigmas),
+        "keypoint_oks_sigmas": oks_sigmas_for_names(names, oks_sigmas),
         "skeleton": skeleton,
     }
 
@@ -798,3 +800,23 @@ def register_keypoint_coco(
         json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
     )
     DatasetCatalog.register(name, load)
+
+
+def dataset_oks_sigmas(dataset_name: str, cfg_sigmas: Sequence[float] = ()) -> List[float]:
+    """OKS sigmas for a registered dataset: ``cfg_sigmas`` (``TEST.KEYPOINT_OKS_SIGMAS``) if
+    given, else its ``keypoint_oks_sigmas`` metadata, else derived from its ``keypoint_names``
+    (Detectron2's built-in COCO sets have names only). Empty when nothing is known.
+
+    Raises ValueError when the count differs from the dataset's keypoint count.
+    """
+    meta = MetadataCatalog.get(dataset_name)
+    names = meta.get("keypoint_names", None)
+    sigmas = list(cfg_sigmas) or list(meta.get("keypoint_oks_sigmas", []))
+    if not sigmas and names:
+        sigmas = oks_sigmas_for_names(names)
+    if names is not None and sigmas and len(sigmas) != len(names):
+        raise ValueError(
+            f"{dataset_name}: {len(sigmas)} OKS sigmas for {len(names)} keypoints "
+            "(check TEST.KEYPOINT_OKS_SIGMAS)"
+        )
+    return [float(s) for s in sigmas]

@@ -130,7 +130,7 @@ def fullsize_timing(name: str, config: str, quick: bool) -> dict:
     seed_all_rng(SEED)
     model = build_model(cfg)
     image = torch.rand(3, 480, 640) * 255
-    timing = time_keypoint_branch(model, image, repeats=2 if quick else 5)
+    timing = time_keypoint_branch(model, image, repeats=2 if quick else 5, trained=False)
     return {
         "name": name,
         "head": cfg.MODEL.ROI_KEYPOINT_HEAD.NAME,

@@ -66,3 +66,8 @@ def test_sigmas_come_from_the_dataset_or_the_config(val_dataset):
     assert dataset_oks_sigmas(val_dataset, [0.1] * 17) == [0.1] * 17
     with pytest.raises(ValueError, match="17 keypoints"):
         dataset_oks_sigmas(val_dataset, [0.1] * 5)
+
+
+def test_sigmas_of_detectron2_builtin_coco_come_from_its_names():
+    sigmas = dataset_oks_sigmas("keypoints_coco_2017_val")
+    assert len(sigmas) == 17 and sigmas[0] == pytest.approx(0.026) and sigmas[-1] == pytest.approx(0.089)

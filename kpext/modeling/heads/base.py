@@ -11,10 +11,10 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from detectron2.data import MetadataCatalog
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
+from ...data import dataset_oks_sigmas
 from ..codecs.geometry import heatmap_to_image
 from ..losses import oks_loss, soft_argmax_2d
 
@@ -46,14 +46,14 @@ def oks_loss_args(cfg, num_keypoints: int) -> dict:
     """``oks_loss_weight`` and ``oks_sigmas`` for a head's ``from_config``.
 
     Sigmas: ``TEST.KEYPOINT_OKS_SIGMAS`` if set, else the first training
-    dataset's ``keypoint_oks_sigmas`` metadata; only looked up when the loss is on.
+    dataset's (see :func:`kpext.data.dataset_oks_sigmas`); only looked up when the loss is on.
     """
     weight = cfg.MODEL.KPEXT.OKS_LOSS_WEIGHT
     if weight <= 0:
         return {"oks_loss_weight": 0.0, "oks_sigmas": ()}
     sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
-    if not sigmas and cfg.DATASETS.TRAIN:
-        sigmas = list(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("keypoint_oks_sigmas", []))
+    if cfg.DATASETS.TRAIN:
+        sigmas = dataset_oks_sigmas(cfg.DATASETS.TRAIN[0], sigmas)
     return {"oks_loss_weight": weight, "oks_sigmas": sigmas}
 
 
