@@ -12,7 +12,14 @@ what Keypoint R-CNN needs and nothing else:
 * ``PIL.Image.LINEAR`` (removed in Pillow 10, equal to ``BILINEAR``), evaluated
   by v0.6 as a default argument at import time;
 * numpy's removed aliases ``np.int``, ``np.float``, ``np.object`` and ``np.bool``
-  (v0.6 uses them when building the training-data histogram and in the Visualizer).
+  (v0.6 uses them when building the training-data histogram and in the Visualizer);
+* ``MapDataset``'s retry after a mapper returns None (a skipped image) calls
+  ``random.sample`` on a set, which Python 3.11 refuses: its random generator is
+  given a ``sample`` that accepts sets;
+* :func:`launch_cpu_processes`: v0.6's ``launch`` asserts CUDA and hard-codes NCCL,
+  so several processes on a CPU-only machine are started here over GLOO, with the
+  same local process group Detectron2's ``launch`` sets up
+  (:mod:`kpext.engine.launch` uses it only when Detectron2's cannot do it).
 
 When a detectron2 with compiled ops is installed (upstream main built from
 source), :func:`apply` does nothing and :data:`HAS_COMPILED_OPS` is True.
@@ -21,10 +28,17 @@ Everything else in kpext uses Detectron2's public API only.
 from __future__ import annotations
 
 import importlib.util
+import random
 import sys
 import types
 
-__all__ = ["apply", "HAS_COMPILED_OPS", "is_python_only_detectron2"]
+__all__ = [
+    "apply",
+    "HAS_COMPILED_OPS",
+    "is_python_only_detectron2",
+    "launch_supports_cpu",
+    "launch_cpu_processes",
+]
 
 
 def is_python_only_detectron2() -> bool:
@@ -56,6 +70,27 @@ def _install_c_stub() -> None:
     detectron2._C = stub
 
 
+class _SetTolerantRandom(random.Random):
+    """random.Random whose ``sample`` also takes a set (sorted first, so results stay seeded)."""
+
+    def sample(self, population, k, **kwargs):
+        if isinstance(population, (set, frozenset)):
+            population = sorted(population)
+        return super().sample(population, k, **kwargs)
+
+
+def _let_map_dataset_retry() -> None:
+    from detectron2.data import common
+
+    original_init = common.MapDataset.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._rng = _SetTolerantRandom(42)  # v0.6's seed
+
+    common.MapDataset.__init__ = init
+
+
 def _restore_pillow_linear() -> None:
     from PIL import Image
 
@@ -83,4 +118,63 @@ def apply() -> None:
     _install_c_stub()
     _restore_pillow_linear()
     _restore_numpy_aliases()
+    _let_map_dataset_retry()
     _applied = True
+
+
+def launch_supports_cpu() -> bool:
+    """True when Detectron2's own ``launch`` can start processes without CUDA (it uses GLOO)."""
+    import inspect
+
+    from detectron2.engine import launch as launch_module
+
+    try:
+        source = inspect.getsource(launch_module._distributed_worker)
+    except (AttributeError, OSError, TypeError):
+        return False
+    return "GLOO" in source.upper() and "assert torch.cuda.is_available()" not in source
+
+
+def launch_cpu_processes(main_func, num_processes, num_machines, machine_rank, dist_url, args, timeout):
+    """Start ``num_processes`` CPU workers per machine over GLOO and run ``main_func(*args)``."""
+    import torch.multiprocessing as mp
+
+    if dist_url == "auto" or dist_url is None:
+        if num_machines != 1:
+            raise ValueError("dist_url=auto only works on one machine; pass --dist-url tcp://HOST:PORT")
+        dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    world_size = num_machines * num_processes
+    mp.spawn(
+        _cpu_worker,
+        nprocs=num_processes,
+        args=(main_func, world_size, num_processes, machine_rank, dist_url, args, timeout),
+        daemon=False,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout):
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    apply()  # spawned workers start a fresh interpreter
+    rank = machine_rank * num_per_machine + local_rank
+    dist.init_process_group(backend="GLOO", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
+    # Detectron2's comm helpers (get_local_rank, ...) need the per-machine group launch() creates.
+    for machine in range(world_size // num_per_machine):
+        ranks = list(range(machine * num_per_machine, (machine + 1) * num_per_machine))
+        group = dist.new_group(ranks)
+        if machine == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+    comm.synchronize()
+    try:
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()

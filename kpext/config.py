@@ -51,6 +51,11 @@ def add_kpext_config(cfg: CN) -> None:
     # Loss weight of each stack's prediction (intermediate supervision); one per stack.
     cfg.MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS = (1.0, 1.0)
 
+    cfg.DATASETS.KPEXT = CN()
+    # Invalid records (bad keypoints, boxes, missing or unreadable training images): "error" stops
+    # naming file and record; "skip" drops them with a warning that counts them.
+    cfg.DATASETS.KPEXT.ON_INVALID = "error"
+
     cfg.TEST.KPEXT = CN()
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0

@@ -3,7 +3,9 @@ built-in synthetic datasets (registered on import)."""
 from .builtin import register_all_synthetic
 from .coco_keypoints import (
     KeypointDataError,
+    current_on_invalid,
     dataset_oks_sigmas,
+    invalid_record_policy,
     keypoint_metadata_from_category,
     load_keypoint_coco_json,
     oks_sigmas_for_names,
@@ -12,7 +14,9 @@ from .coco_keypoints import (
 
 __all__ = [
     "KeypointDataError",
+    "current_on_invalid",
     "dataset_oks_sigmas",
+    "invalid_record_policy",
     "keypoint_metadata_from_category",
     "load_keypoint_coco_json",
     "oks_sigmas_for_names",

@@ -34,13 +34,15 @@ Note that Detectron2's ``COCOEvaluator`` reads ground truth from the metadata's
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import logging
 import math
 import os
 import re
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -424,6 +426,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_default_on_invalid = "error"
+
+
+@contextlib.contextmanager
+def invalid_record_policy(on_invalid: str) -> Iterator[None]:
+    """Within the block, datasets registered without an explicit ``on_invalid`` load with this one.
+
+    The trainer wraps its data loading in ``invalid_record_policy(cfg.DATASETS.KPEXT.ON_INVALID)``,
+    so that the config decides for datasets registered before the config was read.
+    """
+    global _default_on_invalid
+    _check_on_invalid(on_invalid)
+    previous, _default_on_invalid = _default_on_invalid, on_invalid
+    try:
+        yield
+    finally:
+        _default_on_invalid = previous
+
+
+def current_on_invalid() -> str:
+    """The policy for datasets registered without ``on_invalid`` ("error" outside any block)."""
+    return _default_on_invalid
+
+
 def _check_on_invalid(on_invalid: str) -> None:
     if on_invalid not in ON_INVALID_CHOICES:
         raise ValueError(
@@ -745,7 +771,7 @@ def register_keypoint_coco(
     *,
     category_name: Optional[str] = None,
     oks_sigmas: Optional[Sequence[float]] = None,
-    on_invalid: str = "error",
+    on_invalid: Optional[str] = None,
     check_images: bool = True,
     categories: Optional[Sequence[Dict[str, Any]]] = None,
 ) -> None:
@@ -760,8 +786,11 @@ def register_keypoint_coco(
 
     Args:
         name: dataset name; must not be registered yet.
-        json_file, image_root, category_name, on_invalid, check_images: see
+        json_file, image_root, category_name, check_images: see
             :func:`load_keypoint_coco_json`.
+        on_invalid: see :func:`load_keypoint_coco_json`; None (default) uses the
+            policy in force when the records are loaded (:func:`invalid_record_policy`,
+            set from ``DATASETS.KPEXT.ON_INVALID`` by the trainer; "error" otherwise).
         oks_sigmas: see :func:`keypoint_metadata_from_category`.
         categories: COCO category dicts to take the metadata from instead of
             reading the JSON now, for a file that is generated later. The load
@@ -773,7 +802,8 @@ def register_keypoint_coco(
             first), or ``on_invalid`` is invalid.
         KeypointDataError: the file or its keypoint category is invalid.
     """
-    _check_on_invalid(on_invalid)
+    if on_invalid is not None:
+        _check_on_invalid(on_invalid)
     if name in DatasetCatalog.list():
         raise ValueError(
             f"Dataset '{name}' is already registered; call DatasetCatalog.remove('{name}') "
@@ -790,7 +820,7 @@ def register_keypoint_coco(
             image_root,
             name,
             category_name=category_name,
-            on_invalid=on_invalid,
+            on_invalid=on_invalid or current_on_invalid(),
             check_images=check_images,
         )
 

@@ -1,14 +1,26 @@
-"""DefaultTrainer with kpext's evaluator, and the config set-up shared by scripts."""
+"""DefaultTrainer for kpext: keypoint evaluator, atomic checkpoints, CPU multi-process,
+a clear divergence message and the bad-data policy; plus the config set-up shared by scripts."""
 from __future__ import annotations
 
+import logging
+import math
 import os
+import weakref
+from typing import Dict, Optional
+
+import torch
 
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultTrainer, default_setup
+from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model, default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..config import add_kpext_config
+from ..data import invalid_record_policy
 from ..evaluation import build_keypoint_evaluator
+from .checkpoint import AtomicCheckpointer
+from .data import CheckedDatasetMapper
 
 
 def setup_cfg(args) -> CfgNode:
@@ -24,7 +36,8 @@ def setup_cfg(args) -> CfgNode:
 
 
 def check_keypoint_count(cfg: CfgNode) -> None:
-    """Raise ValueError when a dataset's keypoint count differs from ``NUM_KEYPOINTS``.
+    """Raise ValueError when a dataset's keypoints differ from ``NUM_KEYPOINTS`` or from
+    the other training datasets' (same names in the same order).
 
     Without this check a mismatch surfaces as a shape error deep inside the loss,
     or not at all at inference.
@@ -32,17 +45,106 @@ def check_keypoint_count(cfg: CfgNode) -> None:
     if not cfg.MODEL.KEYPOINT_ON:
         return
     expected = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    reference_name, reference = None, None
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
         names = MetadataCatalog.get(name).get("keypoint_names", None)
-        if names is not None and len(names) != expected:
+        if names is None:
+            continue
+        if len(names) != expected:
             raise ValueError(
                 f"Dataset '{name}' has {len(names)} keypoints but the config sets "
                 f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = {expected}"
             )
+        if reference is None:
+            reference_name, reference = name, list(names)
+        elif list(names) != reference:
+            differing = [f"{a}/{b}" for a, b in zip(reference, names) if a != b][:3]
+            raise ValueError(
+                f"Datasets '{reference_name}' and '{name}' name their keypoints differently "
+                f"(first differences: {', '.join(differing)}); a model needs one keypoint order"
+            )
+
+
+def describe_divergence(iteration: int, losses: Optional[Dict[str, torch.Tensor]]) -> str:
+    """The message for non-finite losses: the iteration and the name of each bad loss."""
+    if not losses:
+        return f"Training diverged at iteration {iteration}: the total loss is not finite."
+    values = {k: float(v.detach().float().sum()) for k, v in losses.items()}
+    bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+    others = ", ".join(f"{k} = {v:.4g}" for k, v in values.items() if math.isfinite(v))
+    return (
+        f"Training diverged at iteration {iteration}: {', '.join(bad) or 'the reduced total loss'} "
+        f"is not finite (other losses: {others or 'none'}). Lower SOLVER.BASE_LR, enable "
+        "SOLVER.CLIP_GRADIENTS, or check the data of this iteration."
+    )
+
+
+class _LossRecorder:
+    """Keeps the last loss dict the model returned in training (a forward hook)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.losses: Optional[Dict[str, torch.Tensor]] = None
+        model.register_forward_hook(self._record)
+
+    def _record(self, module, inputs, output):
+        if module.training and isinstance(output, dict):
+            self.losses = output
 
 
 class KpextTrainer(DefaultTrainer):
-    """DefaultTrainer whose evaluator is COCOEvaluator (boxes + OKS keypoint AP)."""
+    """DefaultTrainer with COCOEvaluator (boxes + OKS keypoint AP) and, beyond Detectron2's:
+
+    * checkpoints written atomically (:class:`AtomicCheckpointer`);
+    * several CPU processes train together (DDP without device ids on CPU);
+    * non-finite losses stop training naming the iteration and the loss;
+    * ``DATASETS.KPEXT.ON_INVALID`` applied to records and unreadable images.
+    """
+
+    def __init__(self, cfg: CfgNode):
+        # DefaultTrainer.__init__, except for the DDP device ids and the checkpointer.
+        TrainerBase.__init__(self)
+        logger = logging.getLogger("detectron2")
+        if not logger.isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        self._loss_recorder = _LossRecorder(model)
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        ddp_args = {"broadcast_buffers": False}
+        if on_cpu:
+            ddp_args["device_ids"] = None  # Detectron2 passes the local rank, which DDP rejects on CPU
+        model = create_ddp_model(model, **ddp_args)
+        if cfg.SOLVER.AMP.ENABLED and on_cpu:
+            raise ValueError("SOLVER.AMP.ENABLED needs CUDA (MODEL.DEVICE is cpu)")
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def run_step(self):
+        try:
+            super().run_step()
+        except FloatingPointError as e:
+            raise FloatingPointError(describe_divergence(self.iter, self._loss_recorder.losses)) from e
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        policy = cfg.DATASETS.KPEXT.ON_INVALID
+        with invalid_record_policy(policy):
+            return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True, policy))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        # Evaluation reads ground truth from the JSON, so a skipped image would still be
+        # counted as missed: unreadable test images are always an error.
+        with invalid_record_policy(cfg.DATASETS.KPEXT.ON_INVALID):
+            return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, False, "error"))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -5,6 +5,7 @@
     python projects/PoseEstimation/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
     python projects/PoseEstimation/train_net.py --config-file CFG --resume          # continue a run
     python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 8      # one machine, 8 GPUs
+    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 2      # no CUDA: 2 CPU processes (GLOO)
 
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
 on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
@@ -14,10 +15,10 @@ import os
 
 import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
-from kpext.engine import KpextTrainer, setup_cfg
+from kpext.engine import KpextTrainer, launch, setup_cfg
 from kpext.visualization import save_prediction_pictures
 
 logger = logging.getLogger("kpext")

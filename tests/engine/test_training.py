@@ -15,33 +15,8 @@ from detectron2.utils.events import EventStorage
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
-from kpext.data.synthetic import SyntheticConfig, generate_split
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
-BASE_CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
-
-# A model small enough for a few iterations in seconds on 2 cores.
-TINY_OVERRIDES = [
-    "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128",
-    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
-    "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-    "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(32, 32)",
-    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "64",
-    "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_synthetic_root(tmp_path_factory):
-    """A synthetic dataset root with 8 train and 4 val images of 128 x 128."""
-    root = tmp_path_factory.mktemp("datasets")
-    for split, n, seed in (("train", 8, 0), ("val", 4, 1)):
-        cfg = SyntheticConfig(num_images=n, seed=seed, width=128, height=128, min_people=1, max_people=3,
-                              min_person_height=40)
-        generate_split(str(root / "synthetic"), split, cfg, show_progress=False)
-    return root
-
+from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET
 
 def tiny_cfg(root, head: str):
     cfg = get_cfg()

@@ -78,7 +78,7 @@ class OneHotCodec:
             R x K x 3 (x, y, score) in continuous image coordinates; the score is
             Detectron2's: the bicubic peak's softmax weight over the H x W cells.
         """
-        logits = logits.detach()
+        logits = logits.detach().float()  # half-precision heatmaps would round box-scale coordinates
         boxes = boxes.detach().to(logits.dtype)
         r, k, h, w = logits.shape
         if r == 0:

@@ -1,0 +1,65 @@
+"""Checkpoints that are never left half-written: write to a temporary file, then rename."""
+from __future__ import annotations
+
+import os
+from typing import Callable, IO
+
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` so that a kill at any moment leaves either the
+    old file or the complete new one (temporary file in the same folder, fsync, rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    # The rename itself must reach the disk before "last_checkpoint" may point at it.
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer whose checkpoints and ``last_checkpoint`` tag are written atomically.
+
+    A training killed while saving (SIGKILL included) resumes from the last complete
+    checkpoint with ``--resume``. Save folders that are not local paths (PathManager
+    URIs) fall back to Detectron2's writer.
+    """
+
+    def _is_local(self) -> bool:
+        return bool(self.save_dir) and "://" not in self.save_dir
+
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        if not self._is_local():
+            return super().save(name, **kwargs)
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info("Saving checkpoint to %s", save_file)
+        atomic_write(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        if not self._is_local():
+            return super().tag_last_checkpoint(last_filename_basename)
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        atomic_write(path, lambda f: f.write(last_filename_basename.encode("utf-8")))

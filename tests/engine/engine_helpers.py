@@ -1,0 +1,26 @@
+"""Constants and data makers shared by the engine tests (imported by their conftest and modules)."""
+import os
+
+from kpext.data.synthetic import SyntheticConfig, generate_split
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
+BASE_CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
+
+# A model small enough for a few iterations in seconds on 2 cores.
+TINY_OVERRIDES = [
+    "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128",
+    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
+    "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+    "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(32, 32)",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "64",
+    "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
+]  # fmt: skip
+
+
+def make_tiny_synthetic(root) -> None:
+    """8 train and 4 val images of 128 x 128 under ``root/synthetic``."""
+    for split, n, seed in (("train", 8, 0), ("val", 4, 1)):
+        cfg = SyntheticConfig(num_images=n, seed=seed, width=128, height=128, min_people=1, max_people=3,
+                              min_person_height=40)
+        generate_split(str(root / "synthetic"), split, cfg, show_progress=False)
