@@ -39,8 +39,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests -q
 
+# Head comparison (kp AP, speed; about 50 min, BENCH_QUICK=1 for a smoke run), then the data-path load test.
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
+	$(PY) projects/PoseEstimation/bench_data.py
 
 clean-venv:
 	rm -rf $(VENV) $(CACHE)

@@ -57,6 +57,8 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.DATASETS.KPEXT.ON_INVALID = "error"
 
     cfg.TEST.KPEXT = CN()
+    # Flip test for kpext heads: average with the heatmaps of mirrored RoI features (dataset flip map).
+    cfg.TEST.KPEXT.FLIP = False
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0
     # Detections below this score are not drawn in pictures of predictions.

@@ -6,11 +6,12 @@ same network can be trained with another scheme and a new scheme serves every he
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
+from detectron2.data.detection_utils import create_keypoint_hflip_indices
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
@@ -57,6 +58,20 @@ def oks_loss_args(cfg, num_keypoints: int) -> dict:
     return {"oks_loss_weight": weight, "oks_sigmas": sigmas}
 
 
+def flip_test_args(cfg) -> dict:
+    """``flip_indices`` for a head's ``from_config``: from the training datasets' flip map
+    when ``TEST.KPEXT.FLIP`` is on (Detectron2's ``create_keypoint_hflip_indices``)."""
+    if not cfg.TEST.KPEXT.FLIP:
+        return {"flip_indices": None}
+    if not cfg.DATASETS.TRAIN:
+        raise ValueError("TEST.KPEXT.FLIP needs DATASETS.TRAIN to read the keypoint flip map from")
+    return {"flip_indices": [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]}
+
+
+def _last_stage(outputs):
+    return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+
+
 def record_skipped_batch() -> None:
     """Count batches without any usable keypoint target, as Detectron2 does."""
     try:
@@ -87,9 +102,12 @@ class KeypointHeadBase(nn.Module):
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 1.0,
+        flip_indices: Optional[Sequence[int]] = None,
     ):
         """
         Args:
+            flip_indices: K indices, the keypoint each one becomes in a mirrored image
+                (``TEST.KPEXT.FLIP``); None disables the flip test.
             codec: encodes training targets and decodes heatmaps (see ``kpext.modeling.codecs``).
             loss_weight: weight of the heatmap loss.
             oks_loss_weight: weight of ``1 - OKS`` on soft-argmax coordinates; 0 disables it.
@@ -108,6 +126,9 @@ class KeypointHeadBase(nn.Module):
         self.oks_loss_weight = oks_loss_weight
         self.soft_argmax_beta = soft_argmax_beta
         self.register_buffer("oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False)
+        if flip_indices is not None and sorted(flip_indices) != list(range(num_keypoints)):
+            raise ValueError(f"flip_indices must be a permutation of {num_keypoints} keypoints, got {list(flip_indices)}")
+        self.flip_indices = None if flip_indices is None else list(flip_indices)
 
     def layers(self, x: torch.Tensor):
         raise NotImplementedError
@@ -141,12 +162,25 @@ class KeypointHeadBase(nn.Module):
             losses["loss_keypoint_oks"] = oks_loss(xy, keypoints, areas, self.oks_sigmas) * self.oks_loss_weight
         return losses
 
+    def predict_heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference heatmaps R x K x H x W of R x C x S x S features, flip-averaged if enabled.
+
+        Flip test: the head also sees the horizontally mirrored RoI features; its
+        heatmaps are mirrored back and their left/right channels swapped with the
+        dataset's flip map, then averaged with the plain pass.
+        """
+        heatmaps = self.inference_heatmaps(_last_stage(self.layers(x)))
+        if self.flip_indices is None:
+            return heatmaps
+        mirrored = self.inference_heatmaps(_last_stage(self.layers(x.flip(-1))))
+        return (heatmaps + mirrored.flip(-1)[:, self.flip_indices]) / 2
+
     def forward(self, x: torch.Tensor, instances: List[Instances]):
-        outputs = self.layers(x)
-        stages = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         if self.training:
+            outputs = self.layers(x)
+            stages = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             return self.losses(stages, instances)
-        heatmaps = self.inference_heatmaps(stages[-1])
+        heatmaps = self.predict_heatmaps(x)
         boxes = torch.cat([i.pred_boxes.tensor for i in instances]) if instances else x.new_zeros((0, 4))
         attach_predictions(instances, self.decode(heatmaps, boxes), heatmaps)
         return instances

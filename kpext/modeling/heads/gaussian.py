@@ -1,7 +1,7 @@
 """GaussianKeypointHead: a light conv stack regressing 2D Gaussian heatmaps."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec, get_norm
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .base import KeypointHeadBase, oks_loss_args
+from .base import KeypointHeadBase, flip_test_args, oks_loss_args
 from .heatmap_loss import check_loss_name, codec_from_target_cfg, decodable_heatmaps, heatmap_loss
 
 
@@ -39,6 +39,7 @@ class GaussianKeypointHead(KeypointHeadBase):
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 20.0,
+        flip_indices: Optional[Sequence[int]] = None,
     ):
         """
         Args:
@@ -56,6 +57,7 @@ class GaussianKeypointHead(KeypointHeadBase):
             oks_loss_weight=oks_loss_weight,
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=soft_argmax_beta,
+            flip_indices=flip_indices,
         )
         check_loss_name(codec, loss)
         self.loss = loss
@@ -90,6 +92,7 @@ class GaussianKeypointHead(KeypointHeadBase):
             "loss_weight": target.LOSS_WEIGHT,
             "soft_argmax_beta": cfg.MODEL.KPEXT.SOFT_ARGMAX_BETA,
             **oks_loss_args(cfg, k),
+            **flip_test_args(cfg),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:

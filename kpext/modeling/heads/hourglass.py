@@ -1,7 +1,7 @@
 """HourglassKeypointHead: stacked hourglasses with intermediate supervision (Newell et al. 2016)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,7 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec, get_norm
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .base import KeypointHeadBase, oks_loss_args
+from .base import KeypointHeadBase, flip_test_args, oks_loss_args
 from .gaussian import init_heatmap_layers
 from .heatmap_loss import check_loss_name, codec_from_target_cfg, decodable_heatmaps, heatmap_loss
 
@@ -83,6 +83,7 @@ class HourglassKeypointHead(KeypointHeadBase):
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 20.0,
+        flip_indices: Optional[Sequence[int]] = None,
     ):
         """
         Args:
@@ -101,6 +102,7 @@ class HourglassKeypointHead(KeypointHeadBase):
             oks_loss_weight=oks_loss_weight,
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=soft_argmax_beta,
+            flip_indices=flip_indices,
         )
         if len(stack_loss_weights) != num_stacks:
             raise ValueError(
@@ -146,6 +148,7 @@ class HourglassKeypointHead(KeypointHeadBase):
             "loss_weight": target.LOSS_WEIGHT,
             "soft_argmax_beta": cfg.MODEL.KPEXT.SOFT_ARGMAX_BETA,
             **oks_loss_args(cfg, k),
+            **flip_test_args(cfg),
         }
 
     def layers(self, x: torch.Tensor) -> List[torch.Tensor]:

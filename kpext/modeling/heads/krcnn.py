@@ -5,7 +5,7 @@ names match, so its checkpoints load), with vectorised decoding.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 from ..codecs import OneHotCodec
 from ..losses import spatial_softmax_cross_entropy
-from .base import KeypointHeadBase, oks_loss_args, record_skipped_batch
+from .base import KeypointHeadBase, flip_test_args, oks_loss_args, record_skipped_batch
 
 
 def keypoint_loss_normalizer(cfg, num_keypoints: int):
@@ -49,6 +49,7 @@ class KpextKRCNNHead(KeypointHeadBase):
         decode_window: float = 1.0,
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
+        flip_indices: Optional[Sequence[int]] = None,
     ):
         """
         Args:
@@ -69,6 +70,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             oks_loss_weight=oks_loss_weight,
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=1.0,
+            flip_indices=flip_indices,
         )
         self.loss_normalizer = loss_normalizer
         self.up_scale = up_scale
@@ -99,6 +101,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             "deconv_kernel": cfg.MODEL.KPEXT.DECONV_KERNEL,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
             **oks_loss_args(cfg, k),
+            **flip_test_args(cfg),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
