@@ -16,6 +16,9 @@ what Keypoint R-CNN needs and nothing else:
 * ``MapDataset``'s retry after a mapper returns None (a skipped image) calls
   ``random.sample`` on a set, which Python 3.11 refuses: its random generator is
   given a ``sample`` that accepts sets;
+* ``detectron2.export`` imports caffe2 in its ``__init__`` (upstream made it
+  optional): without caffe2 the package is assembled from its TorchScript parts
+  (``TracingAdapter``, ``scripting_with_instances``, ``dump_torchscript_IR``);
 * :func:`launch_cpu_processes`: v0.6's ``launch`` asserts CUDA and hard-codes NCCL,
   so several processes on a CPU-only machine are started here over GLOO, with the
   same local process group Detectron2's ``launch`` sets up
@@ -91,6 +94,24 @@ def _let_map_dataset_retry() -> None:
     common.MapDataset.__init__ = init
 
 
+def _allow_export_without_caffe2() -> None:
+    if importlib.util.find_spec("caffe2") is not None or "detectron2.export" in sys.modules:
+        return
+    spec = importlib.util.find_spec("detectron2.export")
+    package = types.ModuleType("detectron2.export")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    package.__package__ = "detectron2.export"
+    sys.modules["detectron2.export"] = package
+    from detectron2.export.flatten import TracingAdapter
+    from detectron2.export.torchscript import dump_torchscript_IR, scripting_with_instances
+
+    package.TracingAdapter = TracingAdapter
+    package.dump_torchscript_IR = dump_torchscript_IR
+    package.scripting_with_instances = scripting_with_instances
+    package.__all__ = ["TracingAdapter", "dump_torchscript_IR", "scripting_with_instances"]
+
+
 def _restore_pillow_linear() -> None:
     from PIL import Image
 
@@ -119,6 +140,7 @@ def apply() -> None:
     _restore_pillow_linear()
     _restore_numpy_aliases()
     _let_map_dataset_retry()
+    _allow_export_without_caffe2()
     _applied = True
 
 

@@ -26,6 +26,11 @@ import torch.nn.functional as F
 from .geometry import image_to_heatmap
 
 
+# Longest box side (pixels) a TorchScript-traced model decodes exactly: Detectron2's
+# largest default test size. Tracing makes the search window this large for every box.
+TRACE_MAX_BOX_SIDE = 1344
+
+
 @dataclass
 class OneHotTargets:
     """Cell indices and validity, R x K each (``index = row * W + col``)."""
@@ -127,7 +132,11 @@ def _output_window(peak: torch.Tensor, out_size: torch.Tensor, in_size: int, rad
     # Source position of output pixel i is (i + 0.5) / scale - 0.5 (align_corners=False).
     first = torch.ceil((peak - reach + 0.5) * scale - 0.5).clamp(min=0)
     last = torch.minimum(torch.floor((peak + reach + 0.5) * scale - 0.5), out_size[:, None] - 1)
-    length = int(math.ceil(float((2 * reach * scale).max()))) + 2
+    if torch.jit.is_tracing():
+        # A trace freezes this length: size it for the largest box a traced model may see.
+        length = int(math.ceil(2 * radius * TRACE_MAX_BOX_SIDE / in_size + 1)) + 2
+    else:
+        length = int(math.ceil(float((2 * reach * scale).max()))) + 2
     offsets = torch.arange(length, device=peak.device, dtype=peak.dtype)
     index = first[..., None] + offsets
     mask = index <= last[..., None]
