@@ -96,9 +96,9 @@ def test_stack_loss_weights_scale_each_stack():
     stages = [torch.randn(3, K, 28, 28)] * 2
     inst = training_instances(3, 4)
     keypoints, boxes = inst.gt_keypoints.tensor, inst.proposal_boxes.tensor
-    head.stack_loss_weights = [1.0, 1.0]
+    head.stage_loss_weights = [1.0, 1.0]
     equal = head.heatmap_losses(stages, keypoints, boxes, 1)
-    head.stack_loss_weights = [0.25, 1.0]
+    head.stage_loss_weights = [0.25, 1.0]
     scaled = head.heatmap_losses(stages, keypoints, boxes, 1)
     torch.testing.assert_close(scaled["loss_keypoint_stack0"], 0.25 * equal["loss_keypoint_stack0"])
     torch.testing.assert_close(scaled["loss_keypoint"], equal["loss_keypoint"])
