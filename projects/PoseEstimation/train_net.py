@@ -10,7 +10,6 @@
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
 on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
 """
-import logging
 import os
 
 import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
@@ -21,7 +20,6 @@ from detectron2.utils import comm
 from kpext.engine import KpextTrainer, launch, setup_cfg
 from kpext.visualization import save_prediction_pictures
 
-logger = logging.getLogger("kpext")
 
 
 def save_pictures(cfg, model) -> None:
@@ -29,7 +27,7 @@ def save_pictures(cfg, model) -> None:
         return
     out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
     paths = save_prediction_pictures(cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS)
-    logger.info("Wrote %d pictures of predictions to %s", len(paths), os.path.abspath(out_dir))
+    print(f"Wrote {len(paths)} pictures of predictions to {os.path.abspath(out_dir)}", flush=True)
 
 
 def main(args):
