@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Run a trained kpext model on images or a video and draw boxes and skeletons.
+
+    # images: files, globs or folders; one picture per input into the output folder
+    python projects/PoseEstimation/demo.py --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
+        --input 'datasets/synthetic/val/images/00000[1-4].jpg' --output out/ MODEL.WEIGHTS model_final.pth
+
+    # a video: tracked and smoothed people, drawn into out/walk.mp4, poses in out/walk.jsonl
+    python projects/PoseEstimation/demo.py --config-file CFG --video-input walk.mp4 \\
+        --output out/ MODEL.WEIGHTS model_final.pth
+
+Trailing ``KEY VALUE`` pairs override the config (put them last, after
+``--output``). Detections are followed by pose NMS (``--pose-nms``), which
+drops a second detection of the same person (OKS above 0.5 with a better one). For a video, the JSON-lines file has one line per frame:
+``{"frame", "time", "persons": [{"track_id", "bbox": [x, y, w, h], "score",
+"keypoints": [x, y, s] * K, "category_id": 1}]}`` with keypoints in COCO's
+pixel-index convention (Detectron2's coordinates minus 0.5). A frame that
+cannot be decoded is reported on stderr and written as the previous drawn
+frame (black if none came before), so the output has as many frames as the
+input; its JSON line has no persons and ``"decoded": false``.
+
+Bad input (a missing file, an unreadable image, a video that cannot be opened,
+a config without weights) stops with a one-line error and exit status 1; the
+video and JSON lines are written under temporary names and renamed only when
+complete.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import sys
+from typing import List, Optional, Sequence
+
+import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
+import cv2
+import tqdm
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import MetadataCatalog
+from detectron2.data.catalog import Metadata
+from detectron2.engine import DefaultPredictor
+
+from kpext.data.coco_keypoints import keypoint_metadata_from_category
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+from kpext.engine.trainer import check_keypoint_count
+from kpext.modeling.postprocess import POSE_NMS_METHODS
+from kpext.video.pipeline import (
+    Predictor,
+    VideoError,
+    VideoPoseRunner,
+    VideoSource,
+    draw_tracked_persons,
+    jsonl_path_for,
+    with_pose_nms,
+    write_pose_video,
+)
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker, default_oks_sigmas
+from kpext.visualization import draw_keypoint_predictions
+
+MAX_REPORTED_FRAMES = 20  # undecodable frames reported one by one; more are summed up at the end
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# a Detectron2 config key such as MODEL.WEIGHTS: where trailing overrides start
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+class DemoError(Exception):
+    """Bad input or output: reported as one line on stderr, exit status 1."""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Draw a kpext keypoint model's predictions on images or a video.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="model config (yaml)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", metavar="PATH", help="images: files, globs ('dir/*.jpg') or folders")
+    source.add_argument("--video-input", metavar="VIDEO", help="a video file")
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="a folder (one picture per image, or <video name>.mp4), or a file for a single image or a video",
+    )
+    parser.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum person score")
+    parser.add_argument(
+        "--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing of video keypoints"
+    )
+    parser.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff (Hz): jitter at rest")
+    parser.add_argument("--beta", type=float, default=0.02, help="One-Euro speed coefficient (per pixel/s): lag")
+    parser.add_argument("--track-match", choices=TRACK_MATCH_METHODS, default="oks", help="how people are matched across frames")
+    parser.add_argument("--max-age", type=int, default=10, help="frames a track may be missed and still continue")
+    parser.add_argument(
+        "--pose-nms", choices=POSE_NMS_METHODS, default="oks", help="drop duplicated poses of one person (OKS)"
+    )
+    parser.add_argument("--pose-nms-threshold", type=float, default=0.5, help="OKS above which a pose is a duplicate")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last")
+    return parser
+
+
+def split_trailing_opts(args: argparse.Namespace) -> None:
+    """Move config overrides swallowed by ``--input a.jpg MODEL.WEIGHTS w`` into ``args.opts``."""
+    if args.opts or not args.input:
+        return
+    for i, item in enumerate(args.input):
+        if _CONFIG_KEY.match(item) and not os.path.exists(item):
+            args.input, args.opts = args.input[:i], args.input[i:]
+            return
+
+
+# ---------------------------------------------------------------------------
+# Config and model
+# ---------------------------------------------------------------------------
+
+
+def setup_cfg(args: argparse.Namespace) -> CfgNode:
+    """kpext's config: defaults + ``--config-file`` + trailing overrides, score threshold from the CLI."""
+    if not os.path.isfile(args.config_file):
+        raise DemoError(f"config file not found: {args.config_file}")
+    cfg = get_cfg()
+    kpext.add_kpext_config(cfg)
+    try:
+        cfg.merge_from_file(args.config_file)
+        cfg.merge_from_list(args.opts)
+    except Exception as e:  # yaml errors, unknown keys, odd override counts
+        raise DemoError(f"bad config {args.config_file} {' '.join(args.opts)}: {_one_line(e)}") from None
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
+    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = args.confidence_threshold
+    cfg.freeze()
+    try:
+        check_keypoint_count(cfg)
+    except ValueError as e:
+        raise DemoError(f"{args.config_file}: {e}") from None
+    return cfg
+
+
+def check_weights(cfg: CfgNode, config_file: str) -> None:
+    """A model with random weights draws nonsense: require MODEL.WEIGHTS, and a local file to exist."""
+    weights = cfg.MODEL.WEIGHTS
+    if not weights:
+        raise DemoError(f"{config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth' at the end")
+    if "://" not in weights and not os.path.isfile(weights):
+        raise DemoError(f"weights file not found: {weights}")
+
+
+def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
+    """DefaultPredictor (BGR image -> {"instances": ...}), followed by pose NMS unless ``--pose-nms none``."""
+    try:
+        predictor = DefaultPredictor(cfg)
+    except Exception as e:  # a corrupt or mismatched checkpoint
+        raise DemoError(f"cannot load the model from {cfg.MODEL.WEIGHTS}: {_one_line(e)}") from None
+    return with_pose_nms(predictor, oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
+
+
+def oks_sigmas(cfg: CfgNode) -> List[float]:
+    """The test set's per-keypoint OKS sigmas, else COCO's (17 keypoints) or the default sigma."""
+    num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    sigmas = keypoint_metadata(cfg).get("keypoint_oks_sigmas", None)
+    if sigmas is not None and len(sigmas) == num_keypoints:
+        return list(sigmas)
+    return list(default_oks_sigmas(num_keypoints))
+
+
+def keypoint_metadata(cfg: CfgNode) -> Metadata:
+    """The first test set's metadata (keypoint names, skeleton colours), else COCO's person set for 17 keypoints."""
+    if cfg.DATASETS.TEST:
+        metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
+        if metadata.get("keypoint_names"):
+            return metadata
+    num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    if num_keypoints == len(COCO_PERSON_KEYPOINT_NAMES):
+        category = {"keypoints": list(COCO_PERSON_KEYPOINT_NAMES), "skeleton": COCO_PERSON_SKELETON}
+    else:
+        category = {"keypoints": [f"keypoint_{i}" for i in range(num_keypoints)]}
+    return Metadata(name="kpext_demo", thing_classes=["person"], **keypoint_metadata_from_category(category))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+# ---------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------
+
+
+def _images_in_folder(folder: str) -> List[str]:
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    return [os.path.join(folder, n) for n in names]
+
+
+def expand_inputs(patterns: Sequence[str]) -> List[str]:
+    """Image paths from files, globs and folders, in the given order (globs and folders sorted).
+
+    Raises DemoError for a missing file, a glob or folder without images, or a
+    file OpenCV cannot decode (checked from its header, before any work).
+    """
+    paths: List[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found = _images_in_folder(pattern)
+            if not found:
+                raise DemoError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in folder {pattern}")
+        elif glob.has_magic(pattern):
+            found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+            if not found:
+                raise DemoError(f"no file matches {pattern}")
+        elif os.path.isfile(pattern):
+            found = [pattern]
+        else:
+            raise DemoError(f"input file not found: {pattern}")
+        paths.extend(found)
+    for path in paths:
+        if not cv2.haveImageReader(path):
+            raise DemoError(f"cannot read image {path}: not an image format OpenCV can decode")
+    return paths
+
+
+def _is_folder_output(output: str) -> bool:
+    return os.path.isdir(output) or output.endswith(("/", os.sep)) or not os.path.splitext(output)[1]
+
+
+def image_output_paths(inputs: Sequence[str], output: str) -> List[str]:
+    """One output picture per input: ``output/<input name>``, or ``output`` itself for a single input file."""
+    if not _is_folder_output(output):
+        if len(inputs) != 1:
+            raise DemoError(f"--output {output} is a file but there are {len(inputs)} inputs; give a folder")
+        return [output]
+    outputs = [os.path.join(output, os.path.basename(p)) for p in inputs]
+    seen = {}
+    for source, target in zip(inputs, outputs):
+        if target in seen:
+            raise DemoError(f"inputs {seen[target]} and {source} would both be written to {target}")
+        seen[target] = source
+    return outputs
+
+
+def _write_image_atomically(path: str, image) -> None:
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{ext}")
+    try:
+        if not cv2.imwrite(tmp, image):
+            raise DemoError(f"cannot write picture {path}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run_on_images(cfg: CfgNode, predictor: Predictor, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+    metadata = keypoint_metadata(cfg)
+    for source, target in tqdm.tqdm(list(zip(inputs, outputs)), desc="images", unit="img"):
+        image = cv2.imread(source)
+        if image is None:
+            raise DemoError(f"cannot read image {source}")
+        instances = predictor(image)["instances"].to("cpu")
+        picture = draw_keypoint_predictions(
+            image, instances, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD, cfg.TEST.KPEXT.VIS_MIN_SIZE
+        )
+        _write_image_atomically(target, picture)
+        tqdm.tqdm.write(f"{source}: {len(instances)} people -> {target}")
+
+
+# ---------------------------------------------------------------------------
+# Video
+# ---------------------------------------------------------------------------
+
+
+def video_output_path(video_input: str, output: str) -> str:
+    """``output`` itself, or ``output/<video name>.mp4`` when it is a folder."""
+    if _is_folder_output(output):
+        return os.path.join(output, os.path.splitext(os.path.basename(video_input))[0] + ".mp4")
+    return output
+
+
+def build_runner(cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, metadata) -> VideoPoseRunner:
+    """Tracker and (optionally) smoother set up from the command line."""
+    tracker = PoseTracker(match=args.track_match, max_age=args.max_age, sigmas=oks_sigmas(cfg))
+    smoother = None
+    if args.smooth:
+        smoother = KeypointSmoother(
+            min_cutoff=args.min_cutoff,
+            beta=args.beta,
+            freq=fps,
+            score_threshold=cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
+            max_age=args.max_age,
+        )
+    return VideoPoseRunner(predictor, fps=fps, tracker=tracker, smoother=smoother)
+
+
+def run_on_video(cfg: CfgNode, predictor, source: VideoSource, output: str, args: argparse.Namespace) -> None:
+    metadata = keypoint_metadata(cfg)
+    if source.fps != source.declared_fps:
+        print(f"warning: {source.path} declares no frame rate; writing {source.fps:g} fps", file=sys.stderr)
+    runner = build_runner(cfg, predictor, args, source.fps, metadata)
+    threshold = cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD
+
+    def draw(result):
+        return draw_tracked_persons(result.image, result.persons, metadata, threshold)
+
+    def report_undecodable(index: int) -> None:
+        reported.append(index)
+        if len(reported) <= MAX_REPORTED_FRAMES:  # a truncated file would report every missing frame
+            tqdm.tqdm.write(
+                f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame instead",
+                file=sys.stderr,
+            )
+
+    reported: List[int] = []
+
+    results = tqdm.tqdm(runner.run(source), total=source.frame_count or None, desc="video", unit="frame")
+    try:
+        summary = write_pose_video(
+            results, output, source.fps, source.size, draw, jsonl_path_for(output), report_undecodable
+        )
+    except VideoError as e:
+        raise DemoError(f"{source.path}: {e}") from None
+    finally:
+        results.close()
+    if len(reported) > MAX_REPORTED_FRAMES:
+        print(f"warning: {len(reported)} frames of {source.path} could not be decoded in all", file=sys.stderr)
+    skipped = f", {len(summary.undecodable_frames)} undecodable" if summary.undecodable_frames else ""
+    print(
+        f"wrote {summary.video_path} ({summary.num_frames} frames{skipped}, {source.fps:g} fps, "
+        f"{source.width}x{source.height}, {len(summary.track_ids)} tracks) and {summary.jsonl_path}"
+    )
+
+
+# ---------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> None:
+    """Check everything that can be checked cheaply, then build the model and run it."""
+    cfg = setup_cfg(args)
+    check_weights(cfg, args.config_file)
+    if args.video_input:
+        try:
+            source = VideoSource(args.video_input)
+        except VideoError as e:
+            raise DemoError(str(e)) from None
+        output = video_output_path(args.video_input, args.output)
+        run_on_video(cfg, build_predictor(cfg, args), source, output, args)
+    else:
+        inputs = expand_inputs(args.input)
+        outputs = image_output_paths(inputs, args.output)
+        run_on_images(cfg, build_predictor(cfg, args), inputs, outputs)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = get_parser().parse_args(argv)
+    split_trailing_opts(args)
+    try:
+        run(args)
+    except DemoError as e:
+        raise SystemExit(f"demo.py: error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

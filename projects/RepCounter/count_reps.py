@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""Count jumps or squats in a video of one exercising person.
+
+    # run a trained model on the video
+    python projects/RepCounter/count_reps.py --video-input squats.mp4 --output out/squats_count.mp4 \\
+        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml MODEL.WEIGHTS model_final.pth
+
+    # or reuse the poses demo.py (or make_synthetic_video.py) wrote
+    python projects/RepCounter/count_reps.py --keypoints-jsonl out/squats.jsonl [--video-input squats.mp4 --output ...]
+
+Pipeline: poses per frame -> tracks (the main person is the longest track) ->
+vertical hip or ankle signal (``--part``) -> hysteresis counter. Prints
+``N repetitions ...``; with ``--output`` writes the video with the running
+count and the main person's skeleton drawn on every frame, the poses of all
+tracks as ``<output stem>.jsonl`` (model runs only) and a JSON summary
+(``--summary``, default ``<output stem>.summary.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
+import cv2
+import numpy as np
+import tqdm
+
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.data.synthetic import draw_annotations
+from kpext.video.pipeline import (
+    FrameResult,
+    VideoError,
+    VideoPoseRunner,
+    VideoSource,
+    frame_to_jsonl_record,
+    jsonl_path_for,
+    persons_from_jsonl_record,
+    read_pose_jsonl,
+    with_pose_nms,
+    write_pose_video,
+)
+from kpext.modeling.postprocess import POSE_NMS_METHODS
+from kpext.video.repcount import BODY_PARTS
+from kpext.video.reps import RepetitionResult, analyse_repetitions
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker, default_oks_sigmas
+
+
+class CountError(Exception):
+    """Bad input: reported as one line on stderr, exit status 1."""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Count jumps or squats of the main person in a video.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--video-input", metavar="VIDEO", help="the video (needed to run the model or to draw)")
+    parser.add_argument("--keypoints-jsonl", metavar="FILE", help="poses from demo.py instead of running a model")
+    parser.add_argument("--config-file", metavar="FILE", help="model config (also gives the keypoint names)")
+    parser.add_argument("--output", metavar="PATH", help="video with the running count: a file (.mp4) or a folder")
+    parser.add_argument("--summary", metavar="FILE", help="JSON summary (default: next to --output)")
+    parser.add_argument("--part", choices=BODY_PARTS, default="hip", help="hip: squats and jumps; ankle: jumps")
+    parser.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum person score")
+    parser.add_argument("--keypoint-threshold", type=float, default=0.05, help="keypoints scoring less are ignored")
+    parser.add_argument("--track-match", choices=TRACK_MATCH_METHODS, default="oks")
+    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing")
+    parser.add_argument("--pose-nms", choices=POSE_NMS_METHODS, default="oks", help="drop duplicated poses (OKS > 0.5)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# Poses: from a model run or from a JSONL file
+# ---------------------------------------------------------------------------
+
+
+def build_cfg(args: argparse.Namespace):
+    """kpext config from ``--config-file`` and the trailing overrides; weights required."""
+    from detectron2.config import get_cfg
+
+    if not os.path.isfile(args.config_file):
+        raise CountError(f"config file not found: {args.config_file}")
+    cfg = get_cfg()
+    kpext.add_kpext_config(cfg)
+    try:
+        cfg.merge_from_file(args.config_file)
+        cfg.merge_from_list(args.opts)
+    except Exception as e:  # yaml errors, unknown keys
+        raise CountError(f"bad config {args.config_file}: {' '.join(str(e).split())}") from None
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
+    cfg.freeze()
+    return cfg
+
+
+def keypoint_names_of(cfg) -> Sequence[str]:
+    """The first test set's keypoint names, else COCO's person keypoints."""
+    from detectron2.data import MetadataCatalog
+
+    if cfg is not None and cfg.DATASETS.TEST:
+        names = MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("keypoint_names", None)
+        if names:
+            return list(names)
+    return list(COCO_PERSON_KEYPOINT_NAMES)
+
+
+def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameResult]:
+    """Detect, track and smooth every frame; the results keep no images (the video is read again to draw)."""
+    from detectron2.engine import DefaultPredictor
+
+    weights = cfg.MODEL.WEIGHTS
+    if not weights:
+        raise CountError(f"{args.config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth'")
+    if "://" not in weights and not os.path.isfile(weights):
+        raise CountError(f"weights file not found: {weights}")
+    sigmas = default_oks_sigmas(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
+    predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
+    smoother = KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold) if args.smooth else None
+    tracker = PoseTracker(match=args.track_match, sigmas=sigmas)
+    runner = VideoPoseRunner(predictor, fps=source.fps, tracker=tracker, smoother=smoother)
+    results = []
+    for result in tqdm.tqdm(runner.run(source), total=source.frame_count or None, desc="poses", unit="frame"):
+        results.append(dataclasses.replace(result, image=None))
+    return results
+
+
+def results_from_records(records: Sequence[Dict[str, Any]], fps: float) -> List[FrameResult]:
+    """One result per frame index 0..max from JSONL records (frames without a record have nobody)."""
+    by_frame = {int(r["frame"]): r for r in records}
+    num_frames = max(by_frame) + 1 if by_frame else 0
+    results = []
+    for i in range(num_frames):
+        record = by_frame.get(i, {"persons": []})
+        time = float(record.get("time", i / fps))
+        results.append(FrameResult(i, time, None, persons_from_jsonl_record(record), record.get("decoded", True)))
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Drawing the running count
+# ---------------------------------------------------------------------------
+
+
+def _keypoints_for_drawing(keypoints: np.ndarray, threshold: float) -> np.ndarray:
+    """K x 3 in COCO pixel-index coordinates with visibility 2 where confident, for draw_annotations."""
+    out = np.asarray(keypoints, dtype=np.float64).copy()
+    out[:, :2] -= 0.5
+    out[:, 2] = np.where(out[:, 2] > threshold, 2.0, 0.0)
+    return out
+
+
+def draw_count(result: FrameResult, count: int, main_track: Optional[int], threshold: float) -> np.ndarray:
+    """The frame with the main person's skeleton and the running count in the top-left corner."""
+    image = result.image
+    main = [p for p in result.persons if p.track_id == main_track]
+    if main and len(main[0].keypoints) == len(COCO_PERSON_KEYPOINT_NAMES):  # draw_annotations knows COCO's skeleton
+        image = draw_annotations(image, [_keypoints_for_drawing(main[0].keypoints, threshold)])
+    scale = max(image.shape[0], image.shape[1]) / 400.0
+    text = f"reps: {count}"
+    origin = (int(8 * scale) + 2, int(30 * scale) + 4)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    return image
+
+
+def write_count_video(
+    source: VideoSource,
+    results: Sequence[FrameResult],
+    analysis: RepetitionResult,
+    output: str,
+    jsonl_path: Optional[str],
+    threshold: float,
+) -> None:
+    """Read the video again and write it with the running count; frames past the poses keep the last count."""
+    running = analysis.running
+    final = int(running[-1]) if len(running) else 0
+
+    def frames_with_results():
+        for i, frame in enumerate(source):
+            result = results[i] if i < len(results) else FrameResult(i, i / source.fps, None)
+            yield dataclasses.replace(result, image=frame)
+
+    def draw(result: FrameResult) -> np.ndarray:
+        count = int(running[result.index]) if result.index < len(running) else final
+        return draw_count(result, count, analysis.track_id, threshold)
+
+    def report_undecodable(index: int) -> None:
+        print(f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame", file=sys.stderr)
+
+    write_pose_video(frames_with_results(), output, source.fps, source.size, draw, jsonl_path, report_undecodable)
+
+
+# ---------------------------------------------------------------------------
+
+
+def output_paths(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    video = args.output
+    if video and (os.path.isdir(video) or not os.path.splitext(video)[1]):
+        stem = os.path.splitext(os.path.basename(args.video_input or args.keypoints_jsonl))[0]
+        video = os.path.join(video, stem + "_reps.mp4")
+    summary = args.summary or (os.path.splitext(video)[0] + ".summary.json" if video else None)
+    return {"video": video, "summary": summary}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if not args.keypoints_jsonl and not (args.video_input and args.config_file):
+        raise CountError("give --keypoints-jsonl, or --video-input with --config-file (and MODEL.WEIGHTS)")
+    if args.output and not args.video_input:
+        raise CountError("--output draws on the video: give --video-input too")
+    for path in (args.keypoints_jsonl, args.video_input):
+        if path and not os.path.isfile(path):
+            raise CountError(f"input file not found: {path}")
+
+
+def run(args: argparse.Namespace) -> RepetitionResult:
+    check_args(args)
+    cfg = build_cfg(args) if args.config_file else None
+    source = VideoSource(args.video_input) if args.video_input else None
+    fps = source.fps if source is not None else 30.0
+    if args.keypoints_jsonl:
+        try:
+            results = results_from_records(read_pose_jsonl(args.keypoints_jsonl), fps)
+        except ValueError as e:
+            raise CountError(str(e)) from None
+    else:
+        results = run_model(cfg, source, args)
+
+    records = [frame_to_jsonl_record(r) for r in results]
+    analysis = analyse_repetitions(records, keypoint_names_of(cfg), args.part, score_threshold=args.keypoint_threshold)
+    paths = output_paths(args)
+    if paths["video"]:
+        jsonl = None if args.keypoints_jsonl else jsonl_path_for(paths["video"])
+        write_count_video(source, results, analysis, paths["video"], jsonl, args.keypoint_threshold)
+    if paths["summary"]:
+        summary = dict(analysis.to_json(), part=args.part, fps=fps, source=args.video_input or args.keypoints_jsonl)
+        os.makedirs(os.path.dirname(os.path.abspath(paths["summary"])), exist_ok=True)
+        with open(paths["summary"], "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+
+    seen = f"track {analysis.track_id}, seen in {analysis.frames_seen} of {len(results)} frames"
+    print(f"{analysis.count} repetitions (part {args.part}, {seen if analysis.track_id is not None else 'nobody seen'})")
+    for key in ("video", "summary"):
+        if paths[key]:
+            print(f"wrote {paths[key]}")
+    return analysis
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = get_parser().parse_args(argv)
+    try:
+        run(args)
+    except (CountError, VideoError) as e:
+        raise SystemExit(f"count_reps.py: error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()
