@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Generate kpext's synthetic face-keypoint set: Kaggle-format CSVs, the 15-point COCO
+JSONs converted from them, and 68-point (iBUG) COCO JSONs on the same images.
+
+Examples (from the repository root)::
+
+    python datasets/make_faces.py                         # train (2000) + val (200) into datasets/faces
+    python datasets/make_faces.py --split val --num-images 20 --out /tmp/faces
+    python datasets/make_faces.py --missing-fraction 0.7 --force   # as sparse as Kaggle's labels
+
+Splits that already exist with the same settings are left alone unless --force is
+given. See datasets/README.md ("Faces") for the layout of the output.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import time
+from dataclasses import replace
+from typing import Dict, List, Optional
+
+if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kpext.data.synthetic_faces import (  # noqa: E402
+    DEFAULT_FACE_SPLITS,
+    FaceSynthConfig,
+    face_split_is_current,
+    generate_face_split,
+)
+
+# flags (argparse dests) that override the FaceSynthConfig field of the same name
+_OVERRIDES = (
+    "num_images", "seed", "image_size", "min_face_frac", "max_face_frac", "max_roll", "max_yaw",
+    "occluder_prob", "glasses_prob", "missing_fraction", "noise",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = " and ".join(
+        f"{name} ({cfg.num_images} images, seed {cfg.seed})" for name, cfg in DEFAULT_FACE_SPLITS.items()
+    )
+    parser = argparse.ArgumentParser(
+        description="Generate the synthetic face-keypoint set (Kaggle CSV, 15- and 68-point COCO JSON).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--out", default=os.path.join("datasets", "faces"),
+        help="output root (relative paths are relative to the current directory)")
+    add("--split", nargs="+", default=None, metavar="NAME", help=f"split(s) to generate; default: {defaults}")
+    add("--num-images", type=int, help="faces per split (default: the split's own)")
+    add("--seed", type=int, help="base random seed (default: the split's own)")
+    add("--image-size", type=int, help="image width and height in pixels (default 96, Kaggle's)")
+    add("--min-face-frac", type=float, help="smallest face height as a fraction of the image (default 0.5)")
+    add("--max-face-frac", type=float, help="largest face height as a fraction of the image (default 1.0)")
+    add("--max-roll", type=float, help="largest in-plane rotation in degrees (default 25)")
+    add("--max-yaw", type=float, help="largest head turn in degrees (default 25, at most 35)")
+    add("--occluder-prob", type=float, help="probability of a bar or hand over the face (default 0.3)")
+    add("--glasses-prob", type=float, help="probability of glasses (default 0.15)")
+    add("--missing-fraction", type=float,
+        help="share of CSV rows that keep only the 4 core points (default: train 0.3, val 0)")
+    add("--noise", type=float, help="largest sensor noise standard deviation, grey levels (default 5)")
+    add("--force", action="store_true", help="regenerate even if the split is up to date")
+    add("--quiet", action="store_true", help="no progress bar")
+    return parser  # fmt: skip
+
+
+def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, FaceSynthConfig]:
+    """The config of each requested split: its default with the given flags applied.
+    Exits through ``parser.error`` (status 2) on invalid values."""
+    names: List[str] = args.split or list(DEFAULT_FACE_SPLITS)
+    overrides = {n: getattr(args, n) for n in _OVERRIDES if getattr(args, n) is not None}
+    configs = {}
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            parser.error(f"--split: split names may only use letters, digits, '_' and '-', got {name!r}")
+        # splits without defaults of their own get the val split's settings
+        cfg = replace(DEFAULT_FACE_SPLITS.get(name, DEFAULT_FACE_SPLITS["val"]), **overrides)
+        try:
+            cfg.validate()
+        except ValueError as e:
+            parser.error(str(e))
+        configs[name] = cfg
+    return configs
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for split, cfg in split_configs(args, parser).items():
+        if not args.force and face_split_is_current(args.out, split, cfg):
+            print(f"{split}: up to date ({cfg.num_images} faces) in {args.out}  (--force regenerates)")
+            continue
+        start = time.perf_counter()
+        paths = generate_face_split(args.out, split, cfg, show_progress=not args.quiet)
+        print(f"{split}: {cfg.num_images} faces in {time.perf_counter() - start:.1f} s -> "
+              f"{paths['csv']}, {paths['faces15']}, {paths['faces68']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
