@@ -32,6 +32,9 @@ def setup_cfg(args) -> CfgNode:
     cfg.freeze()
     check_keypoint_count(cfg)
     default_setup(cfg, args)
+    # default_setup gives only Detectron2's and fvcore's loggers a handler; kpext's
+    # warnings (skipped records, face metrics...) must reach the console and log file too.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="kpext", abbrev_name="kpext")
     return cfg
 
 
