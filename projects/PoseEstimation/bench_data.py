@@ -32,11 +32,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
 
 
-def demo_cfg(num_workers: int):
+def demo_cfg(num_workers=None):
+    """The demo config; ``num_workers`` overrides DATALOADER.NUM_WORKERS when given."""
     cfg = get_cfg()
     kpext.add_kpext_config(cfg)
     cfg.merge_from_file(CONFIG)
-    cfg.DATALOADER.NUM_WORKERS = num_workers
+    if num_workers is not None:
+        cfg.DATALOADER.NUM_WORKERS = num_workers
     return cfg
 
 
@@ -75,7 +77,7 @@ def main() -> int:
     setup_logger(name="kpext")
     ensure_synthetic_dataset(os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS)
     batches = 10 if quick else 60
-    configured = demo_cfg(demo_cfg(0).DATALOADER.NUM_WORKERS).DATALOADER.NUM_WORKERS
+    configured = demo_cfg().DATALOADER.NUM_WORKERS
     loader_rows = []
     for workers in sorted({0, configured, 2}):
         rate = loader_images_per_second(demo_cfg(workers), batches)
