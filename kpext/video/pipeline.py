@@ -25,9 +25,13 @@ no shift, also as ``COCOEvaluator`` writes them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -55,6 +59,7 @@ __all__ = [
     "write_pose_video",
     "persons_from_jsonl_record",
     "read_pose_jsonl",
+    "exit_on_sigterm",
 ]
 
 # Detectron2's continuous coordinates minus this = COCO's pixel-index coordinates.
@@ -504,3 +509,20 @@ def write_pose_video(
                 _remove_quietly(tmp)
         raise
     return PoseVideoSummary(video_path, jsonl_path, num_frames, undecodable, sorted(track_ids))
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Meanwhile, SIGTERM raises SystemExit (status 143) instead of ending the process at once.
+
+    :func:`write_pose_video` then deletes its temporary files on the way out,
+    as it does on Ctrl-C. Does nothing outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

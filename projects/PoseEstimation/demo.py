@@ -51,6 +51,7 @@ from kpext.video.pipeline import (
     VideoPoseRunner,
     VideoSource,
     draw_tracked_persons,
+    exit_on_sigterm,
     jsonl_path_for,
     with_pose_nms,
     write_pose_video,
@@ -353,7 +354,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     split_trailing_opts(args)
     try:
-        run(args)
+        with exit_on_sigterm():
+            run(args)
     except DemoError as e:
         raise SystemExit(f"demo.py: error: {e}") from None
 

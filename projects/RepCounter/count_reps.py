@@ -36,6 +36,7 @@ from kpext.video.pipeline import (
     VideoError,
     VideoPoseRunner,
     VideoSource,
+    exit_on_sigterm,
     frame_to_jsonl_record,
     jsonl_path_for,
     persons_from_jsonl_record,
@@ -240,6 +241,12 @@ def run(args: argparse.Namespace) -> RepetitionResult:
         with open(paths["summary"], "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
 
+    if analysis.track_id is not None and analysis.frames_seen < 0.8 * len(results):
+        print(
+            f"warning: the main track was seen in only {analysis.frames_seen} of {len(results)} frames; "
+            "the person may have been split into several tracks and the count may be low",
+            file=sys.stderr,
+        )
     seen = f"track {analysis.track_id}, seen in {analysis.frames_seen} of {len(results)} frames"
     print(f"{analysis.count} repetitions (part {args.part}, {seen if analysis.track_id is not None else 'nobody seen'})")
     for key in ("video", "summary"):
@@ -251,7 +258,8 @@ def run(args: argparse.Namespace) -> RepetitionResult:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     try:
-        run(args)
+        with exit_on_sigterm():
+            run(args)
     except (CountError, VideoError) as e:
         raise SystemExit(f"count_reps.py: error: {e}") from None
 

@@ -203,3 +203,11 @@ def test_video_same_frames_size_and_fps_with_jsonl(tiny, tmp_path):
     for r in records:  # track ids are unique within a frame
         ids = [p["track_id"] for p in r["persons"]]
         assert len(ids) == len(set(ids))
+
+
+def test_overrides_after_the_image_list_are_taken_as_overrides():
+    args = demo.get_parser().parse_args(
+        ["--config-file", "c.yaml", "--output", "out", "--input", "a.jpg", "b/*.jpg", "MODEL.WEIGHTS", "w.pth"]
+    )
+    demo.split_trailing_opts(args)
+    assert args.input == ["a.jpg", "b/*.jpg"] and args.opts == ["MODEL.WEIGHTS", "w.pth"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
+from kpext.video import RepetitionCounter
 from kpext.video.reps import analyse_repetitions, count_repetitions_from_records, main_track_id
 from kpext.video.synthetic_motion import repetition_sequence
 
@@ -65,6 +66,7 @@ def test_library_counts_exactly(kind, reps):
     assert result.track_id == 1 and len(result.running) == len(records)
     assert result.running[-1] == reps and np.all(np.diff(result.running) >= 0)
     assert len(result.rep_frames) == reps and result.frames_seen == len(records) - 3
+    assert RepetitionCounter().count(result.signal) == reps  # the running count ends on the batch count
 
 
 def test_ankles_count_jumps_but_not_squats():

@@ -2,6 +2,7 @@
 undecodable frames, and no half-written output."""
 import json
 import os
+import signal
 
 import cv2
 import numpy as np
@@ -17,6 +18,7 @@ from kpext.video.pipeline import (
     VideoPoseRunner,
     VideoSource,
     draw_tracked_persons,
+    exit_on_sigterm,
     frame_to_jsonl_record,
     jsonl_path_for,
     persons_from_jsonl_record,
@@ -313,3 +315,26 @@ def test_pose_nms_drops_a_second_detection_of_one_person():
     assert kept.scores.tolist() == pytest.approx([0.9, 0.7])
     with pytest.raises(ValueError, match="pose NMS"):
         with_pose_nms(predictor, sigmas, "boxes")
+
+
+def test_sigterm_while_writing_deletes_the_temporaries(tmp_path):
+    frames = [np.zeros((SIZE, SIZE, 3), np.uint8)] * 5
+    before = signal.getsignal(signal.SIGTERM)
+
+    def no_one(image):
+        return {"instances": make_instances(np.zeros((0, 4)), np.zeros((0, NUM_KEYPOINTS, 3)), [])}
+
+    def terminated_at_frame_2(result):
+        if result.index == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+        return result.image
+
+    out = tmp_path / "v.mp4"
+    with pytest.raises(SystemExit) as stop:
+        with exit_on_sigterm():
+            write_pose_video(
+                VideoPoseRunner(no_one).run(frames), str(out), FPS, (SIZE, SIZE), terminated_at_frame_2, jsonl_path_for(str(out))
+            )
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == before
