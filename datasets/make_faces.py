@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import sys
 import time
-from dataclasses import replace
 from typing import Dict, List, Optional
 
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from kpext.data.generation import configs_for_splits  # noqa: E402
 from kpext.data.synthetic_faces import (  # noqa: E402
     DEFAULT_FACE_SPLITS,
     FaceSynthConfig,
@@ -69,22 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, FaceSynthConfig]:
-    """The config of each requested split: its default with the given flags applied.
+    """The config of each requested split: its default with the given flags applied
+    (splits without defaults of their own get the val split's settings).
     Exits through ``parser.error`` (status 2) on invalid values."""
-    names: List[str] = args.split or list(DEFAULT_FACE_SPLITS)
     overrides = {n: getattr(args, n) for n in _OVERRIDES if getattr(args, n) is not None}
-    configs = {}
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
-            parser.error(f"--split: split names may only use letters, digits, '_' and '-', got {name!r}")
-        # splits without defaults of their own get the val split's settings
-        cfg = replace(DEFAULT_FACE_SPLITS.get(name, DEFAULT_FACE_SPLITS["val"]), **overrides)
-        try:
-            cfg.validate()
-        except ValueError as e:
-            parser.error(str(e))
-        configs[name] = cfg
-    return configs
+    try:
+        return configs_for_splits(args.split, DEFAULT_FACE_SPLITS, DEFAULT_FACE_SPLITS["val"], overrides)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

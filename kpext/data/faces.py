@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -73,6 +72,7 @@ from tqdm import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .coco_keypoints import ON_INVALID_CHOICES, KeypointDataError, register_keypoint_coco
+from .generation import write_json_atomically
 
 __all__ = [
     "KAGGLE_FACE_KEYPOINT_NAMES",
@@ -98,7 +98,6 @@ __all__ = [
     "face_annotation_path",
     "face_image_dir",
     "register_face_datasets",
-    "write_json_atomically",
 ]
 
 logger = logging.getLogger(__name__)
@@ -496,22 +495,6 @@ def face_annotation(
         "keypoints": _coco_keypoints(keypoints, visibility),
         "num_keypoints": int(labelled.sum()),
     }
-
-
-def write_json_atomically(path: str, data: Any) -> None:
-    """Write JSON through a temporary file in the same folder and ``os.replace``, so
-    an interrupted run never leaves a partial file."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def face_annotation_path(root: str, num_points: int, split: str) -> str:

@@ -66,6 +66,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .generation import check_integer_settings, setting_error, write_json_atomically
 from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 
 __all__ = [
@@ -148,14 +149,10 @@ class SyntheticConfig:
         """Raise ``ValueError`` naming the offending setting (and its CLI flag)."""
 
         def fail(name: str, requirement: str, value: Any) -> None:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{name} ({flag}) {requirement}, got {value!r}")
+            raise setting_error(name, requirement, value)
 
-        for name in ("num_images", "seed", "width", "height", "min_people", "max_people",
-                     "max_distractors", "jpeg_quality"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                fail(name, "must be an integer", value)
+        check_integer_settings(self, ("num_images", "seed", "width", "height", "min_people", "max_people",
+                                      "max_distractors", "jpeg_quality"))  # fmt: skip
         if self.num_images < 1:
             fail("num_images", "must be at least 1", self.num_images)
         if self.seed < 0:
@@ -1183,21 +1180,6 @@ def _coco_annotation(ann: Dict[str, Any], ann_id: int, image_id: int) -> Dict[st
     }
 
 
-def _write_json_atomically(path: str, data: Any) -> None:
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    # a plain open() (unlike mkstemp) gives the file the usual umask permissions
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 _IMAGE_NAME = re.compile(r"^\d{6,}\.jpg$")
 
 
@@ -1240,7 +1222,7 @@ def generate_split(
         "annotations": annotations,
         "categories": [_category()],
     }
-    _write_json_atomically(json_path, data)
+    write_json_atomically(json_path, data)
     return json_path
 
 
