@@ -63,6 +63,8 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.TEST.KPEXT.NUM_VIS = 0
     # Detections below this score are not drawn in pictures of predictions.
     cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD = 0.5
+    # At most this many of the highest-scoring detections are drawn per picture (0: no limit).
+    cfg.TEST.KPEXT.VIS_MAX_DETECTIONS = 0
     # Keypoints below this score are not drawn in pictures of predictions.
     cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD = 0.05
     # Pictures are enlarged to at least this many pixels on the short side, so labels stay legible.

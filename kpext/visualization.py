@@ -58,6 +58,16 @@ def draw_keypoint_predictions(
     return drawn.get_image()[:, :, ::-1]
 
 
+def detections_to_draw(instances: Instances, score_threshold: float, max_detections: int = 0) -> Instances:
+    """The detections scoring at least ``score_threshold``, best first, at most
+    ``max_detections`` of them (0: all)."""
+    instances = instances[instances.scores >= score_threshold]
+    order = torch.argsort(instances.scores, descending=True)
+    if max_detections > 0:
+        order = order[:max_detections]
+    return instances[order]
+
+
 @torch.no_grad()
 def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_images: int) -> List[str]:
     """Run ``model`` on the first ``num_images`` of a dataset and save pictures of its predictions.
@@ -79,7 +89,7 @@ def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_im
         tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         height, width = image.shape[:2]
         output = model([{"image": tensor, "height": height, "width": width}])[0]["instances"]
-        output = output[output.scores >= cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD]
+        output = detections_to_draw(output, cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD, cfg.TEST.KPEXT.VIS_MAX_DETECTIONS)
         picture = draw_keypoint_predictions(
             image, output, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD, cfg.TEST.KPEXT.VIS_MIN_SIZE
         )
