@@ -44,7 +44,8 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.MODEL.KPEXT.HOURGLASS.DEPTH = 2
     # Channels of the hourglass features.
     cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = 128
-    # Norm inside residual blocks ("", "BN", "GN", "SyncBN").
+    # Norm inside residual blocks ("", "BN", "GN", "SyncBN"); GN: 32 groups, or the largest divisor
+    # of the channels below that. Faces (projects/FaceLandmarks) need GN: BN there broke the detector.
     cfg.MODEL.KPEXT.HOURGLASS.NORM = "BN"
     # Stride-2 transposed convs before the first hourglass (1: 14x14 RoIs -> 28x28 heatmaps).
     cfg.MODEL.KPEXT.HOURGLASS.NUM_UPSAMPLE = 1

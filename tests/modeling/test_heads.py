@@ -90,6 +90,21 @@ def test_hourglass_supervises_every_stack():
     assert set(history[0]) == {"loss_keypoint_stack0", "loss_keypoint_stack1", "loss_keypoint"}
 
 
+@pytest.mark.parametrize(
+    "channels, expected",
+    # (channels, groups) of the norms; bottlenecks have half the channels
+    [(128, {(128, 32), (64, 32)}), (32, {(32, 32), (16, 16)}), (48, {(48, 16), (24, 8)})],
+)
+def test_group_norm_fits_thin_hourglasses(channels, expected):
+    cfg = head_cfg()
+    cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = channels
+    cfg.MODEL.KPEXT.HOURGLASS.NORM = "GN"
+    head = HourglassKeypointHead(cfg, SHAPE)
+    norms = {(m.num_channels, m.num_groups) for m in head.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert norms == expected
+    assert head.layers(torch.randn(2, SHAPE.channels, 14, 14))[-1].shape == (2, K, 28, 28)
+
+
 def test_stack_loss_weights_scale_each_stack():
     cfg = head_cfg()
     head = HourglassKeypointHead(cfg, SHAPE)

@@ -1,7 +1,8 @@
 """HourglassKeypointHead: stacked hourglasses with intermediate supervision (Newell et al. 2016)."""
 from __future__ import annotations
 
-from typing import List
+import math
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,14 @@ from .gaussian import init_heatmap_layers
 from .heatmap import HeatmapKeypointHead
 
 
+def hourglass_norm(norm: str, channels: int) -> Optional[nn.Module]:
+    """Detectron2's ``get_norm``, except that "GN" uses the largest number of groups up to 32
+    that divides ``channels``: thin hourglasses (bottlenecks have half the channels) stay valid."""
+    if norm == "GN":
+        return nn.GroupNorm(math.gcd(32, channels), channels)
+    return get_norm(norm, channels)
+
+
 class Residual(nn.Module):
     """Bottleneck residual block (1x1, 3x3, 1x1 convs), pre-activation."""
 
@@ -22,11 +31,11 @@ class Residual(nn.Module):
         super().__init__()
         mid = out_channels // 2
         self.body = nn.Sequential(
-            get_norm(norm, in_channels) or nn.Identity(), nn.ReLU(),
+            hourglass_norm(norm, in_channels) or nn.Identity(), nn.ReLU(),
             nn.Conv2d(in_channels, mid, 1),
-            get_norm(norm, mid) or nn.Identity(), nn.ReLU(),
+            hourglass_norm(norm, mid) or nn.Identity(), nn.ReLU(),
             nn.Conv2d(mid, mid, 3, padding=1),
-            get_norm(norm, mid) or nn.Identity(), nn.ReLU(),
+            hourglass_norm(norm, mid) or nn.Identity(), nn.ReLU(),
             nn.Conv2d(mid, out_channels, 1),
         )  # fmt: skip
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
@@ -93,7 +102,7 @@ class HourglassKeypointHead(HeatmapKeypointHead):
                 f"for {num_stacks} stacks"
             )
         k = self.num_keypoints
-        stem = [Conv2d(input_shape.channels, channels, 3, padding=1, norm=get_norm(norm, channels), activation=nn.ReLU())]
+        stem = [Conv2d(input_shape.channels, channels, 3, padding=1, norm=hourglass_norm(norm, channels), activation=nn.ReLU())]
         for _ in range(num_upsample):
             stem += [ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.ReLU()]
         self.stem = nn.Sequential(*stem)
@@ -101,7 +110,7 @@ class HourglassKeypointHead(HeatmapKeypointHead):
         self.features = nn.ModuleList(
             nn.Sequential(
                 Residual(channels, channels, norm),
-                Conv2d(channels, channels, 1, norm=get_norm(norm, channels), activation=nn.ReLU()),
+                Conv2d(channels, channels, 1, norm=hourglass_norm(norm, channels), activation=nn.ReLU()),
             )
             for _ in range(num_stacks)
         )
