@@ -1,23 +1,13 @@
 """projects/FaceLandmarks/compare_heads.py: the table's numbers, the picture's layout, clear errors."""
-import importlib.util
 import json
 import os
 
 import cv2
 import numpy as np
 import pytest
+from script_loading import load_script
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "FaceLandmarks", "compare_heads.py")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("kpext_compare_heads", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-compare = _load()
+compare = load_script("kpext_compare_heads", "projects", "FaceLandmarks", "compare_heads.py")
 
 
 def _run(tmp_path, name, head, error, ap, pictures=("000001.jpg", "000002.jpg")):

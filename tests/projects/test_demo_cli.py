@@ -1,5 +1,4 @@
 """projects/PoseEstimation/demo.py: bad input stops cleanly; images and a video run with a tiny random model."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from detectron2.modeling import build_model
 
 import kpext
 from kpext.data.synthetic import SyntheticConfig, render_image
+from script_loading import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO_ROOT, "projects", "PoseEstimation", "demo.py")
@@ -36,14 +36,7 @@ TEST:
 VIDEO_FRAMES = 10
 
 
-def load_demo_module():
-    spec = importlib.util.spec_from_file_location("kpext_pose_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = load_demo_module()
+demo = load_script("kpext_pose_demo", "projects", "PoseEstimation", "demo.py")
 
 
 @pytest.fixture(scope="module")

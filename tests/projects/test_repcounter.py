@@ -1,5 +1,4 @@
 """projects/RepCounter: exact counts from pose records, through the library and the command line."""
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
 from kpext.video import RepetitionCounter
 from kpext.video.reps import analyse_repetitions, count_repetitions_from_records, main_track_id
 from kpext.video.synthetic_motion import repetition_sequence
+from script_loading import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COUNT_REPS = os.path.join(REPO_ROOT, "projects", "RepCounter", "count_reps.py")
@@ -102,10 +102,7 @@ def test_count_reps_cli_on_keypoints_jsonl(tmp_path):
 
 
 def load_count_reps():
-    spec = importlib.util.spec_from_file_location("kpext_count_reps", COUNT_REPS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("kpext_count_reps", "projects", "RepCounter", "count_reps.py")
 
 
 def test_count_reps_bad_input_is_one_line(tmp_path):
