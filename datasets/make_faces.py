@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kpext.data.generation import configs_for_splits  # noqa: E402
+from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
 from kpext.data.synthetic_faces import (  # noqa: E402
     DEFAULT_FACE_SPLITS,
     FaceSynthConfig,
@@ -31,27 +31,14 @@ from kpext.data.synthetic_faces import (  # noqa: E402
     generate_face_split,
 )
 
-# flags (argparse dests) that override the FaceSynthConfig field of the same name
-_OVERRIDES = (
-    "num_images", "seed", "image_size", "min_face_frac", "max_face_frac", "max_roll", "max_yaw",
-    "occluder_prob", "glasses_prob", "missing_fraction", "noise",
-)  # fmt: skip
-
-
 def build_parser() -> argparse.ArgumentParser:
-    defaults = " and ".join(
-        f"{name} ({cfg.num_images} images, seed {cfg.seed})" for name, cfg in DEFAULT_FACE_SPLITS.items()
-    )
     parser = argparse.ArgumentParser(
         description="Generate the synthetic face-keypoint set (Kaggle CSV, 15- and 68-point COCO JSON).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_split_arguments(parser, DEFAULT_FACE_SPLITS, os.path.join("datasets", "faces"), "faces")
+    # each flag sets the FaceSynthConfig field of the same name
     add = parser.add_argument
-    add("--out", default=os.path.join("datasets", "faces"),
-        help="output root (relative paths are relative to the current directory)")
-    add("--split", nargs="+", default=None, metavar="NAME", help=f"split(s) to generate; default: {defaults}")
-    add("--num-images", type=int, help="faces per split (default: the split's own)")
-    add("--seed", type=int, help="base random seed (default: the split's own)")
     add("--image-size", type=int, help="image width and height in pixels (default 96, Kaggle's)")
     add("--min-face-frac", type=float, help="smallest face height as a fraction of the image (default 0.5)")
     add("--max-face-frac", type=float, help="largest face height as a fraction of the image (default 1.0)")
@@ -62,20 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--missing-fraction", type=float,
         help="share of CSV rows that keep only the 4 core points (default: train 0.3, val 0)")
     add("--noise", type=float, help="largest sensor noise standard deviation, grey levels (default 5)")
-    add("--force", action="store_true", help="regenerate even if the split is up to date")
-    add("--quiet", action="store_true", help="no progress bar")
     return parser  # fmt: skip
 
 
 def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, FaceSynthConfig]:
-    """The config of each requested split: its default with the given flags applied
-    (splits without defaults of their own get the val split's settings).
-    Exits through ``parser.error`` (status 2) on invalid values."""
-    overrides = {n: getattr(args, n) for n in _OVERRIDES if getattr(args, n) is not None}
-    try:
-        return configs_for_splits(args.split, DEFAULT_FACE_SPLITS, DEFAULT_FACE_SPLITS["val"], overrides)
-    except ValueError as e:
-        parser.error(str(e))
+    """Each requested split's config: its default with the given flags applied (splits
+    without defaults of their own get the val split's settings); invalid values exit
+    through ``parser.error`` (status 2)."""
+    return split_configs_from_args(args, parser, DEFAULT_FACE_SPLITS, DEFAULT_FACE_SPLITS["val"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

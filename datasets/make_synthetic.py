@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kpext.data.generation import configs_for_splits  # noqa: E402
+from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
 from kpext.data.synthetic import (  # noqa: E402
     DEFAULT_SPLITS,
     SyntheticConfig,
@@ -32,28 +32,14 @@ from kpext.data.synthetic import (  # noqa: E402
     split_is_current,
 )
 
-# flags (argparse dests) that override the SyntheticConfig field of the same name
-_OVERRIDES = (
-    "num_images", "seed", "width", "height", "min_people", "max_people",
-    "min_person_height", "max_person_height_frac",
-)  # fmt: skip
-
-
 def build_parser() -> argparse.ArgumentParser:
-    defaults = " and ".join(
-        f"{name} ({cfg.num_images} images, seed {cfg.seed})" for name, cfg in DEFAULT_SPLITS.items()
-    )
     parser = argparse.ArgumentParser(
         description="Generate the synthetic multi-person keypoint dataset in COCO format.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_split_arguments(parser, DEFAULT_SPLITS, os.path.join("datasets", "synthetic"), "images")
+    # each flag sets the SyntheticConfig field of the same name
     add = parser.add_argument
-    add("--out", default=os.path.join("datasets", "synthetic"),
-        help="output root (relative paths are relative to the current directory)")
-    add("--split", nargs="+", default=None, metavar="NAME",
-        help=f"split(s) to generate; default: {defaults}")
-    add("--num-images", type=int, help="images per split (default: the split's own)")
-    add("--seed", type=int, help="base random seed (default: the split's own)")
     add("--width", type=int, help="image width in pixels (default 256)")
     add("--height", type=int, help="image height in pixels (default 256)")
     add("--min-people", type=int, help="fewest people per image (default 1)")
@@ -61,21 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--min-person-height", type=float, help="smallest person height, pixels (default 30)")
     add("--max-person-height-frac", type=float,
         help="largest person height as a fraction of the image height (default 0.9)")
-    add("--force", action="store_true", help="regenerate even if the split is up to date")
-    add("--quiet", action="store_true", help="no progress bar")
     return parser  # fmt: skip
 
 
 def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, SyntheticConfig]:
-    """The config of each requested split: its default with the given flags applied
-    (splits without defaults of their own get the val split's size).
-    Exits through ``parser.error`` (status 2) on invalid values."""
-    overrides = {n: getattr(args, n) for n in _OVERRIDES if getattr(args, n) is not None}
+    """Each requested split's config: its default with the given flags applied (splits
+    without defaults of their own get the val split's size); invalid values exit
+    through ``parser.error`` (status 2)."""
     fallback = SyntheticConfig(DEFAULT_SPLITS["val"].num_images)
-    try:
-        return configs_for_splits(args.split, DEFAULT_SPLITS, fallback, overrides)
-    except ValueError as e:
-        parser.error(str(e))
+    return split_configs_from_args(args, parser, DEFAULT_SPLITS, fallback)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -66,7 +66,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .generation import check_integer_settings, setting_error, write_json_atomically
+from .generation import check_count_and_seed, reject_setting, write_json_atomically
 from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 
 __all__ = [
@@ -147,41 +147,32 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending setting (and its CLI flag)."""
-
-        def fail(name: str, requirement: str, value: Any) -> None:
-            raise setting_error(name, requirement, value)
-
-        check_integer_settings(self, ("num_images", "seed", "width", "height", "min_people", "max_people",
-                                      "max_distractors", "jpeg_quality"))  # fmt: skip
-        if self.num_images < 1:
-            fail("num_images", "must be at least 1", self.num_images)
-        if self.seed < 0:
-            fail("seed", "must be >= 0", self.seed)
+        check_count_and_seed(self, ("width", "height", "min_people", "max_people", "max_distractors", "jpeg_quality"))
         for name in ("width", "height"):
             if not 64 <= getattr(self, name) <= 4096:
-                fail(name, "must be between 64 and 4096 pixels", getattr(self, name))
+                reject_setting(name, "must be between 64 and 4096 pixels", getattr(self, name))
         if self.min_people < 1:
-            fail("min_people", "must be at least 1", self.min_people)
+            reject_setting("min_people", "must be at least 1", self.min_people)
         if self.max_people > 20:
-            fail("max_people", "must be at most 20 (COCO keypoint evaluation keeps 20 "
+            reject_setting("max_people", "must be at most 20 (COCO keypoint evaluation keeps 20 "
                  "detections per image)", self.max_people)  # fmt: skip
         if self.max_people < self.min_people:
-            fail("max_people", f"must be >= min_people ({self.min_people})", self.max_people)
+            reject_setting("max_people", f"must be >= min_people ({self.min_people})", self.max_people)
         if not 8 <= self.min_person_height <= self.height:
-            fail("min_person_height", f"must be between 8 and the image height "
+            reject_setting("min_person_height", f"must be between 8 and the image height "
                  f"({self.height}) pixels", self.min_person_height)  # fmt: skip
         if not 0.0 < self.max_person_height_frac <= 1.0:
-            fail("max_person_height_frac", "must be in (0, 1]", self.max_person_height_frac)
+            reject_setting("max_person_height_frac", "must be in (0, 1]", self.max_person_height_frac)
         if self.max_person_height_frac * self.height < self.min_person_height:
-            fail("max_person_height_frac", f"times the image height ({self.height}) must be "
+            reject_setting("max_person_height_frac", f"times the image height ({self.height}) must be "
                  f">= min_person_height ({self.min_person_height})",
                  self.max_person_height_frac)  # fmt: skip
         if not 0.0 <= self.truncation_prob <= 1.0:
-            fail("truncation_prob", "must be in [0, 1]", self.truncation_prob)
+            reject_setting("truncation_prob", "must be in [0, 1]", self.truncation_prob)
         if self.max_distractors < 0:
-            fail("max_distractors", "must be >= 0", self.max_distractors)
+            reject_setting("max_distractors", "must be >= 0", self.max_distractors)
         if not 1 <= self.jpeg_quality <= 100:
-            fail("jpeg_quality", "must be between 1 and 100", self.jpeg_quality)
+            reject_setting("jpeg_quality", "must be between 1 and 100", self.jpeg_quality)
 
 
 # Sizes used by the demo (`make demo`): small enough to generate in seconds.

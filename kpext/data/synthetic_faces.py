@@ -78,7 +78,7 @@ from .faces import (
     image_file_name,
     kaggle_columns,
 )
-from .generation import atomic_output, check_integer_settings, setting_error, write_json_atomically
+from .generation import atomic_output, check_count_and_seed, reject_setting, write_json_atomically
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -150,32 +150,24 @@ class FaceSynthConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending setting (and its CLI flag)."""
-
-        def fail(name: str, requirement: str, value: Any) -> None:
-            raise setting_error(name, requirement, value)
-
-        check_integer_settings(self, ("num_images", "seed", "image_size"))
-        if self.num_images < 1:
-            fail("num_images", "must be at least 1", self.num_images)
-        if self.seed < 0:
-            fail("seed", "must be >= 0", self.seed)
+        check_count_and_seed(self, ("image_size",))
         if not 32 <= self.image_size <= 1024:
-            fail("image_size", "must be between 32 and 1024 pixels", self.image_size)
+            reject_setting("image_size", "must be between 32 and 1024 pixels", self.image_size)
         if not 0.2 <= self.min_face_frac <= 1.2:
-            fail("min_face_frac", "must be in [0.2, 1.2]", self.min_face_frac)
+            reject_setting("min_face_frac", "must be in [0.2, 1.2]", self.min_face_frac)
         if not self.min_face_frac <= self.max_face_frac <= 1.2:
-            fail("max_face_frac", f"must be in [min_face_frac ({self.min_face_frac}), 1.2]", self.max_face_frac)
+            reject_setting("max_face_frac", f"must be in [min_face_frac ({self.min_face_frac}), 1.2]", self.max_face_frac)
         if not 0.0 <= self.max_roll <= 90.0:
-            fail("max_roll", "must be in [0, 90] degrees", self.max_roll)
+            reject_setting("max_roll", "must be in [0, 90] degrees", self.max_roll)
         if not 0.0 <= self.max_yaw <= 35.0:
             # beyond ~35 degrees the far eye would hide behind the nose: every
             # label is drawn visible, so the model stops at a mild turn
-            fail("max_yaw", "must be in [0, 35] degrees", self.max_yaw)
+            reject_setting("max_yaw", "must be in [0, 35] degrees", self.max_yaw)
         for name in ("occluder_prob", "glasses_prob", "missing_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                fail(name, "must be in [0, 1]", getattr(self, name))
+                reject_setting(name, "must be in [0, 1]", getattr(self, name))
         if not 0.0 <= self.noise <= 50.0:
-            fail("noise", "must be in [0, 50] grey levels", self.noise)
+            reject_setting("noise", "must be in [0, 50] grey levels", self.noise)
 
 
 # Sizes used by projects/FaceLandmarks: generated in well under a minute. The val

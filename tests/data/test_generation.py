@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from kpext.data.generation import atomic_output, check_integer_settings, configs_for_splits, write_json_atomically
+from kpext.data.generation import atomic_output, check_count_and_seed, configs_for_splits, write_json_atomically
 
 
 @dataclass(frozen=True)
@@ -14,9 +14,7 @@ class Settings:
     seed: int = 0
 
     def validate(self):
-        check_integer_settings(self, ("num_images", "seed"))
-        if self.num_images < 1:
-            raise ValueError("num_images must be at least 1")
+        check_count_and_seed(self, ())
 
 
 DEFAULTS = {"train": Settings(100, seed=0), "val": Settings(10, seed=1)}
@@ -33,6 +31,7 @@ def test_splits_get_their_defaults_with_the_overrides():
     [
         (["../up"], {}, "split names may only use"),
         (["val"], {"num_images": 0}, "at least 1"),
+        (["val"], {"seed": -1}, r"seed \(--seed\) must be >= 0, got -1"),
         (["val"], {"seed": True}, r"seed \(--seed\) must be an integer, got True"),
         (["val"], {"num_images": 2.5}, r"num_images \(--num-images\) must be an integer"),
     ],
