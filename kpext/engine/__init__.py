@@ -1,5 +1,7 @@
-"""Training: the kpext trainer, checkpoints, launch and config set-up used by the projects' scripts."""
+"""Training and inference set-up: the kpext trainer, checkpoints, launch and the config set-up
+used by the projects' scripts."""
 from .checkpoint import AtomicCheckpointer, atomic_write
+from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch
 from .trainer import KpextTrainer, check_keypoint_count, describe_divergence, setup_cfg
 
@@ -7,8 +9,10 @@ __all__ = [
     "AtomicCheckpointer",
     "KpextTrainer",
     "atomic_write",
+    "check_inference_weights",
     "check_keypoint_count",
     "describe_divergence",
     "launch",
+    "load_inference_cfg",
     "setup_cfg",
 ]

@@ -36,14 +36,14 @@ from typing import List, Optional, Sequence
 import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 import cv2
 import tqdm
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.engine import DefaultPredictor
 
 from kpext.data.coco_keypoints import keypoint_metadata_from_category
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
-from kpext.engine.trainer import check_keypoint_count
+from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     Predictor,
@@ -117,32 +117,18 @@ def split_trailing_opts(args: argparse.Namespace) -> None:
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
     """kpext's config: defaults + ``--config-file`` + trailing overrides, score threshold from the CLI."""
-    if not os.path.isfile(args.config_file):
-        raise DemoError(f"config file not found: {args.config_file}")
-    cfg = get_cfg()
-    kpext.add_kpext_config(cfg)
     try:
-        cfg.merge_from_file(args.config_file)
-        cfg.merge_from_list(args.opts)
-    except Exception as e:  # yaml errors, unknown keys, odd override counts
-        raise DemoError(f"bad config {args.config_file} {' '.join(args.opts)}: {_one_line(e)}") from None
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
-    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = args.confidence_threshold
-    cfg.freeze()
-    try:
-        check_keypoint_count(cfg)
+        return load_inference_cfg(args.config_file, args.opts, args.confidence_threshold)
     except ValueError as e:
-        raise DemoError(f"{args.config_file}: {e}") from None
-    return cfg
+        raise DemoError(str(e)) from None
 
 
 def check_weights(cfg: CfgNode, config_file: str) -> None:
     """A model with random weights draws nonsense: require MODEL.WEIGHTS, and a local file to exist."""
-    weights = cfg.MODEL.WEIGHTS
-    if not weights:
-        raise DemoError(f"{config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth' at the end")
-    if "://" not in weights and not os.path.isfile(weights):
-        raise DemoError(f"weights file not found: {weights}")
+    try:
+        check_inference_weights(cfg, config_file)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
 
 
 def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
@@ -150,7 +136,7 @@ def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
     try:
         predictor = DefaultPredictor(cfg)
     except Exception as e:  # a corrupt or mismatched checkpoint
-        raise DemoError(f"cannot load the model from {cfg.MODEL.WEIGHTS}: {_one_line(e)}") from None
+        raise DemoError(f"cannot load the model from {cfg.MODEL.WEIGHTS}: {one_line(e)}") from None
     return with_pose_nms(predictor, oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
 
 
@@ -175,10 +161,6 @@ def keypoint_metadata(cfg: CfgNode) -> Metadata:
     else:
         category = {"keypoints": [f"keypoint_{i}" for i in range(num_keypoints)]}
     return Metadata(name="kpext_demo", thing_classes=["person"], **keypoint_metadata_from_category(category))
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 # ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import tqdm
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 from kpext.data.synthetic import draw_annotations
+from kpext.engine.inference import check_inference_weights, load_inference_cfg
 from kpext.video.pipeline import (
     FrameResult,
     VideoError,
@@ -80,21 +81,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build_cfg(args: argparse.Namespace):
-    """kpext config from ``--config-file`` and the trailing overrides; weights required."""
-    from detectron2.config import get_cfg
-
-    if not os.path.isfile(args.config_file):
-        raise CountError(f"config file not found: {args.config_file}")
-    cfg = get_cfg()
-    kpext.add_kpext_config(cfg)
+    """kpext config from ``--config-file`` and the trailing overrides."""
     try:
-        cfg.merge_from_file(args.config_file)
-        cfg.merge_from_list(args.opts)
-    except Exception as e:  # yaml errors, unknown keys
-        raise CountError(f"bad config {args.config_file}: {' '.join(str(e).split())}") from None
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
-    cfg.freeze()
-    return cfg
+        return load_inference_cfg(args.config_file, args.opts, args.confidence_threshold)
+    except ValueError as e:
+        raise CountError(str(e)) from None
 
 
 def keypoint_names_of(cfg) -> Sequence[str]:
@@ -112,11 +103,10 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
     """Detect, track and smooth every frame; the results keep no images (the video is read again to draw)."""
     from detectron2.engine import DefaultPredictor
 
-    weights = cfg.MODEL.WEIGHTS
-    if not weights:
-        raise CountError(f"{args.config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth'")
-    if "://" not in weights and not os.path.isfile(weights):
-        raise CountError(f"weights file not found: {weights}")
+    try:
+        check_inference_weights(cfg, args.config_file)
+    except ValueError as e:
+        raise CountError(str(e)) from None
     sigmas = default_oks_sigmas(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
     predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
     smoother = KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold) if args.smooth else None
