@@ -73,6 +73,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .coco_keypoints import ON_INVALID_CHOICES, KeypointDataError, register_keypoint_coco
 from .generation import write_json_atomically
+from .keypoint_sets import coco_keypoint_category
 
 __all__ = [
     "KAGGLE_FACE_KEYPOINT_NAMES",
@@ -210,13 +211,7 @@ def kaggle_columns(names: Sequence[str] = KAGGLE_FACE_KEYPOINT_NAMES) -> List[st
 
 def face_category(names: Sequence[str], skeleton: Sequence[Sequence[int]]) -> Dict[str, Any]:
     """The COCO category of a face keypoint set (id 1, name ``face``)."""
-    return {
-        "id": 1,
-        "name": "face",
-        "supercategory": "face",
-        "keypoints": list(names),
-        "skeleton": [list(edge) for edge in skeleton],
-    }
+    return coco_keypoint_category("face", names, skeleton)
 
 
 def face15_category() -> Dict[str, Any]:

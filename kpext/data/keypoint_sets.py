@@ -5,7 +5,7 @@ Skeletons use COCO's convention: pairs of 1-based keypoint indices, as stored in
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 COCO_PERSON_KEYPOINT_NAMES: Tuple[str, ...] = (
     "nose",
@@ -41,3 +41,14 @@ COCO_PERSON_OKS_SIGMAS: Dict[str, float] = {
 # points (0.025-0.035) and its body joints (0.06-0.11): a moderate tolerance of
 # about 5% of the object scale, also used by common face-landmark OKS setups.
 DEFAULT_OKS_SIGMA: float = 0.05
+
+
+def coco_keypoint_category(name: str, keypoint_names: Sequence[str], skeleton: Sequence[Sequence[int]]) -> Dict[str, Any]:
+    """The COCO category (id 1) of a keypoint set, as a keypoint JSON's ``categories`` holds it."""
+    return {
+        "id": 1,
+        "name": name,
+        "supercategory": name,
+        "keypoints": list(keypoint_names),
+        "skeleton": [list(edge) for edge in skeleton],
+    }

@@ -67,7 +67,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .generation import check_count_and_seed, reject_setting, write_json_atomically
-from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON, coco_keypoint_category
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -1145,16 +1145,6 @@ def _info(split: str, cfg: SyntheticConfig) -> Dict[str, Any]:
     }
 
 
-def _category() -> Dict[str, Any]:
-    return {
-        "id": 1,
-        "name": "person",
-        "supercategory": "person",
-        "keypoints": list(COCO_PERSON_KEYPOINT_NAMES),
-        "skeleton": [list(pair) for pair in COCO_PERSON_SKELETON],
-    }
-
-
 def _coco_annotation(ann: Dict[str, Any], ann_id: int, image_id: int) -> Dict[str, Any]:
     flat = []
     for x, y, v in ann["keypoints"]:
@@ -1211,7 +1201,7 @@ def generate_split(
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [_category()],
+        "categories": [coco_keypoint_category("person", COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON)],
     }
     write_json_atomically(json_path, data)
     return json_path
