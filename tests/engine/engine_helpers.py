@@ -1,6 +1,12 @@
 """Constants and data makers shared by the engine tests (imported by their conftest and modules)."""
 import os
 
+import torch
+from detectron2.data import build_detection_train_loader
+from detectron2.modeling import build_model
+from detectron2.solver import build_optimizer
+from detectron2.utils.events import EventStorage
+
 from kpext.data.synthetic import SyntheticConfig, generate_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,3 +30,24 @@ def make_tiny_synthetic(root) -> None:
         cfg = SyntheticConfig(num_images=n, seed=seed, width=128, height=128, min_people=1, max_people=3,
                               min_person_height=40)
         generate_split(str(root / "synthetic"), split, cfg, show_progress=False)
+
+
+def train_on_one_batch(cfg, steps: int):
+    """Train the whole model (RPN, box and keypoint heads) for ``steps`` steps on one fixed
+    batch with the config's optimizer, from seed 0. Returns each step's losses as floats
+    (Detectron2's loss names plus ``"total"``), the model and the batch."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.train()
+    optimizer = build_optimizer(cfg, model)
+    batch = next(iter(build_detection_train_loader(cfg)))
+    history = []
+    with EventStorage():
+        for _ in range(steps):
+            loss_dict = model(batch)
+            total = sum(loss_dict.values())
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            history.append({**{k: v.item() for k, v in loss_dict.items()}, "total": total.item()})
+    return history, model, batch

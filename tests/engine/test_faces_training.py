@@ -14,12 +14,12 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_train_loader
 from detectron2.modeling import build_model
-from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
 from kpext import add_kpext_config
 from kpext.data.faces import register_face_datasets
 from kpext.data.synthetic_faces import FaceSynthConfig, generate_face_split
+from engine_helpers import train_on_one_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "projects", "FaceLandmarks")
@@ -67,26 +67,6 @@ def face_cfg(config_name: str, num_points: int):
     return cfg
 
 
-def train_steps(cfg, steps: int):
-    """Train the whole model (RPN, box and keypoint heads) on one fixed batch with the
-    config's optimizer; returns the total loss per step, the model and the batch."""
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    model.train()
-    optimizer = build_optimizer(cfg, model)
-    batch = next(iter(build_detection_train_loader(cfg)))
-    losses = []
-    with EventStorage():
-        for _ in range(steps):
-            loss_dict = model(batch)
-            total = sum(loss_dict.values())
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            losses.append(total.item())
-    return losses, model, batch
-
-
 def keypoint_head_steps(cfg, steps: int):
     """Train backbone + keypoint head on the ground-truth face boxes of one fixed batch.
 
@@ -131,7 +111,8 @@ def test_68_point_hourglass_trains_and_predicts_68_points(face_root):
     cfg = face_cfg("faces68_hourglass.yaml", 68)
     history = keypoint_head_steps(cfg, 4)
     assert np.isfinite([step["loss_keypoint"] for step in history]).all()
-    losses, model, batch = train_steps(cfg, 2)
+    history, model, batch = train_on_one_batch(cfg, 2)
+    losses = [step["total"] for step in history]
     assert np.isfinite(losses).all()
     model.eval()
     with torch.no_grad():

@@ -8,15 +8,12 @@ import pytest
 import torch
 
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, build_detection_train_loader
-from detectron2.modeling import build_model
-from detectron2.solver import build_optimizer
-from detectron2.utils.events import EventStorage
+from detectron2.data import DatasetCatalog
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
 
-from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET
+from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET, train_on_one_batch
 
 def tiny_cfg(root, head: str):
     cfg = get_cfg()
@@ -37,22 +34,10 @@ def tiny_cfg(root, head: str):
 
 @pytest.mark.parametrize("head", ["KpextKRCNNHead", "KRCNNConvDeconvUpsampleHead"])
 def test_training_steps_lower_the_loss(tiny_synthetic_root, head):
-    torch.manual_seed(0)
     cfg = tiny_cfg(tiny_synthetic_root, head)
     cfg.SOLVER.BASE_LR = 0.005
-    model = build_model(cfg)
-    model.train()
-    optimizer = build_optimizer(cfg, model)
-    batch = next(iter(build_detection_train_loader(cfg)))
-    losses = []
-    with EventStorage():
-        for _ in range(12):
-            loss_dict = model(batch)
-            total = sum(loss_dict.values())
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            losses.append((total.item(), loss_dict["loss_keypoint"].item()))
+    history, _, _ = train_on_one_batch(cfg, 12)
+    losses = [(step["total"], step["loss_keypoint"]) for step in history]
     assert all(torch.isfinite(torch.tensor(losses)).flatten())
     first, last = losses[0], losses[-1]
     assert last[0] < 0.8 * first[0], losses
