@@ -39,7 +39,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests -q
 
-# Head comparison (kp AP, speed; about 50 min, BENCH_QUICK=1 for a smoke run), then the data-path load test.
+# Head comparison (kp AP, speed; about 70 min on 2 CPU cores (measured 2026-11-21), BENCH_QUICK=1 for a smoke run), then the data-path load test.
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
