@@ -134,11 +134,6 @@ class PoseTracker:
         self._frame = -1
 
     @property
-    def frame_index(self) -> int:
-        """Index of the last frame given to :meth:`update` (-1 before the first)."""
-        return self._frame
-
-    @property
     def tracks(self) -> List[Track]:
         """The live tracks (seen within the last ``max_age`` + 1 frames)."""
         return list(self._tracks.values())
