@@ -1,8 +1,16 @@
-"""Pictures of keypoint predictions, drawn with Detectron2's Visualizer."""
+"""Drawing keypoints: one skeleton drawer for every keypoint set, and pictures of predictions.
+
+:func:`draw_skeletons` is the drawer. It connects keypoints by the dataset
+metadata's ``keypoint_connection_rules`` (Detectron2's ``(name_a, name_b,
+(r, g, b))``, matched to ``keypoint_names``), so it draws COCO people, faces
+or any other registered keypoint set alike. The pictures of predictions
+(:func:`draw_keypoint_predictions`), the video pipeline
+(:func:`kpext.video.pipeline.draw_tracked_persons`) and RepCounter draw with it.
+"""
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Any, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -11,8 +19,151 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
-from detectron2.utils import visualizer as d2_visualizer
-from detectron2.utils.visualizer import ColorMode, Visualizer
+
+__all__ = [
+    "Color",
+    "DEFAULT_POINT_COLOR",
+    "skeleton_edges",
+    "instance_color",
+    "draw_skeletons",
+    "scale_instances",
+    "draw_keypoint_predictions",
+    "detections_to_draw",
+    "save_prediction_pictures",
+]
+
+Color = Tuple[int, int, int]  # (r, g, b) in 0..255, as in keypoint_connection_rules
+
+# Detectron2's Visualizer draws keypoints in this red.
+DEFAULT_POINT_COLOR: Color = (255, 0, 0)
+# cv2 draws at sub-pixel positions given as integers times 2**_SHIFT.
+_SHIFT = 4
+
+
+def skeleton_edges(metadata: Any, num_keypoints: int) -> List[Tuple[int, int, Color]]:
+    """``(index_a, index_b, (r, g, b))`` for each of the metadata's connection rules.
+
+    ``metadata`` is anything with ``.get(key, default)`` (a Detectron2 ``Metadata``
+    or a dict) holding ``keypoint_names`` and ``keypoint_connection_rules``; rules
+    naming a keypoint that is not in ``keypoint_names`` are skipped (Detectron2's
+    Visualizer skips them too). Raises ValueError when the names do not number
+    ``num_keypoints``.
+    """
+    names = list(metadata.get("keypoint_names", None) or [])
+    if len(names) != num_keypoints:
+        raise ValueError(f"the metadata names {len(names)} keypoints, but the keypoints have {num_keypoints}")
+    index = {name: i for i, name in enumerate(names)}
+    edges = []
+    for name_a, name_b, color in metadata.get("keypoint_connection_rules", None) or []:
+        if name_a in index and name_b in index:
+            edges.append((index[name_a], index[name_b], tuple(int(c) for c in color)))
+    return edges
+
+
+def instance_color(index: int) -> Color:
+    """A fixed colour for an instance or track number, so that a person keeps their colour."""
+    from detectron2.utils.colormap import colormap
+
+    colors = colormap(rgb=True, maximum=255)
+    return tuple(int(c) for c in colors[(index * 7) % len(colors)])
+
+
+def _bgr(color: Color) -> Tuple[int, int, int]:
+    r, g, b = color
+    return int(b), int(g), int(r)
+
+
+def _fixed(xy: np.ndarray) -> Tuple[int, int]:
+    return int(round(xy[0] * (1 << _SHIFT))), int(round(xy[1] * (1 << _SHIFT)))
+
+
+def _draw_label(image: np.ndarray, text: str, corner: Tuple[float, float], color: Color, scale: float) -> None:
+    """``text`` on a box of ``color`` whose bottom-left corner is ``corner`` (moved inside the image)."""
+    thickness = max(1, int(round(scale * 2)))
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x = int(min(max(corner[0], 0), max(image.shape[1] - width, 0)))
+    y = int(min(max(corner[1], height + baseline), image.shape[0]))
+    cv2.rectangle(image, (x, y - height - baseline), (x + width, y), _bgr(color), -1)
+    # dark text on light boxes, light text on dark ones
+    text_color = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
+    cv2.putText(image, text, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, thickness, cv2.LINE_AA)
+
+
+def draw_skeletons(
+    image_bgr: np.ndarray,
+    keypoints: np.ndarray,
+    metadata: Any,
+    keypoint_threshold: float = 0.05,
+    *,
+    boxes: Optional[np.ndarray] = None,
+    labels: Optional[Sequence[str]] = None,
+    colors: Optional[Sequence[Color]] = None,
+    point_colors: Optional[Sequence[Color]] = None,
+    hidden: Optional[np.ndarray] = None,
+    coordinate_offset: float = 0.5,
+    thickness: Optional[int] = None,
+) -> np.ndarray:
+    """A copy of ``image_bgr`` with each person's skeleton, and optionally their box and label.
+
+    Args:
+        image_bgr: H x W x 3 uint8.
+        keypoints: N x K x 3 (x, y, score or COCO visibility), or K x 3 for one person.
+        metadata: ``.get``-able with ``keypoint_names`` (K) and ``keypoint_connection_rules``
+            (see :func:`skeleton_edges`); lines take the rules' colours.
+        keypoint_threshold: keypoints whose third value is at most this are not drawn,
+            nor are the lines that end at them.
+        boxes: N x 4 XYXY, drawn in the person's colour; None = no boxes.
+        labels: N texts drawn at the top-left corner of the box (or above the
+            topmost drawn keypoint without boxes).
+        colors: N (r, g, b) colours of the boxes and labels; default :func:`instance_color`.
+        point_colors: K (r, g, b) colours of the keypoints; default :data:`DEFAULT_POINT_COLOR`.
+        hidden: N x K bool, keypoints drawn as rings instead of dots (COCO's
+            visibility 1: labelled but occluded).
+        coordinate_offset: subtracted from x and y to get pixel indices: 0.5 for
+            Detectron2's continuous coordinates (predictions, the default), 0 for
+            COCO's pixel-index coordinates (annotation files).
+        thickness: line width in pixels; default grows with the image size.
+    """
+    out = np.ascontiguousarray(image_bgr).copy()
+    kps = np.asarray(keypoints, dtype=np.float64)
+    if kps.ndim == 2:
+        kps = kps[None]
+    if kps.ndim != 3 or kps.shape[2] < 3:
+        raise ValueError(f"expected N x K x 3 keypoints, got shape {np.shape(keypoints)}")
+    num_people, num_keypoints = kps.shape[:2]
+    if num_people == 0:
+        return out
+    edges = skeleton_edges(metadata, num_keypoints)
+    if thickness is None:
+        thickness = max(1, int(round(np.sqrt(out.shape[0] * out.shape[1]) / 300)))
+    radius = thickness + 1
+    font_scale = max(0.3, np.sqrt(out.shape[0] * out.shape[1]) / 1000)
+    hidden = np.zeros((num_people, num_keypoints), bool) if hidden is None else np.asarray(hidden, bool)
+    hidden = hidden.reshape(num_people, num_keypoints)
+    point_colors = [DEFAULT_POINT_COLOR] * num_keypoints if point_colors is None else list(point_colors)
+    colors = [instance_color(i) for i in range(num_people)] if colors is None else list(colors)
+
+    for person in range(num_people):
+        xy = kps[person, :, :2] - coordinate_offset
+        shown = kps[person, :, 2] > keypoint_threshold
+        for a, b, color in edges:
+            if shown[a] and shown[b]:
+                cv2.line(out, _fixed(xy[a]), _fixed(xy[b]), _bgr(color), thickness, cv2.LINE_AA, _SHIFT)
+        for k in np.flatnonzero(shown):
+            fill = 1 if hidden[person, k] else -1
+            cv2.circle(out, _fixed(xy[k]), radius << _SHIFT, _bgr(point_colors[k]), fill, cv2.LINE_AA, _SHIFT)
+        if boxes is not None:
+            x0, y0, x1, y1 = np.asarray(boxes[person], dtype=np.float64) - coordinate_offset
+            color = _bgr(colors[person])
+            cv2.rectangle(out, _fixed((x0, y0)), _fixed((x1, y1)), color, thickness, cv2.LINE_AA, _SHIFT)
+            corner = (x0, y0)
+        elif shown.any():
+            corner = (xy[shown, 0].min(), xy[shown, 1].min() - radius)
+        else:
+            corner = None
+        if labels is not None and corner is not None:
+            _draw_label(out, labels[person], corner, colors[person], font_scale)
+    return out
 
 
 def scale_instances(instances: Instances, factor: float) -> Instances:
@@ -31,31 +182,45 @@ def scale_instances(instances: Instances, factor: float) -> Instances:
     return out
 
 
+def _prediction_labels(instances: Instances, metadata: Any) -> List[str]:
+    """``"person 98%"`` per detection (Detectron2's Visualizer's labels)."""
+    classes = metadata.get("thing_classes", None)
+    labels = []
+    for i, score in enumerate(instances.scores.tolist()):
+        name = ""
+        if classes and instances.has("pred_classes"):
+            name = classes[int(instances.pred_classes[i])] + " "
+        labels.append(f"{name}{score:.0%}")
+    return labels
+
+
 def draw_keypoint_predictions(
     image_bgr: np.ndarray,
     instances: Instances,
-    metadata,
+    metadata: Any,
     keypoint_threshold: float = 0.05,
     min_size: int = 0,
 ) -> np.ndarray:
-    """Draw boxes, scores and skeletons; returns a BGR image.
+    """Boxes, labels (class and score) and skeletons (:func:`draw_skeletons`); returns a BGR image.
 
-    ``keypoint_threshold`` hides keypoints whose score is lower; images whose
+    ``keypoint_threshold`` hides keypoints whose score is not higher; images whose
     short side is below ``min_size`` are enlarged first so that labels stay legible.
     """
+    instances = instances.to("cpu")
     factor = max(1.0, min_size / min(image_bgr.shape[:2]))
     if factor > 1.0:
         image_bgr = cv2.resize(image_bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
-        instances = scale_instances(instances.to("cpu"), factor)
-    previous = d2_visualizer._KEYPOINT_THRESHOLD
-    # The Visualizer reads its keypoint threshold from a module constant.
-    d2_visualizer._KEYPOINT_THRESHOLD = keypoint_threshold
-    try:
-        vis = Visualizer(image_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
-        drawn = vis.draw_instance_predictions(instances.to("cpu"))
-    finally:
-        d2_visualizer._KEYPOINT_THRESHOLD = previous
-    return drawn.get_image()[:, :, ::-1]
+        instances = scale_instances(instances, factor)
+    if len(instances) == 0 or not instances.has("pred_keypoints"):
+        return np.ascontiguousarray(image_bgr).copy()
+    return draw_skeletons(
+        image_bgr,
+        instances.pred_keypoints.numpy(),
+        metadata,
+        keypoint_threshold,
+        boxes=instances.pred_boxes.tensor.numpy() if instances.has("pred_boxes") else None,
+        labels=_prediction_labels(instances, metadata),
+    )
 
 
 def detections_to_draw(instances: Instances, score_threshold: float, max_detections: int = 0) -> Instances:
@@ -98,3 +263,4 @@ def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_im
         written.append(path)
     model.train(was_training)
     return written
+

@@ -1,10 +1,12 @@
-"""Which detections a picture of predictions shows."""
+"""Pictures of keypoints: which detections a picture shows, and the skeleton drawer on any keypoint set."""
+import numpy as np
 import pytest
 import torch
 
+from detectron2.data.catalog import Metadata
 from detectron2.structures import Boxes, Instances
 
-from kpext.visualization import detections_to_draw
+from kpext.visualization import detections_to_draw, draw_keypoint_predictions, draw_skeletons
 
 
 def _instances(scores):
@@ -24,3 +26,76 @@ def test_max_detections_keeps_the_best_ones_even_below_a_zero_threshold():
     kept = detections_to_draw(_instances([0.1, 0.3, 0.2]), 0.0, max_detections=1)
     assert kept.scores.tolist() == pytest.approx([0.3])
     assert len(detections_to_draw(_instances([0.1, 0.3]), 0.5, max_detections=1)) == 0
+
+
+# A keypoint set COCO does not know: a pen with a tip, a base and a clip.
+PEN = {
+    "keypoint_names": ["tip", "base", "clip"],
+    "keypoint_connection_rules": [("tip", "base", (255, 0, 0)), ("base", "clip", (0, 255, 0))],
+}
+RED, GREEN, BLUE = 2, 1, 0  # BGR channels
+
+
+def mostly(pixel, channel):
+    """The pixel is drawn in that pure colour (lines are anti-aliased, so not exactly 255)."""
+    others = [c for c in range(3) if c != channel]
+    return pixel[channel] > 150 and max(pixel[c] for c in others) < 60
+
+
+def _pen(clip_score):
+    """One pen in Detectron2's continuous coordinates (pixel centres at .5): tip at pixel (10, 32),
+    base at (50, 32), clip at (50, 10)."""
+    return np.array([[[10.5, 32.5, 0.9], [50.5, 32.5, 0.8], [50.5, 10.5, clip_score]]])
+
+
+def test_skeleton_lines_join_connected_visible_keypoints_of_any_set():
+    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), _pen(0.9), PEN, thickness=1)
+    assert mostly(picture[32, 30], RED)  # on the tip-base line, in the rule's colour
+    assert mostly(picture[21, 50], GREEN)  # on the base-clip line
+    assert picture[32, 10].any() and picture[10, 50].any()  # the keypoints themselves
+    assert not picture[50, 30].any()  # away from the skeleton nothing changed
+
+
+def test_keypoints_at_or_below_the_threshold_and_their_lines_are_skipped():
+    image = np.zeros((64, 64, 3), np.uint8)
+    picture = draw_skeletons(image, _pen(0.05), PEN, keypoint_threshold=0.05, thickness=1)
+    assert mostly(picture[32, 30], RED)  # tip and base are confident
+    assert not picture[21, 50].any() and not picture[10, 50].any()  # the clip and its line are not drawn
+    assert not image.any()  # the input is left alone
+
+
+def test_coco_pixel_index_coordinates_and_hidden_keypoints_as_rings():
+    pen = _pen(0.9)
+    pen[..., :2] -= 0.5  # COCO's pixel indices
+    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), pen, PEN, 0.0, coordinate_offset=0.0, thickness=1)
+    assert mostly(picture[32, 30], RED)
+
+    unconnected = dict(PEN, keypoint_connection_rules=[])
+    hidden = np.array([[False, False, True]])
+    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), pen, unconnected, 0.0, hidden=hidden,
+                             coordinate_offset=0.0, thickness=1)  # fmt: skip
+    assert mostly(picture[32, 50], RED)  # a visible keypoint: a filled dot (Detectron2's red)
+    assert not picture[10, 50].any() and mostly(picture[8, 50], RED)  # a hidden one: a ring of radius 2
+    assert not picture[32, 30].any()  # no rules, no lines
+
+
+def test_boxes_labels_and_a_metadata_that_does_not_fit():
+    box = np.array([[4.0, 4.0, 60.0, 60.0]])
+    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), _pen(0.9), PEN, boxes=box, labels=["pen 90%"],
+                             colors=[(0, 0, 255)], thickness=1)  # fmt: skip
+    assert mostly(picture[40, 4], BLUE)  # the box's left side, in the person's colour (BGR)
+    with pytest.raises(ValueError, match="names 3 keypoints"):
+        draw_skeletons(np.zeros((8, 8, 3), np.uint8), np.zeros((1, 4, 3)), PEN)
+
+
+def test_pictures_of_predictions_draw_any_keypoint_set():
+    inst = _instances([0.9])
+    inst.pred_boxes = Boxes(torch.tensor([[4.0, 4.0, 60.0, 60.0]]))
+    inst.pred_classes = torch.tensor([0])
+    inst.pred_keypoints = torch.as_tensor(_pen(0.9), dtype=torch.float32)
+    inst._image_size = (64, 64)
+    metadata = Metadata(name="kpext_test_pens", thing_classes=["pen"], **PEN)
+    picture = draw_keypoint_predictions(np.zeros((64, 64, 3), np.uint8), inst, metadata)
+    assert picture.shape == (64, 64, 3) and mostly(picture[32, 30], RED)
+    enlarged = draw_keypoint_predictions(np.zeros((64, 64, 3), np.uint8), inst, metadata, min_size=128)
+    assert enlarged.shape == (128, 128, 3) and mostly(enlarged[64, 60], RED)

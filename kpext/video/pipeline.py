@@ -13,8 +13,8 @@ The pieces, each usable on its own:
 * :func:`write_pose_video` draws the results and writes the video and its
   JSON-lines file under temporary names, renamed into place only once
   complete (a failure deletes them).
-* :func:`results_to_jsonl_records` / :func:`frame_to_jsonl_record` turn results
-  into JSON-friendly dicts in the COCO result convention.
+* :func:`frame_to_jsonl_record` turns a result into a JSON-friendly dict in the
+  COCO result convention.
 
 Coordinates: Detectron2 predicts *continuous* image coordinates (the top-left
 corner of the image is (0, 0), the centre of pixel (i, j) is (i + 0.5, j +
@@ -52,7 +52,6 @@ __all__ = [
     "instances_to_arrays",
     "person_to_jsonl_record",
     "frame_to_jsonl_record",
-    "results_to_jsonl_records",
     "jsonl_path_for",
     "draw_tracked_persons",
     "PoseVideoSummary",
@@ -305,12 +304,6 @@ def frame_to_jsonl_record(result: FrameResult) -> Dict[str, Any]:
     return record
 
 
-def results_to_jsonl_records(results: Iterable[FrameResult]) -> Iterator[Dict[str, Any]]:
-    """One JSON-friendly dict per frame result (see :func:`frame_to_jsonl_record`)."""
-    for result in results:
-        yield frame_to_jsonl_record(result)
-
-
 def jsonl_path_for(video_path: str) -> str:
     """The JSON-lines file written next to an output video: ``out/walk.mp4`` -> ``out/walk.jsonl``."""
     return os.path.splitext(video_path)[0] + ".jsonl"
@@ -355,42 +348,30 @@ def read_pose_jsonl(path: str) -> List[Dict[str, Any]]:
 # ---------------------------------------------------------------------------
 
 
-def _track_color(track_id: int) -> np.ndarray:
-    from detectron2.utils.colormap import colormap
-
-    # a fixed colour per track id, so that a person keeps their colour
-    colors = colormap(rgb=True, maximum=1)
-    return colors[(track_id * 7) % len(colors)]
-
-
 def draw_tracked_persons(
     image_bgr: np.ndarray,
     persons: Sequence[TrackedPerson],
     metadata,
     keypoint_threshold: float = 0.05,
 ) -> np.ndarray:
-    """Boxes labelled with track id and score, and skeletons, drawn with Detectron2's Visualizer.
+    """Boxes labelled with track id and score, and skeletons (:func:`kpext.visualization.draw_skeletons`).
 
     Returns a BGR image of the same size as ``image_bgr``; each track keeps one
     colour. Keypoints scoring at most ``keypoint_threshold`` are not drawn.
     """
-    from detectron2.utils.visualizer import ColorMode, Visualizer
+    from ..visualization import draw_skeletons, instance_color
 
-    vis = Visualizer(image_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
-    vis.keypoint_threshold = keypoint_threshold
-    if persons:
-        drawn = vis.overlay_instances(
-            boxes=np.stack([p.box for p in persons]),
-            labels=[f"id {p.track_id} {p.score:.0%}" for p in persons],
-            keypoints=np.stack([p.keypoints for p in persons]),
-            assigned_colors=[_track_color(p.track_id) for p in persons],
-        )
-    else:
-        drawn = vis.output
-    picture = drawn.get_image()[:, :, ::-1]
-    if picture.shape[:2] != image_bgr.shape[:2]:  # matplotlib may round the canvas size
-        picture = cv2.resize(picture, (image_bgr.shape[1], image_bgr.shape[0]))
-    return np.ascontiguousarray(picture)
+    if not persons:
+        return np.ascontiguousarray(image_bgr).copy()
+    return draw_skeletons(
+        image_bgr,
+        np.stack([p.keypoints for p in persons]),
+        metadata,
+        keypoint_threshold,
+        boxes=np.stack([p.box for p in persons]),
+        labels=[f"id {p.track_id} {p.score:.0%}" for p in persons],
+        colors=[instance_color(p.track_id) for p in persons],
+    )
 
 
 # ---------------------------------------------------------------------------
