@@ -1,6 +1,8 @@
 """Video tools on top of per-frame keypoint detections: tracking, smoothing, repetition counting."""
 from .repcount import (
     RepetitionCounter,
+    RepetitionResult,
+    analyse_repetitions,
     count_cycles,
     estimate_person_height,
     hysteresis_thresholds,
@@ -20,4 +22,6 @@ __all__ = [
     "hysteresis_thresholds",
     "count_cycles",
     "RepetitionCounter",
+    "RepetitionResult",
+    "analyse_repetitions",
 ]

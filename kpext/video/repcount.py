@@ -3,6 +3,9 @@
 The pipeline is: keypoints (T x K x 3) -> :func:`vertical_signal` (height of
 the hips or ankles, in units of the person's size, up positive) ->
 :class:`RepetitionCounter` (hysteresis on the smoothed, detrended signal).
+:func:`analyse_repetitions` runs it on per-frame pose records (the JSON lines
+of ``demo.py``, see :mod:`kpext.video.pipeline`): it picks the main person
+(the longest track) and gives the running count at every frame.
 
 A repetition is one **down-then-up** cycle of the signal: it is counted when
 the signal rises above the ``high`` threshold after having been below ``low``.
@@ -15,7 +18,8 @@ and a signal whose robust range is below ``min_amplitude`` counts nothing.
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,8 +31,13 @@ __all__ = [
     "detrend",
     "moving_average",
     "hysteresis_thresholds",
+    "running_cycle_counts",
     "count_cycles",
     "RepetitionCounter",
+    "RepetitionResult",
+    "main_track_id",
+    "track_keypoint_sequence",
+    "analyse_repetitions",
 ]
 
 BODY_PARTS: Tuple[str, ...] = ("hip", "ankle")
@@ -202,21 +211,32 @@ class _Hysteresis:
                 self._last_count_frame = frame
 
 
-def count_cycles(
+def running_cycle_counts(
     signal: np.ndarray, low: float, high: float, min_interval: int = 0, min_rise: float = 0.0
-) -> int:
-    """Down-then-up cycles of ``signal``: rises above ``high`` after being below ``low``.
+) -> np.ndarray:
+    """T running counts of down-then-up cycles: ``counts[t]`` = cycles completed by frame t.
 
-    A cycle also needs a rise of at least ``min_rise`` from the lowest value
-    since going below ``low``. Counts closer than ``min_interval`` frames to
-    the previous count are dropped.
+    A cycle rises above ``high`` after being below ``low``, by at least
+    ``min_rise`` from the lowest value since going below ``low``. Counts closer
+    than ``min_interval`` frames to the previous count are dropped.
     """
     if not low < high:
         raise ValueError(f"need low < high, got {low} and {high}")
     machine = _Hysteresis(min_interval, min_rise)
-    for frame, value in enumerate(np.asarray(signal, dtype=np.float64)):
+    values = np.asarray(signal, dtype=np.float64).reshape(-1)
+    counts = np.zeros(values.size, dtype=np.int64)
+    for frame, value in enumerate(values):
         machine.step(float(value), low, high, frame)
-    return machine.count
+        counts[frame] = machine.count
+    return counts
+
+
+def count_cycles(
+    signal: np.ndarray, low: float, high: float, min_interval: int = 0, min_rise: float = 0.0
+) -> int:
+    """Down-then-up cycles of ``signal`` (the last of :func:`running_cycle_counts`)."""
+    counts = running_cycle_counts(signal, low, high, min_interval, min_rise)
+    return int(counts[-1]) if counts.size else 0
 
 
 class RepetitionCounter:
@@ -285,16 +305,28 @@ class RepetitionCounter:
     def fixed_thresholds(self) -> Optional[Tuple[float, float]]:
         return None if self.low is None else (self.low, self.high)
 
-    def count(self, signal: np.ndarray) -> int:
-        """Repetitions in a whole T signal (NaNs interpolated). Leaves the streaming state alone."""
-        x = interpolate_missing(signal)
-        x = moving_average(detrend(x, self.baseline_window), self.smoothing)
+    def running_counts(self, signal: np.ndarray) -> np.ndarray:
+        """T running counts of a whole T signal (NaNs interpolated), batch processing.
+
+        ``running[t]`` = repetitions completed by frame t. The processing looks at
+        the whole signal (centred smoothing, detrending, thresholds from its
+        range) and then replays the hysteresis frame by frame, so the last
+        running count is :meth:`count`, unlike the streaming :meth:`update`.
+        Leaves the streaming state alone.
+        """
+        x = moving_average(detrend(interpolate_missing(signal), self.baseline_window), self.smoothing)
         if self.fixed_thresholds is not None:
-            return count_cycles(x, self.low, self.high, self.min_interval)
+            return running_cycle_counts(x, self.low, self.high, self.min_interval)
         thresholds = hysteresis_thresholds(x, self.band, self.min_amplitude)
         if thresholds is None:
-            return 0
-        return count_cycles(x, thresholds[0], thresholds[1], self.min_interval, min_rise=self.min_amplitude)
+            return np.zeros(len(x), dtype=np.int64)
+        low, high = thresholds
+        return running_cycle_counts(x, low, high, self.min_interval, min_rise=self.min_amplitude)
+
+    def count(self, signal: np.ndarray) -> int:
+        """Repetitions in a whole T signal (NaNs interpolated). Leaves the streaming state alone."""
+        running = self.running_counts(signal)
+        return int(running[-1]) if running.size else 0
 
     # -- streaming -----------------------------------------------------------------
 
@@ -345,3 +377,140 @@ class RepetitionCounter:
         for offset, v in enumerate(self._history):
             self._machine.step(v, thresholds[0], thresholds[1], first_frame + offset)
         self._replayed = True
+
+
+# -- pose records (the JSON lines of demo.py) ---------------------------------------
+
+Record = Mapping[str, Any]
+
+
+@dataclass
+class RepetitionResult:
+    """What :func:`analyse_repetitions` found.
+
+    count: repetitions of the main track over the whole video.
+    track_id: the main track (None when nobody was detected).
+    running: T running counts, ``running[t]`` = repetitions completed by frame t
+        (``running[-1] == count``).
+    signal: T vertical signal of the main track (interpolated over the frames
+        where it was not seen); empty when there is none.
+    frames_seen: frames in which the main track was detected.
+    """
+
+    count: int
+    track_id: Optional[int]
+    running: np.ndarray
+    signal: np.ndarray
+    frames_seen: int
+
+    def to_json(self) -> Dict[str, Any]:
+        """JSON-friendly summary: count, track, frame counts and the frame of each repetition."""
+        return {
+            "repetitions": int(self.count),
+            "track_id": self.track_id,
+            "frames": int(len(self.running)),
+            "frames_seen": int(self.frames_seen),
+            "rep_frames": [int(f) for f in self.rep_frames],
+        }
+
+    @property
+    def rep_frames(self) -> np.ndarray:
+        """Frame index at which each repetition was counted (``count`` of them)."""
+        return np.flatnonzero(np.diff(self.running, prepend=0) > 0)
+
+
+def _track_lengths(records: Sequence[Record]) -> Dict[int, int]:
+    """Number of frames in which each track id appears."""
+    lengths: Dict[int, int] = {}
+    for record in records:
+        for person in record["persons"]:
+            tid = int(person["track_id"])
+            lengths[tid] = lengths.get(tid, 0) + 1
+    return lengths
+
+
+def _median_box_area(records: Sequence[Record], track_id: int) -> float:
+    areas = [
+        float(p["bbox"][2]) * float(p["bbox"][3])
+        for r in records
+        for p in r["persons"]
+        if int(p["track_id"]) == track_id
+    ]
+    return float(np.median(areas)) if areas else 0.0
+
+
+def main_track_id(records: Sequence[Record]) -> Optional[int]:
+    """The track seen in the most frames; ties go to the larger median box (the person in front).
+
+    None when no frame has anybody.
+    """
+    lengths = _track_lengths(records)
+    if not lengths:
+        return None
+    longest = max(lengths.values())
+    candidates = sorted(tid for tid, n in lengths.items() if n == longest)
+    return max(candidates, key=lambda tid: _median_box_area(records, tid))
+
+
+def track_keypoint_sequence(records: Sequence[Record], track_id: int, num_keypoints: int) -> np.ndarray:
+    """T x K x 3 keypoints of one track over the records' T frames, in record order.
+
+    Frames without the track are all zeros (score 0), which
+    :func:`vertical_signal` treats as missing.
+    """
+    sequence = np.zeros((len(records), num_keypoints, 3), dtype=np.float64)
+    for t, record in enumerate(records):
+        for person in record["persons"]:
+            if int(person["track_id"]) != track_id:
+                continue
+            keypoints = np.asarray(person["keypoints"], dtype=np.float64)
+            if keypoints.size != num_keypoints * 3:
+                raise ValueError(
+                    f"frame {record.get('frame', t)}: track {track_id} has {keypoints.size // 3} "
+                    f"keypoints, expected {num_keypoints}"
+                )
+            sequence[t] = keypoints.reshape(num_keypoints, 3)
+    return sequence
+
+
+def _check_names(keypoint_names: Sequence[str], part: str) -> None:
+    # the signal needs the part, and the person's size needs shoulders and ankles
+    wanted = [f"{side}_{p}" for p in dict.fromkeys((part, "shoulder", "ankle")) for side in ("left", "right")]
+    missing = [name for name in wanted if name not in keypoint_names]
+    if missing:
+        raise ValueError(f"keypoint names lack {', '.join(missing)}")
+
+
+def analyse_repetitions(
+    records: Sequence[Record],
+    keypoint_names: Sequence[str],
+    part: str = "hip",
+    counter: Optional[RepetitionCounter] = None,
+    score_threshold: float = 0.0,
+) -> RepetitionResult:
+    """Count the main person's repetitions in per-frame pose records.
+
+    Args:
+        records: T frame records in frame order (see the module docstring).
+        keypoint_names: the K names, in the order of the records' keypoints;
+            must include ``left_/right_`` + ``part`` and shoulders and ankles.
+        part: "hip" (squats and jumps) or "ankle" (jumps only: squats leave the ankles still).
+        counter: its settings are used (batch counting); default ``RepetitionCounter()``.
+        score_threshold: keypoints scoring at most this are treated as missing.
+    """
+    if part not in BODY_PARTS:
+        raise ValueError(f"unknown body part {part!r}; choose one of {', '.join(BODY_PARTS)}")
+    _check_names(keypoint_names, part)
+    counter = RepetitionCounter() if counter is None else counter
+    track_id = main_track_id(records)
+    if track_id is None:
+        return RepetitionResult(0, None, np.zeros(len(records), dtype=np.int64), np.zeros(0), 0)
+    sequence = track_keypoint_sequence(records, track_id, len(keypoint_names))
+    seen = int((sequence[..., 2] > score_threshold).any(axis=1).sum())
+    try:
+        signal = vertical_signal(sequence, keypoint_names, part, score_threshold)
+    except ValueError:
+        # the part is never confidently seen: no signal, no repetition
+        return RepetitionResult(0, track_id, np.zeros(len(records), dtype=np.int64), np.zeros(0), seen)
+    running = counter.running_counts(signal)
+    return RepetitionResult(int(running[-1]) if len(running) else 0, track_id, running, signal, seen)

@@ -29,8 +29,7 @@ import cv2
 import numpy as np
 import tqdm
 
-from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic import draw_annotations
+from kpext.data.keypoint_metadata import oks_sigmas_for_count
 from kpext.engine.inference import check_inference_weights, load_inference_cfg
 from kpext.video.pipeline import (
     FrameResult,
@@ -46,9 +45,9 @@ from kpext.video.pipeline import (
     write_pose_video,
 )
 from kpext.modeling.postprocess import POSE_NMS_METHODS
-from kpext.video.repcount import BODY_PARTS
-from kpext.video.reps import RepetitionResult, analyse_repetitions
-from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker, default_oks_sigmas
+from kpext.video.repcount import BODY_PARTS, RepetitionResult, analyse_repetitions
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
+from kpext.visualization import draw_skeletons
 
 
 class CountError(Exception):
@@ -88,15 +87,19 @@ def build_cfg(args: argparse.Namespace):
         raise CountError(str(e)) from None
 
 
-def keypoint_names_of(cfg) -> Sequence[str]:
-    """The first test set's keypoint names, else COCO's person keypoints."""
+# Detectron2's builtin metadata of COCO's person keypoints (names and skeleton), registered on import.
+COCO_KEYPOINTS_METADATA = "keypoints_coco_2017_val"
+
+
+def keypoint_metadata_of(cfg):
+    """Keypoint names and skeleton: the first test set's metadata, else COCO's person keypoints."""
     from detectron2.data import MetadataCatalog
 
     if cfg is not None and cfg.DATASETS.TEST:
-        names = MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("keypoint_names", None)
-        if names:
-            return list(names)
-    return list(COCO_PERSON_KEYPOINT_NAMES)
+        metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
+        if metadata.get("keypoint_names", None):
+            return metadata
+    return MetadataCatalog.get(COCO_KEYPOINTS_METADATA)
 
 
 def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameResult]:
@@ -107,7 +110,7 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
         check_inference_weights(cfg, args.config_file)
     except ValueError as e:
         raise CountError(str(e)) from None
-    sigmas = default_oks_sigmas(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
+    sigmas = oks_sigmas_for_count(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
     predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
     smoother = KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold) if args.smooth else None
     tracker = PoseTracker(match=args.track_match, sigmas=sigmas)
@@ -135,25 +138,18 @@ def results_from_records(records: Sequence[Dict[str, Any]], fps: float) -> List[
 # ---------------------------------------------------------------------------
 
 
-def _keypoints_for_drawing(keypoints: np.ndarray, threshold: float) -> np.ndarray:
-    """K x 3 in COCO pixel-index coordinates with visibility 2 where confident, for draw_annotations."""
-    out = np.asarray(keypoints, dtype=np.float64).copy()
-    out[:, :2] -= 0.5
-    out[:, 2] = np.where(out[:, 2] > threshold, 2.0, 0.0)
-    return out
-
-
-def draw_count(result: FrameResult, count: int, main_track: Optional[int], threshold: float) -> np.ndarray:
+def draw_count(result: FrameResult, count: int, main_track: Optional[int], metadata, threshold: float) -> np.ndarray:
     """The frame with the main person's skeleton and the running count in the top-left corner."""
     image = result.image
     main = [p for p in result.persons if p.track_id == main_track]
-    if main and len(main[0].keypoints) == len(COCO_PERSON_KEYPOINT_NAMES):  # draw_annotations knows COCO's skeleton
-        image = draw_annotations(image, [_keypoints_for_drawing(main[0].keypoints, threshold)])
+    if main:
+        image = draw_skeletons(image, main[0].keypoints[None], metadata, threshold)
     scale = max(image.shape[0], image.shape[1]) / 400.0
     text = f"reps: {count}"
     origin = (int(8 * scale) + 2, int(30 * scale) + 4)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, text, origin, font, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(image, text, origin, font, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
     return image
 
 
@@ -163,6 +159,7 @@ def write_count_video(
     analysis: RepetitionResult,
     output: str,
     jsonl_path: Optional[str],
+    metadata,
     threshold: float,
 ) -> None:
     """Read the video again and write it with the running count; frames past the poses keep the last count."""
@@ -176,7 +173,7 @@ def write_count_video(
 
     def draw(result: FrameResult) -> np.ndarray:
         count = int(running[result.index]) if result.index < len(running) else final
-        return draw_count(result, count, analysis.track_id, threshold)
+        return draw_count(result, count, analysis.track_id, metadata, threshold)
 
     def report_undecodable(index: int) -> None:
         print(f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame", file=sys.stderr)
@@ -220,11 +217,13 @@ def run(args: argparse.Namespace) -> RepetitionResult:
         results = run_model(cfg, source, args)
 
     records = [frame_to_jsonl_record(r) for r in results]
-    analysis = analyse_repetitions(records, keypoint_names_of(cfg), args.part, score_threshold=args.keypoint_threshold)
+    metadata = keypoint_metadata_of(cfg)
+    names = list(metadata.keypoint_names)
+    analysis = analyse_repetitions(records, names, args.part, score_threshold=args.keypoint_threshold)
     paths = output_paths(args)
     if paths["video"]:
         jsonl = None if args.keypoints_jsonl else jsonl_path_for(paths["video"])
-        write_count_video(source, results, analysis, paths["video"], jsonl, args.keypoint_threshold)
+        write_count_video(source, results, analysis, paths["video"], jsonl, metadata, args.keypoint_threshold)
     if paths["summary"]:
         summary = dict(analysis.to_json(), part=args.part, fps=fps, source=args.video_input or args.keypoints_jsonl)
         os.makedirs(os.path.dirname(os.path.abspath(paths["summary"])), exist_ok=True)

@@ -11,8 +11,8 @@ import pytest
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
 from kpext.video import RepetitionCounter
-from kpext.video.reps import analyse_repetitions, count_repetitions_from_records, main_track_id
-from kpext.video.synthetic_motion import repetition_sequence
+from kpext.video.repcount import analyse_repetitions, main_track_id
+from motion_helpers import repetition_sequence
 from script_loading import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,6 +48,10 @@ def exercise_records(kind, reps, seed=0, passer_by=True):
             persons.append(person_record(2, walker))
         records.append({"frame": t, "time": t / 30.0, "persons": persons})
     return records
+
+
+def count_repetitions_from_records(records, keypoint_names, part="hip"):
+    return analyse_repetitions(records, keypoint_names, part).count
 
 
 def write_jsonl(path, records):

@@ -4,7 +4,7 @@ import pytest
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
 from kpext.video import RepetitionCounter, count_cycles, estimate_person_height, vertical_signal
-from kpext.video.synthetic_motion import STANDING_LAYOUT, repetition_sequence
+from motion_helpers import STANDING_LAYOUT, repetition_sequence
 
 # (kind, repetitions, generator options): different speeds (frames per repetition) and amplitudes
 SCENARIOS = {

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kpext.video import KeypointSmoother, OneEuroFilter, PoseTracker, greedy_match
-from kpext.video.synthetic_motion import walking_people_video
+from motion_helpers import walking_people_video
 
 # One-Euro parameters for the walking video: 1 Hz at rest removes most of the
 # 3 px jitter; beta = 0.02 (per px/s) opens the cutoff to ~1.5 Hz at the

@@ -1,4 +1,4 @@
-"""Synthetic keypoint motion with known ground truth, for testing tracking, smoothing and counting.
+"""Synthetic keypoint motion with known ground truth, for the tests of tracking, smoothing and counting.
 
 Two generators, both in COCO's 17-keypoint order and image coordinates:
 
@@ -17,7 +17,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 
 __all__ = [
     "STANDING_LAYOUT",
