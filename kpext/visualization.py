@@ -30,6 +30,7 @@ __all__ = [
     "draw_keypoint_predictions",
     "detections_to_draw",
     "save_prediction_pictures",
+    "save_test_pictures",
 ]
 
 Color = Tuple[int, int, int]  # (r, g, b) in 0..255, as in keypoint_connection_rules
@@ -264,3 +265,21 @@ def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_im
     model.train(was_training)
     return written
 
+
+def save_test_pictures(cfg, model) -> List[str]:
+    """After training or evaluation: pictures of the predictions on the first
+    ``TEST.KPEXT.NUM_VIS`` images of the first test set, in ``OUTPUT_DIR/predictions``.
+
+    Does nothing (returns []) when ``NUM_VIS`` is 0, without a test set, or
+    outside the main process. Returns the written file paths.
+    """
+    from detectron2.utils import comm
+
+    if cfg.TEST.KPEXT.NUM_VIS <= 0 or not cfg.DATASETS.TEST or not comm.is_main_process():
+        return []
+    out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
+    # only this process draws: the bare model, as a DistributedDataParallel forward could wait for the others
+    model = getattr(model, "module", model)
+    paths = save_prediction_pictures(cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS)
+    print(f"Wrote {len(paths)} pictures of predictions to {os.path.abspath(out_dir)}", flush=True)
+    return paths

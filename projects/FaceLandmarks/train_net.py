@@ -14,7 +14,8 @@ Evaluation runs Detectron2's ``COCOEvaluator`` (box and OKS keypoint AP with the
 face sigmas) and ``FaceKeypointErrorEvaluator`` (mean error in pixels at 96x96)
 in one pass; ``OUTPUT_DIR/face_metrics.json`` sums up both, with the training
 time. Pictures of predictions: ``TEST.KPEXT.NUM_VIS`` (8 in the face configs).
-All of Detectron2's usual arguments work (``--resume``, ``--num-gpus``, overrides).
+All of Detectron2's usual arguments work (``--resume``, ``--num-gpus``, overrides);
+without CUDA, ``--num-gpus N`` trains in N CPU processes (GLOO, :func:`kpext.engine.launch`).
 """
 import importlib.util
 import json
@@ -23,33 +24,21 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 if importlib.util.find_spec("kpext") is None:  # a checkout without `pip install -e .`
-    sys.path.insert(0, REPO)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-
-def _load_module(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# Reused, not copied: the picture saving of the pose project (which also imports
-# kpext, registering its heads), and this project's evaluator.
-pose_train_net = _load_module("kpext_pose_train_net", os.path.join(REPO, "projects", "PoseEstimation", "train_net.py"))
-evaluate_faces = _load_module("kpext_evaluate_faces", os.path.join(HERE, "evaluate_faces.py"))
-
+import kpext  # noqa: E402,F401  (registers kpext heads and datasets; bridges old detectron2)
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import MetadataCatalog  # noqa: E402
-from detectron2.engine import default_argument_parser, launch  # noqa: E402
+from detectron2.engine import default_argument_parser  # noqa: E402
 from detectron2.evaluation import DatasetEvaluators  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
 
+from evaluate_faces import FaceKeypointErrorEvaluator  # noqa: E402  (this script's folder is on sys.path)
 from kpext.data.builtin import default_datasets_root  # noqa: E402
 from kpext.data.faces import register_face_datasets  # noqa: E402
-from kpext.engine import KpextTrainer, setup_cfg  # noqa: E402
+from kpext.engine import KpextTrainer, launch, setup_cfg  # noqa: E402
+from kpext.visualization import save_test_pictures  # noqa: E402
 
 logger = logging.getLogger("kpext")
 
@@ -62,7 +51,7 @@ class FaceTrainer(KpextTrainer):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return DatasetEvaluators([
             super().build_evaluator(cfg, dataset_name, output_folder),
-            evaluate_faces.FaceKeypointErrorEvaluator(dataset_name, output_folder),
+            FaceKeypointErrorEvaluator(dataset_name, output_folder),
         ])  # fmt: skip
 
 
@@ -127,7 +116,7 @@ def main(args):
         train_seconds = round(time.perf_counter() - start, 1)  # includes the final evaluation
         # DefaultTrainer keeps the results of its final evaluation here
         results, model = getattr(trainer, "_last_eval_results", None), trainer.model
-    pose_train_net.save_pictures(cfg, model)
+    save_test_pictures(cfg, model)
     if comm.is_main_process():
         summarize(cfg, results, train_seconds)
     return results

@@ -10,24 +10,12 @@
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
 on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
 """
-import os
-
 import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
-from detectron2.utils import comm
 
 from kpext.engine import KpextTrainer, launch, setup_cfg
-from kpext.visualization import save_prediction_pictures
-
-
-
-def save_pictures(cfg, model) -> None:
-    if cfg.TEST.KPEXT.NUM_VIS <= 0 or not cfg.DATASETS.TEST or not comm.is_main_process():
-        return
-    out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
-    paths = save_prediction_pictures(cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS)
-    print(f"Wrote {len(paths)} pictures of predictions to {os.path.abspath(out_dir)}", flush=True)
+from kpext.visualization import save_test_pictures
 
 
 def main(args):
@@ -36,12 +24,12 @@ def main(args):
         model = KpextTrainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = KpextTrainer.test(cfg, model)
-        save_pictures(cfg, model)
+        save_test_pictures(cfg, model)
         return results
     trainer = KpextTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()
-    save_pictures(cfg, trainer.model)
+    save_test_pictures(cfg, trainer.model)
     return results
 
 
