@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .oks import object_keypoint_similarity
+
 
 def spatial_softmax_cross_entropy(
     logits: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, normalizer: float | None
@@ -132,20 +134,13 @@ def soft_argmax_2d(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.stack([x, y], dim=2)
 
 
-# pycocotools adds np.spacing(1), the float64 machine epsilon, to the area.
-_COCO_AREA_EPS = 2.220446049250313e-16
-
-
 def oks_loss(
     pred_xy: torch.Tensor, gt_keypoints: torch.Tensor, areas: torch.Tensor, sigmas: torch.Tensor
 ) -> torch.Tensor:
     """``1 - OKS`` averaged over instances with a visible keypoint (YOLO-Pose).
 
-    COCO's object keypoint similarity of instance ``i`` is the mean over its
-    visible keypoints (``v > 0``) of ``exp(-d^2 / (2 * s^2 * k^2))`` with ``d``
-    the distance to the ground truth, ``s^2`` the instance area and
-    ``k = 2 * sigma_k``; like pycocotools, ``np.spacing(1)`` is added to the area
-    so that a zero area does not divide by zero.
+    The OKS of instance ``i`` (:func:`kpext.modeling.oks.object_keypoint_similarity`)
+    counts its visible keypoints (``v > 0``), with the instance area as ``s^2``.
 
     Args:
         pred_xy: R x K x 2 predicted (x, y) in image coordinates.
@@ -163,7 +158,5 @@ def oks_loss(
     pred_xy = _at_least_float32(pred_xy)
     sigmas = torch.as_tensor(sigmas, device=pred_xy.device).to(pred_xy.dtype)
     dist2 = (pred_xy - gt_keypoints[..., :2].to(pred_xy.dtype)).pow(2).sum(dim=2)
-    scale = 2 * (areas.to(pred_xy.dtype)[:, None] + _COCO_AREA_EPS) * (2 * sigmas) ** 2
-    similarity = torch.exp(-dist2 / scale) * visible
-    oks = similarity.sum(dim=1) / visible.sum(dim=1).clamp(min=1)
+    oks = object_keypoint_similarity(dist2, areas.to(pred_xy.dtype)[:, None], sigmas, visible)
     return (1 - oks)[has_visible].mean()

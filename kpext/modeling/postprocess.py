@@ -24,16 +24,13 @@ import numpy as np
 import torch
 from detectron2.structures import Instances
 
+from .oks import object_keypoint_similarity
+
 __all__ = ["POSE_NMS_METHODS", "keypoint_oks_matrix", "pose_nms", "apply_pose_nms"]
 
 POSE_NMS_METHODS: Tuple[str, ...] = ("none", "oks", "soft-oks")
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
-
-# Added to the area like cocoapi does (np.spacing(1)) so that degenerate boxes
-# give OKS 0 or 1 instead of NaN.
-_AREA_EPS = 2.220446049250313e-16
-
 
 def _as_float_tensor(x: TensorLike, device=None) -> torch.Tensor:
     t = torch.as_tensor(x, device=device)
@@ -59,8 +56,9 @@ def keypoint_oks_matrix(
 
     Returns:
         N x M float tensor, ``oks[i, j] = mean_k exp(-d_ijk^2 / (2 s_i^2 (2 sigma_k)^2))``
-        over the counted keypoints k of ``a[i]``. OKS is not symmetric: the area
-        and the counted keypoints are the reference's.
+        over the counted keypoints k of ``a[i]``
+        (:func:`kpext.modeling.oks.object_keypoint_similarity`).
+        OKS is not symmetric: the area and the counted keypoints are the reference's.
     """
     a = _as_float_tensor(kpts_a)
     b = _as_float_tensor(kpts_b, device=a.device).to(a.dtype)
@@ -75,12 +73,10 @@ def keypoint_oks_matrix(
         raise ValueError(f"{areas.numel()} areas for {n} reference poses")
 
     d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)  # N x M x K
-    variances = (2.0 * sig) ** 2
-    exponent = d2 / (2.0 * (areas[:, None, None] + _AREA_EPS) * variances)
     counted = a[:, :, 2] > score_threshold  # N x K
     counted = torch.where(counted.any(dim=1, keepdim=True), counted, torch.ones_like(counted))
-    weights = counted.to(a.dtype)
-    return (torch.exp(-exponent) * weights[:, None, :]).sum(-1) / weights.sum(-1)[:, None]
+    weights = counted.to(a.dtype)[:, None, :]  # N x 1 x K
+    return object_keypoint_similarity(d2, areas[:, None, None], sig, weights)
 
 
 def _check_method(method: str) -> None:
