@@ -2,33 +2,63 @@
 from detectron2.config import CfgNode as CN
 
 
+# Keys that moved, old -> new: merging an old key (YAML or command line) raises a KeyError
+# that names the new one (yacs's renamed-key check, registered on the config by add_kpext_config).
+RENAMED_KEYS = {
+    "MODEL.KPEXT.UP_SCALE": "MODEL.KPEXT.KRCNN.UP_SCALE",
+    "MODEL.KPEXT.DECONV_KERNEL": "MODEL.KPEXT.KRCNN.DECONV_KERNEL",
+    "MODEL.KPEXT.SOFT_ARGMAX_BETA": "MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA",
+    "MODEL.KPEXT.TARGET.LOSS_WEIGHT": "MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT",
+}
+
+
 def add_kpext_config(cfg: CN) -> None:
-    """Add kpext's keys to a Detectron2 config (call before ``merge_from_file``)."""
+    """Add kpext's keys to a Detectron2 config (call before ``merge_from_file``).
+
+    Detectron2's keys kpext heads read too: every kpext head takes its heatmap loss weight
+    from ``MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT`` and its normaliser from
+    ``MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS`` (True: divide by the
+    keypoints with a target; False: by K x ROI_HEADS.BATCH_SIZE_PER_IMAGE x POSITIVE_FRACTION
+    per image), its number of keypoints from ``NUM_KEYPOINTS``; only KpextKRCNNHead reads
+    ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``.
+    """
     cfg.MODEL.KPEXT = CN()
-    # Bilinear upsampling factor after the stride-2 transposed conv (KpextKRCNNHead).
-    cfg.MODEL.KPEXT.UP_SCALE = 2
-    # Kernel size of the stride-2 transposed conv that outputs the K heatmaps.
-    cfg.MODEL.KPEXT.DECONV_KERNEL = 4
-    # One-hot decoding: half-size (heatmap cells) of the window searched at box resolution.
-    cfg.MODEL.KPEXT.DECODE_WINDOW = 1.0
-    # Weight of the OKS loss (1 - OKS of soft-argmax keypoints, dataset sigmas) for kpext heads; 0 = off.
+    # Weight of the OKS loss, 1 - OKS of soft-argmax keypoints (dataset sigmas, box area as
+    # scale), for every kpext head; 0 = off. KpextKRCNNHead's soft-argmax runs on its logits
+    # (beta 1), the codec heads' with MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA.
     cfg.MODEL.KPEXT.OKS_LOSS_WEIGHT = 0.0
-    # Soft-argmax temperature for the OKS loss on Gaussian heatmaps: softmax(beta * heatmap).
-    cfg.MODEL.KPEXT.SOFT_ARGMAX_BETA = 20.0
+    # One-hot decoding, in every kpext head that decodes one-hot heatmaps (KpextKRCNNHead;
+    # codec heads with TARGET.CODEC "onehot"): the bicubic maximum is searched at box
+    # resolution within this many heatmap cells (plus half an output pixel) of the
+    # heatmap's argmax cell.
+    cfg.MODEL.KPEXT.DECODE_WINDOW = 1.0
 
-    # Targets and loss of heatmap heads (GaussianKeypointHead, HourglassKeypointHead).
+    # KpextKRCNNHead's network (its targets and loss are Detectron2's one-hot ones, not TARGET's).
+    cfg.MODEL.KPEXT.KRCNN = CN()
+    # Bilinear upsampling factor after the stride-2 transposed conv (2: 14x14 RoIs -> 56x56 maps).
+    cfg.MODEL.KPEXT.KRCNN.UP_SCALE = 2
+    # Kernel size of the stride-2 transposed conv that outputs the K heatmaps (even).
+    cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL = 4
+
+    # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead): targets, loss,
+    # output activation, decoding.
     cfg.MODEL.KPEXT.TARGET = CN()
-    # Target codec: "gaussian" (2D Gaussian heatmaps) or "onehot" (cell index, spatial cross-entropy).
+    # Target codec: "gaussian" (2D Gaussian heatmaps), "onehot" (cell index, spatial cross-entropy)
+    # or any codec registered with kpext.modeling.codecs.register_codec.
     cfg.MODEL.KPEXT.TARGET.CODEC = "gaussian"
-    # Gaussian sigma in heatmap cells.
+    # Gaussian codec: sigma of the target Gaussians, in heatmap cells.
     cfg.MODEL.KPEXT.TARGET.SIGMA = 1.5
-    # Sub-pixel decoding of Gaussian heatmaps: "dark" (Taylor on the log heatmap), "quarter" or "none".
+    # Gaussian codec: sub-pixel decoding, "dark" (Newton step on the log heatmap), "quarter"
+    # or "none".
     cfg.MODEL.KPEXT.TARGET.REFINE = "dark"
-    # Gaussian heatmap loss: "mse" (visibility-weighted) or "focal" (CenterNet's, on sigmoid outputs).
-    cfg.MODEL.KPEXT.TARGET.LOSS = "mse"
-    # Weight of the heatmap loss (each loss is per visible keypoint, summed over cells).
-    cfg.MODEL.KPEXT.TARGET.LOSS_WEIGHT = 1.0
+    # The codec's loss; "" = its default. Gaussian: "mse" (visibility-weighted, the default) or
+    # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only.
+    cfg.MODEL.KPEXT.TARGET.LOSS = ""
+    # Inverse temperature of the OKS loss's soft-argmax on the raw heatmaps:
+    # softmax(beta * heatmap).
+    cfg.MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA = 20.0
 
+    # GaussianKeypointHead's network.
     cfg.MODEL.KPEXT.GAUSSIAN = CN()
     # Output channels of the 3x3 convs on the pooled RoI features.
     cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (96, 96, 96, 96)
@@ -37,6 +67,7 @@ def add_kpext_config(cfg: CN) -> None:
     # Number of stride-2 transposed convs after the convs (1: 14x14 RoIs -> 28x28 heatmaps).
     cfg.MODEL.KPEXT.GAUSSIAN.NUM_UPSAMPLE = 1
 
+    # HourglassKeypointHead's network.
     cfg.MODEL.KPEXT.HOURGLASS = CN()
     # Number of stacked hourglass modules.
     cfg.MODEL.KPEXT.HOURGLASS.NUM_STACKS = 2
@@ -70,3 +101,7 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD = 0.05
     # Pictures are enlarged to at least this many pixels on the short side, so labels stay legible.
     cfg.TEST.KPEXT.VIS_MIN_SIZE = 512
+
+    for old, new in RENAMED_KEYS.items():
+        if not cfg.key_is_renamed(old):
+            cfg.register_renamed_key(old, new)

@@ -28,6 +28,10 @@ Decoding: argmax cell, then a sub-pixel refinement
 
 The score is the heatmap's value at the argmax cell (the unblurred map).
 
+Loss: ``"mse"`` (visibility-weighted squared error summed over the cells, on the
+raw output) or ``"focal"`` (CenterNet's, on logits: the decoded heatmaps are then
+their sigmoid).
+
 Near the border: the paper's zero-padded blur loses the part of the Gaussian
 that lies outside the heatmap and pulls the modulated peak inwards (measured on
 exact targets, sigma 2: 0.4-0.8 cell of error 1-3 cells from the border, worse
@@ -48,6 +52,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..losses import heatmap_focal_loss, weighted_heatmap_mse
+from .base import KeypointCodec, check_loss, register_codec
 from .geometry import heatmap_to_image, image_to_heatmap
 
 REFINEMENTS = ("dark", "quarter", "none")
@@ -62,6 +68,11 @@ class GaussianTargets:
     heatmaps: torch.Tensor
     weights: torch.Tensor
 
+    @property
+    def valid(self) -> torch.Tensor:
+        """R x K bool: the keypoints with a target."""
+        return self.weights > 0
+
 
 def default_blur_kernel(sigma: float) -> int:
     """Odd kernel size covering +-3 sigma: ``2 * ceil(3 * sigma) + 1`` (13 for sigma 2).
@@ -75,7 +86,8 @@ def default_blur_kernel(sigma: float) -> int:
     return 2 * int(math.ceil(3 * sigma)) + 1
 
 
-class GaussianCodec:
+@register_codec
+class GaussianCodec(KeypointCodec):
     """Encode keypoints as Gaussian heatmaps; decode heatmaps with DARK refinement.
 
     Args:
@@ -83,19 +95,57 @@ class GaussianCodec:
         refine: ``"dark"``, ``"quarter"`` or ``"none"`` (see the module docstring).
         blur_kernel: odd size of the DARK modulation kernel; None picks
             :func:`default_blur_kernel`. Unused unless ``refine == "dark"``.
+        loss: ``"mse"`` or ``"focal"`` (see the module docstring).
     """
 
     name = "gaussian"
+    losses = ("mse", "focal")
 
-    def __init__(self, sigma: float = 2.0, refine: str = "dark", blur_kernel: Optional[int] = None):
+    def __init__(
+        self,
+        sigma: float = 2.0,
+        refine: str = "dark",
+        blur_kernel: Optional[int] = None,
+        loss: str = "mse",
+    ):
         _check_sigma(sigma)
         if refine not in REFINEMENTS:
             raise ValueError(f"refine must be one of {REFINEMENTS}, got {refine!r}")
         if blur_kernel is not None:
             _check_blur_kernel(blur_kernel)
+        check_loss(self, loss)
         self.sigma = float(sigma)
         self.refine = refine
         self.blur_kernel = default_blur_kernel(sigma) if blur_kernel is None else blur_kernel
+        self.loss_name = loss
+
+    @classmethod
+    def from_config(cls, cfg) -> "GaussianCodec":
+        """``MODEL.KPEXT.TARGET``: SIGMA, REFINE, LOSS."""
+        target = cfg.MODEL.KPEXT.TARGET
+        return cls(sigma=target.SIGMA, refine=target.REFINE, loss=cls.loss_from_config(cfg))
+
+    @property
+    def predictor_bias(self) -> float:
+        # Focal: a sigmoid output starting near 0 (1%) keeps the loss from exploding on the
+        # many negatives.
+        return -4.6 if self.loss_name == "focal" else 0.0
+
+    def loss(
+        self, raw: torch.Tensor, targets: GaussianTargets, normalizer: Optional[float] = None
+    ) -> torch.Tensor:
+        """Visibility-weighted MSE summed over the H x W cells, or the focal loss on logits;
+        see :class:`~kpext.modeling.codecs.base.KeypointCodec` for the arguments."""
+        if self.loss_name == "focal":
+            return heatmap_focal_loss(raw, targets.heatmaps, targets.weights, normalizer=normalizer)
+        # Summed over the H*W cells rather than averaged: the same scale as the cross-entropy
+        # and focal losses (about 2*pi*sigma^2 at the start), whatever the heatmap size.
+        h, w = raw.shape[-2:]
+        return weighted_heatmap_mse(raw, targets.heatmaps, targets.weights, normalizer) * (h * w)
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        """Sigmoid of the focal loss's logits; the MSE's output is a heatmap already."""
+        return raw.sigmoid() if self.loss_name == "focal" else raw
 
     def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> GaussianTargets:
         """Args:

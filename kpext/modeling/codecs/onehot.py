@@ -1,7 +1,9 @@
 """One-hot keypoint codec: the target scheme of the Mask R-CNN keypoint head.
 
 Training target: for each RoI and keypoint, the index of the heatmap cell that
-contains the keypoint, trained with a cross-entropy over the ``H*W`` cells.
+contains the keypoint, trained with a cross-entropy over the ``H*W`` cells
+(``"cross_entropy"``, the codec's only loss); the head's output is decoded as is
+(logits).
 
 Decoding reproduces Detectron2's ``heatmaps_to_keypoints`` (bicubic upsampling of
 each RoI's logits to the box's size in pixels, argmax, softmax score normalised
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ..losses import spatial_softmax_cross_entropy
+from .base import KeypointCodec, check_loss, register_codec
 from .geometry import image_to_heatmap
 
 
@@ -39,18 +43,35 @@ class OneHotTargets:
     valid: torch.Tensor
 
 
-class OneHotCodec:
+@register_codec
+class OneHotCodec(KeypointCodec):
     """Encode keypoints as heatmap cell indices; decode logits like Detectron2.
 
     Args:
-        window: half-size, in heatmap cells, of the neighbourhood of the
-            low-resolution peak searched at full (box pixel) resolution.
+        window: the bicubic maximum is searched at box (output pixel) resolution
+            within this many heatmap cells, plus half an output pixel, of the
+            heatmap's argmax cell (Detectron2 searches the whole box).
+        loss: ``"cross_entropy"``, the only one.
     """
 
     name = "onehot"
+    losses = ("cross_entropy",)
 
-    def __init__(self, window: float = 1.0):
+    def __init__(self, window: float = 1.0, loss: str = "cross_entropy"):
+        check_loss(self, loss)
         self.window = float(window)
+
+    @classmethod
+    def from_config(cls, cfg) -> "OneHotCodec":
+        """``MODEL.KPEXT.DECODE_WINDOW``, and ``MODEL.KPEXT.TARGET.LOSS`` checked."""
+        return cls(window=cfg.MODEL.KPEXT.DECODE_WINDOW, loss=cls.loss_from_config(cfg))
+
+    def loss(
+        self, raw: torch.Tensor, targets: OneHotTargets, normalizer: Optional[float] = None
+    ) -> torch.Tensor:
+        """Spatial softmax cross-entropy of the R x K x H x W logits (Mask R-CNN's keypoint loss);
+        see :class:`~kpext.modeling.codecs.base.KeypointCodec` for the arguments."""
+        return spatial_softmax_cross_entropy(raw, targets.index, targets.valid, normalizer)
 
     def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> OneHotTargets:
         """Args:

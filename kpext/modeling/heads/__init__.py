@@ -1,14 +1,15 @@
 """ROI keypoint heads; importing this module registers them in ROI_KEYPOINT_HEAD_REGISTRY."""
-from .base import KeypointHeadBase
+from .base import KeypointHeadBase, init_heatmap_layers
+from .codec_head import CodecKeypointHead
 from .gaussian import GaussianKeypointHead
-from .heatmap import HeatmapKeypointHead
 from .hourglass import HourglassKeypointHead
 from .krcnn import KpextKRCNNHead
 
 __all__ = [
     "KeypointHeadBase",
-    "HeatmapKeypointHead",
+    "CodecKeypointHead",
     "KpextKRCNNHead",
     "GaussianKeypointHead",
     "HourglassKeypointHead",
+    "init_heatmap_layers",
 ]

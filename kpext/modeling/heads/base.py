@@ -1,12 +1,14 @@
 """The part every kpext keypoint head shares: targets, loss and decoding around a network.
 
 A head turns pooled RoI features into heatmaps (``layers``); pooling and routing
-stay in Detectron2's ROI heads. Targets and decoding come from a codec, so the
-same network can be trained with another scheme and a new scheme serves every head.
+stay in Detectron2's ROI heads. Targets, loss, output activation and decoding come
+from a codec (:class:`~kpext.modeling.codecs.KeypointCodec`), so the same network
+can be trained with another scheme and a new scheme serves every head. Also here:
+the config readers and the weight initialisation the heads share.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -16,6 +18,7 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
 from ...data import dataset_oks_sigmas
+from ..codecs import KeypointCodec
 from ..codecs.geometry import heatmap_to_image
 from ..losses import oks_loss, soft_argmax_2d
 
@@ -41,6 +44,25 @@ def attach_predictions(
     for inst, kp, hm in zip(instances, keypoints.split(counts), heatmaps.split(counts)):
         inst.pred_keypoints = kp
         inst.pred_keypoint_heatmaps = hm
+
+
+def keypoint_loss_normalizer(cfg, num_keypoints: int) -> Union[str, float]:
+    """Detectron2's keypoint loss normaliser, for every kpext head:
+    ``MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS`` -> "visible" (divide by the
+    number of keypoints with a target), else a constant per image, K x RoIs x positive fraction."""
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS:
+        return "visible"
+    roi_heads = cfg.MODEL.ROI_HEADS
+    return num_keypoints * roi_heads.BATCH_SIZE_PER_IMAGE * roi_heads.POSITIVE_FRACTION
+
+
+def loss_args(cfg, num_keypoints: int) -> dict:
+    """``loss_weight`` and ``loss_normalizer`` for a head's ``from_config``: Detectron2's
+    ``MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT`` and ``NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS``."""
+    return {
+        "loss_weight": cfg.MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT,
+        "loss_normalizer": keypoint_loss_normalizer(cfg, num_keypoints),
+    }
 
 
 def oks_loss_args(cfg, num_keypoints: int) -> dict:
@@ -72,6 +94,22 @@ def _last_stage(outputs):
     return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
 
 
+def init_heatmap_layers(
+    module: nn.Module, predictors: Sequence[nn.Module], predictor_bias: float = 0.0
+) -> None:
+    """He init for the hidden convs of ``module``; near-zero heatmap predictors whose bias is
+    ``predictor_bias`` (the codec's :attr:`~kpext.modeling.codecs.KeypointCodec.predictor_bias`)."""
+    predictor_ids = {id(p) for p in predictors}
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in predictor_ids:
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for predictor in predictors:
+        nn.init.normal_(predictor.weight, std=0.001)
+        nn.init.constant_(predictor.bias, predictor_bias)
+
+
 def record_skipped_batch() -> None:
     """Count batches without any usable keypoint target, as Detectron2 does."""
     try:
@@ -85,20 +123,23 @@ def record_skipped_batch() -> None:
 class KeypointHeadBase(nn.Module):
     """forward(x, instances): R x C x S x S pooled features -> losses (train) or instances.
 
-    Subclasses define ``layers(x)``, returning R x K x H x W heatmaps or, for
+    Subclasses define ``layers(x)``, returning R x K x H x W raw heatmaps or, for
     heads with intermediate supervision, a list of them (one per stage, the last
-    one decoded), and ``heatmap_losses``. The base adds the optional OKS loss on
-    soft-argmax coordinates of the last stage. In inference, ``pred_keypoints``
-    (N x K x 3: x, y, score in image coordinates) and ``pred_keypoint_heatmaps``
-    (N x K x H x W) are set on each image's instances.
+    one decoded). Each stage is trained with the codec's loss and its own weight;
+    the base adds the optional OKS loss on soft-argmax coordinates of the last
+    stage. In inference, the codec's activation of the last stage is decoded:
+    ``pred_keypoints`` (N x K x 3: x, y, score in image coordinates) and
+    ``pred_keypoint_heatmaps`` (N x K x H x W) are set on each image's instances.
     """
 
     def __init__(
         self,
         *,
         num_keypoints: int,
-        codec,
+        codec: KeypointCodec,
         loss_weight: float = 1.0,
+        loss_normalizer: Union[str, float] = "visible",
+        stage_loss_weights: Sequence[float] = (1.0,),
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 1.0,
@@ -106,13 +147,18 @@ class KeypointHeadBase(nn.Module):
     ):
         """
         Args:
-            flip_indices: K indices, the keypoint each one becomes in a mirrored image
-                (``TEST.KPEXT.FLIP``); None disables the flip test.
-            codec: encodes training targets and decodes heatmaps (see ``kpext.modeling.codecs``).
+            num_keypoints: K.
+            codec: targets, loss, output activation and decoding (see ``kpext.modeling.codecs``).
             loss_weight: weight of the heatmap loss.
+            loss_normalizer: "visible" (divide by the keypoints with a target) or a number
+                per image.
+            stage_loss_weights: loss weight of each stage's heatmaps (intermediate supervision),
+                one per stage ``layers`` returns.
             oks_loss_weight: weight of ``1 - OKS`` on soft-argmax coordinates; 0 disables it.
             oks_sigmas: K per-keypoint OKS sigmas (required when the OKS loss is on).
-            soft_argmax_beta: temperature of the soft-argmax: softmax(beta * heatmap).
+            soft_argmax_beta: temperature of the soft-argmax: softmax(beta * raw heatmap).
+            flip_indices: K indices, the keypoint each one becomes in a mirrored image
+                (``TEST.KPEXT.FLIP``); None disables the flip test.
         """
         super().__init__()
         if oks_loss_weight > 0 and len(oks_sigmas) != num_keypoints:
@@ -123,6 +169,8 @@ class KeypointHeadBase(nn.Module):
         self.num_keypoints = num_keypoints
         self.codec = codec
         self.loss_weight = loss_weight
+        self.loss_normalizer = loss_normalizer
+        self.stage_loss_weights = list(stage_loss_weights)
         self.oks_loss_weight = oks_loss_weight
         self.soft_argmax_beta = soft_argmax_beta
         self.register_buffer("oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False)
@@ -136,12 +184,30 @@ class KeypointHeadBase(nn.Module):
     def heatmap_losses(
         self, stages: List[torch.Tensor], keypoints: torch.Tensor, boxes: torch.Tensor, num_images: int
     ) -> Dict[str, torch.Tensor]:
-        """Losses of the heatmaps of every stage against R x K x 3 keypoints in R x 4 RoIs."""
-        raise NotImplementedError
+        """The codec's loss of every stage's R x K x H x W heatmaps against R x K x 3 keypoints
+        in R x 4 RoIs: ``loss_keypoint`` for the last stage, ``loss_keypoint_stack{i}`` for the
+        earlier ones, each times its stage weight and ``loss_weight``."""
+        by_visible = self.loss_normalizer == "visible"
+        normalizer = None if by_visible else num_images * self.loss_normalizer
+        targets_by_size = {}
+        for heatmaps in stages:
+            size = tuple(heatmaps.shape[-2:])
+            if size not in targets_by_size:
+                targets_by_size[size] = self.codec.encode(keypoints, boxes, size)
+        if not any(bool(t.valid.any()) for t in targets_by_size.values()):
+            record_skipped_batch()
+        losses = {}
+        last = len(stages) - 1
+        for i, (heatmaps, weight) in enumerate(zip(stages, self.stage_loss_weights)):
+            name = "loss_keypoint" if i == last else f"loss_keypoint_stack{i}"
+            targets = targets_by_size[tuple(heatmaps.shape[-2:])]
+            loss = self.codec.loss(heatmaps, targets, normalizer)
+            losses[name] = loss * weight * self.loss_weight
+        return losses
 
     def inference_heatmaps(self, heatmaps: torch.Tensor) -> torch.Tensor:
-        """The last stage's raw output turned into what the codec decodes (identity by default)."""
-        return heatmaps
+        """The last stage's raw output turned into what the codec decodes (its activation)."""
+        return self.codec.activation(heatmaps)
 
     def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score)."""

@@ -10,17 +10,19 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec, get_norm
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .heatmap import HeatmapKeypointHead
+from .base import init_heatmap_layers
+from .codec_head import CodecKeypointHead
 
 
 @ROI_KEYPOINT_HEAD_REGISTRY.register()
-class GaussianKeypointHead(HeatmapKeypointHead):
+class GaussianKeypointHead(CodecKeypointHead):
     """3x3 convs, stride-2 transposed convs, a 1x1 predictor of K Gaussian heatmaps.
 
     Input R x C x S x S pooled features; output R x K x (S * 2^num_upsample)^2
-    heatmaps (28 x 28 for 14 x 14 RoIs), trained with a visibility-weighted MSE
-    (or focal) loss against Gaussian targets centred at the sub-pixel keypoint,
-    decoded with sub-pixel refinement; the score is the heatmap peak.
+    heatmaps (28 x 28 for 14 x 14 RoIs). With the default codec (``MODEL.KPEXT.TARGET``),
+    trained with a visibility-weighted MSE (or focal) loss against Gaussian targets
+    centred at the sub-pixel keypoint, decoded with sub-pixel refinement; the score
+    is the heatmap peak.
     """
 
     @configurable
@@ -38,7 +40,7 @@ class GaussianKeypointHead(HeatmapKeypointHead):
             conv_dims: output channels of each 3x3 conv.
             norm: norm after each conv ("" for none).
             num_upsample: number of stride-2 transposed convs.
-            common: see :class:`HeatmapKeypointHead` (codec, loss, weights, OKS loss, flip test).
+            common: see :class:`CodecKeypointHead` (codec, loss weight, OKS loss, flip test).
         """
         super().__init__(**common)
         channels = input_shape.channels
@@ -54,7 +56,7 @@ class GaussianKeypointHead(HeatmapKeypointHead):
             ups += [ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.ReLU()]
         self.upsample = nn.Sequential(*ups)
         self.predictor = Conv2d(channels, self.num_keypoints, 1)
-        init_heatmap_layers(self, [self.predictor], self.loss)
+        init_heatmap_layers(self, [self.predictor], self.codec.predictor_bias)
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -70,16 +72,3 @@ class GaussianKeypointHead(HeatmapKeypointHead):
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         return self.predictor(self.upsample(self.convs(x)))
 
-
-def init_heatmap_layers(module: nn.Module, predictors: Sequence[nn.Module], loss: str) -> None:
-    """He init for hidden convs; near-zero heatmap predictors (focal: bias at a 1% prior)."""
-    predictor_ids = {id(p) for p in predictors}
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in predictor_ids:
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    for predictor in predictors:
-        nn.init.normal_(predictor.weight, std=0.001)
-        # A sigmoid output starting near 0 keeps the focal loss from exploding on the many negatives.
-        nn.init.constant_(predictor.bias, -4.6 if loss == "focal" else 0.0)

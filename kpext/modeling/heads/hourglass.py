@@ -12,8 +12,8 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec, get_norm
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .gaussian import init_heatmap_layers
-from .heatmap import HeatmapKeypointHead
+from .base import init_heatmap_layers
+from .codec_head import CodecKeypointHead
 
 
 def hourglass_norm(norm: str, channels: int) -> Optional[nn.Module]:
@@ -63,7 +63,7 @@ class Hourglass(nn.Module):
 
 
 @ROI_KEYPOINT_HEAD_REGISTRY.register()
-class HourglassKeypointHead(HeatmapKeypointHead):
+class HourglassKeypointHead(CodecKeypointHead):
     """Stacked hourglasses on RoI features, a heatmap prediction after every stack.
 
     Input R x C x S x S pooled features, upsampled ``num_upsample`` times by
@@ -92,7 +92,7 @@ class HourglassKeypointHead(HeatmapKeypointHead):
             channels: feature channels.
             norm: norm inside residual blocks ("" for none).
             num_upsample: stride-2 transposed convs before the first stack.
-            common: see :class:`HeatmapKeypointHead`; ``stage_loss_weights`` needs
+            common: see :class:`CodecKeypointHead`; ``stage_loss_weights`` needs
                 ``num_stacks`` values.
         """
         super().__init__(**common)
@@ -117,7 +117,7 @@ class HourglassKeypointHead(HeatmapKeypointHead):
         self.predictors = nn.ModuleList(nn.Conv2d(channels, k, 1) for _ in range(num_stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1))
         self.merge_predictions = nn.ModuleList(nn.Conv2d(k, channels, 1) for _ in range(num_stacks - 1))
-        init_heatmap_layers(self, list(self.predictors), self.loss)
+        init_heatmap_layers(self, list(self.predictors), self.codec.predictor_bias)
 
     @classmethod
     def from_config(cls, cfg, input_shape):

@@ -5,7 +5,7 @@ names match, so its checkpoints load), with vectorised decoding.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,15 +16,7 @@ from detectron2.layers import ConvTranspose2d, ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 from ..codecs import OneHotCodec
-from ..losses import spatial_softmax_cross_entropy
-from .base import KeypointHeadBase, flip_test_args, oks_loss_args, record_skipped_batch
-
-
-def keypoint_loss_normalizer(cfg, num_keypoints: int):
-    """Detectron2's keypoint loss normaliser: "visible" or a constant per image."""
-    if cfg.MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS:
-        return "visible"
-    return num_keypoints * cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE * cfg.MODEL.ROI_HEADS.POSITIVE_FRACTION
+from .base import KeypointHeadBase, flip_test_args, loss_args, oks_loss_args
 
 
 @ROI_KEYPOINT_HEAD_REGISTRY.register()
@@ -33,6 +25,8 @@ class KpextKRCNNHead(KeypointHeadBase):
 
     Input R x C x S x S pooled features; heatmaps R x K x (2*up_scale*S) x (2*up_scale*S)
     (56 x 56 for the usual 14 x 14 pooler); spatial-softmax cross-entropy loss.
+    Its codec is always the one-hot codec (Detectron2's targets and loss), so it
+    reads none of ``MODEL.KPEXT.TARGET``; its own keys are ``MODEL.KPEXT.KRCNN``.
     """
 
     @configurable
@@ -43,7 +37,7 @@ class KpextKRCNNHead(KeypointHeadBase):
         num_keypoints: int,
         conv_dims: Sequence[int],
         loss_weight: float = 1.0,
-        loss_normalizer="visible",
+        loss_normalizer: Union[str, float] = "visible",
         up_scale: int = 2,
         deconv_kernel: int = 4,
         decode_window: float = 1.0,
@@ -59,7 +53,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             loss_normalizer: "visible" (divide by visible keypoints) or a number per image.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
-            decode_window: see :class:`OneHotCodec`.
+            decode_window: the one-hot codec's ``window`` (see :class:`OneHotCodec`).
             oks_loss_weight, oks_sigmas: see :class:`KeypointHeadBase`; the soft-argmax
                 runs on the logits themselves (beta 1), the model's own distribution.
         """
@@ -67,12 +61,12 @@ class KpextKRCNNHead(KeypointHeadBase):
             num_keypoints=num_keypoints,
             codec=OneHotCodec(decode_window),
             loss_weight=loss_weight,
+            loss_normalizer=loss_normalizer,
             oks_loss_weight=oks_loss_weight,
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=1.0,
             flip_indices=flip_indices,
         )
-        self.loss_normalizer = loss_normalizer
         self.up_scale = up_scale
         channels = input_shape.channels
         for idx, dim in enumerate(conv_dims, 1):
@@ -95,10 +89,9 @@ class KpextKRCNNHead(KeypointHeadBase):
             "input_shape": input_shape,
             "num_keypoints": k,
             "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
-            "loss_weight": cfg.MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT,
-            "loss_normalizer": keypoint_loss_normalizer(cfg, k),
-            "up_scale": cfg.MODEL.KPEXT.UP_SCALE,
-            "deconv_kernel": cfg.MODEL.KPEXT.DECONV_KERNEL,
+            **loss_args(cfg, k),
+            "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
+            "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
@@ -109,11 +102,3 @@ class KpextKRCNNHead(KeypointHeadBase):
             x = module(x)
         return F.interpolate(x, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
 
-    def heatmap_losses(self, stages, keypoints, boxes, num_images) -> Dict[str, torch.Tensor]:
-        heatmaps = stages[-1]
-        targets = self.codec.encode(keypoints, boxes, heatmaps.shape[-2:])
-        if not bool(targets.valid.any()):
-            record_skipped_batch()
-        normalizer = None if self.loss_normalizer == "visible" else num_images * self.loss_normalizer
-        loss = spatial_softmax_cross_entropy(heatmaps, targets.index, targets.valid, normalizer)
-        return {"loss_keypoint": loss * self.loss_weight}

@@ -1,0 +1,137 @@
+"""The interface every keypoint codec implements, and the registry a config picks codecs from.
+
+A codec owns everything that depends on the target scheme, so that a head is a
+network and nothing else (as MMPose's codecs, but with the loss and the output
+activation included, and without ``nn.Module``: a codec holds no parameters):
+
+* ``encode``: keypoints in RoIs -> training targets for an ``H x W`` heatmap;
+* ``loss``: the raw head output against those targets (a pure function of
+  :mod:`kpext.modeling.losses`);
+* ``activation``: the raw head output -> the heatmaps ``decode`` reads and a
+  head returns as ``pred_keypoint_heatmaps`` (e.g. a sigmoid for logits);
+* ``decode``: heatmaps in RoIs -> keypoints and scores in image coordinates;
+* ``predictor_bias``: the bias a head's heatmap predictor starts from.
+
+Register a new codec with :func:`register_codec`; ``MODEL.KPEXT.TARGET.CODEC``
+then selects it for every head built through :class:`~kpext.modeling.heads.CodecKeypointHead`,
+with no edit to any head.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Dict, Optional, Tuple, Type
+
+import torch
+
+CODECS: Dict[str, Type["KeypointCodec"]] = {}
+
+
+class KeypointCodec(ABC):
+    """Base of every codec. Subclasses set ``name`` and ``losses`` and implement the
+    abstract methods; the targets ``encode`` returns may be any object with an
+    R x K bool ``valid`` (which keypoints have a target)."""
+
+    # The name MODEL.KPEXT.TARGET.CODEC uses.
+    name: str = ""
+    # The loss names the codec implements; the first one is its default.
+    losses: Tuple[str, ...] = ()
+
+    @property
+    def predictor_bias(self) -> float:
+        """Initial bias of the heatmap predictor (0: the activation starts at its midpoint)."""
+        return 0.0
+
+    @abstractmethod
+    def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]):
+        """Training targets.
+
+        Args:
+            keypoints: R x K x 3 (x, y, v) in continuous image coordinates.
+            boxes: R x 4 RoIs (x0, y0, x1, y1).
+            size: (H, W) of the heatmap.
+        Returns:
+            the codec's targets, with an R x K bool ``valid``.
+        """
+
+    @abstractmethod
+    def loss(self, raw: torch.Tensor, targets, normalizer: Optional[float] = None) -> torch.Tensor:
+        """Scalar loss of the raw R x K x H x W head output against ``encode``'s targets.
+
+        Args:
+            normalizer: divide the summed loss by this; None divides by the number
+                of valid targets (Detectron2's ``NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS``).
+        Returns:
+            a scalar, float32 or wider; ``0 * raw.sum()`` when no target is valid, so
+            that every parameter stays in the graph (DistributedDataParallel needs that).
+        """
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw R x K x H x W head output -> the heatmaps :meth:`decode` reads (default: as is)."""
+        return raw
+
+    @abstractmethod
+    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """R x K x H x W heatmaps (after :meth:`activation`), R x 4 boxes (x0, y0, x1, y1)
+        -> R x K x 3 (x, y, score) in continuous image coordinates."""
+
+    @classmethod
+    def from_config(cls, cfg) -> "KeypointCodec":
+        """The codec as ``MODEL.KPEXT`` configures it (default: built without arguments)."""
+        return cls()
+
+    @classmethod
+    def loss_from_config(cls, cfg) -> str:
+        """``MODEL.KPEXT.TARGET.LOSS``, or the codec's default loss when it is empty.
+
+        Raises:
+            ValueError: the codec does not implement that loss; the message names the key.
+        """
+        loss = cfg.MODEL.KPEXT.TARGET.LOSS or cls.losses[0]
+        if loss not in cls.losses:
+            raise ValueError(
+                f"MODEL.KPEXT.TARGET.LOSS must be one of {cls.losses} with the {cls.name!r} "
+                f"codec, got {loss!r}"
+            )
+        return loss
+
+
+def check_loss(codec: KeypointCodec, loss: str) -> None:
+    """Raise ValueError unless ``codec`` implements the loss ``loss``."""
+    if loss not in codec.losses:
+        raise ValueError(
+            f"loss must be one of {codec.losses} for the {codec.name!r} codec, got {loss!r}"
+        )
+
+
+def register_codec(cls: Type[KeypointCodec]) -> Type[KeypointCodec]:
+    """Class decorator: make ``cls`` selectable by its ``name`` (``MODEL.KPEXT.TARGET.CODEC``)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a name to be registered")
+    if CODECS.get(cls.name, cls) is not cls:
+        raise ValueError(
+            f"A codec named {cls.name!r} is already registered: {CODECS[cls.name].__name__}"
+        )
+    CODECS[cls.name] = cls
+    return cls
+
+
+def codec_class(name: str) -> Type[KeypointCodec]:
+    """The registered codec class called ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known ones.
+    """
+    if name not in CODECS:
+        known = ", ".join(sorted(CODECS))
+        raise ValueError(f"Unknown keypoint codec {name!r}; known codecs: {known}")
+    return CODECS[name]
+
+
+def build_codec(name: str, **kwargs) -> KeypointCodec:
+    """A codec by name (``"onehot"``, ``"gaussian"`` or a registered one), built with ``kwargs``."""
+    return codec_class(name)(**kwargs)
+
+
+def build_codec_from_cfg(cfg) -> KeypointCodec:
+    """The codec ``MODEL.KPEXT.TARGET.CODEC`` names, configured by its ``from_config``."""
+    return codec_class(cfg.MODEL.KPEXT.TARGET.CODEC).from_config(cfg)

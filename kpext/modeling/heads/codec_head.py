@@ -1,0 +1,65 @@
+"""CodecKeypointHead: the base of heads whose codec is chosen in the config, ``MODEL.KPEXT.TARGET``.
+
+The Gaussian and hourglass heads build on it; :class:`KpextKRCNNHead` does not,
+since it fixes Detectron2's one-hot codec and loss to stay identical to
+Detectron2's head.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+from ..codecs import KeypointCodec, build_codec_from_cfg
+from .base import KeypointHeadBase, flip_test_args, loss_args, oks_loss_args
+
+
+class CodecKeypointHead(KeypointHeadBase):
+    """A keypoint head trained and decoded with any registered codec: the one
+    ``MODEL.KPEXT.TARGET.CODEC`` names, or any :class:`KeypointCodec` passed in.
+
+    ``layers`` may return one or more stages of heatmaps, each supervised with the
+    codec's loss and its own weight (intermediate supervision); the last stage is
+    decoded. Subclasses build the network, then call :func:`init_heatmap_layers`
+    with ``self.codec.predictor_bias``; their ``from_config`` adds :meth:`common_args`.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_keypoints: int,
+        codec: KeypointCodec,
+        loss_weight: float = 1.0,
+        loss_normalizer: Union[str, float] = "visible",
+        stage_loss_weights: Sequence[float] = (1.0,),
+        oks_loss_weight: float = 0.0,
+        oks_sigmas: Sequence[float] = (),
+        soft_argmax_beta: float = 20.0,
+        flip_indices: Optional[Sequence[int]] = None,
+    ):
+        """See :class:`KeypointHeadBase`; only ``soft_argmax_beta``'s default differs (20: heatmap
+        heights are about 0-1, so the soft-argmax needs a sharper softmax than on logits)."""
+        super().__init__(
+            num_keypoints=num_keypoints,
+            codec=codec,
+            loss_weight=loss_weight,
+            loss_normalizer=loss_normalizer,
+            stage_loss_weights=stage_loss_weights,
+            oks_loss_weight=oks_loss_weight,
+            oks_sigmas=oks_sigmas,
+            soft_argmax_beta=soft_argmax_beta,
+            flip_indices=flip_indices,
+        )
+
+    @staticmethod
+    def common_args(cfg) -> dict:
+        """Constructor arguments every codec head reads from the config: the codec and
+        soft-argmax from ``MODEL.KPEXT.TARGET``, the loss weight and normaliser from
+        ``MODEL.ROI_KEYPOINT_HEAD``, the OKS loss and the flip test."""
+        k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+        return {
+            "num_keypoints": k,
+            "codec": build_codec_from_cfg(cfg),
+            "soft_argmax_beta": cfg.MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA,
+            **loss_args(cfg, k),
+            **oks_loss_args(cfg, k),
+            **flip_test_args(cfg),
+        }
