@@ -1,11 +1,11 @@
-"""Pixel conventions between image coordinates and RoI heatmap coordinates.
+"""RoI <-> heatmap coordinates, written once and reused by every codec.
 
-Written once and reused by every codec. Detectron2's convention (Heckbert 1990):
-a continuous coordinate ``c`` and a discrete pixel index ``d`` relate by
-``c = d + 0.5``; the centre of heatmap cell ``(i, j)`` is at continuous
-``(j + 0.5, i + 0.5)``. A RoI ``(x0, y0, x1, y1)`` maps linearly onto a
-heatmap of ``W x H`` cells: continuous image x ``x0`` -> heatmap ``0`` and
-``x1`` -> heatmap ``W``.
+Image coordinates are continuous, Detectron2's convention (the pixel convention and
+its relation to COCO's pixel indices are in :mod:`kpext.geometry`). Heatmap cells follow
+the same convention: cell ``(i, j)`` (row ``i``, column ``j``) spans
+``[j, j + 1) x [i, i + 1)`` in continuous heatmap coordinates, its centre at
+``(j + 0.5, i + 0.5)``. A RoI ``(x0, y0, x1, y1)`` maps linearly onto a heatmap of
+``W x H`` cells: continuous image x ``x0`` -> heatmap ``0`` and ``x1`` -> heatmap ``W``.
 """
 from __future__ import annotations
 
