@@ -26,7 +26,7 @@ from typing import List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kpext.data.coco_keypoints import KeypointDataError  # noqa: E402
+from kpext.data import KeypointDataError  # noqa: E402
 from kpext.data.faces import BOX_MODES, KAGGLE_IMAGE_SIZE, convert_kaggle_csv  # noqa: E402
 
 

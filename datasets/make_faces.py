@@ -24,7 +24,7 @@ if importlib.util.find_spec("kpext") is None:  # running from a checkout without
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
-from kpext.data.synthetic_faces import (  # noqa: E402
+from kpext.data.synthetic.faces import (  # noqa: E402
     DEFAULT_FACE_SPLITS,
     FaceSynthConfig,
     face_split_is_current,

@@ -23,11 +23,11 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from kpext.data.builtin import synthetic_annotation_path  # noqa: E402
 from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
-from kpext.data.synthetic import (  # noqa: E402
+from kpext.data.synthetic.people import (  # noqa: E402
     DEFAULT_SPLITS,
     SyntheticConfig,
-    annotation_path,
     generate_split,
     split_is_current,
 )
@@ -63,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     configs = split_configs(args, parser)
     for split, cfg in configs.items():
-        path = annotation_path(args.out, split)
+        path = synthetic_annotation_path(args.out, split)
         if not args.force and split_is_current(args.out, split, cfg):
             print(f"{split}: up to date ({cfg.num_images} images) -> {path}  (--force regenerates)")
             continue

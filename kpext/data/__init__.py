@@ -1,15 +1,25 @@
-"""kpext datasets: COCO-format keypoint registration with validation, and the
-built-in synthetic datasets (registered on import)."""
+"""kpext datasets: COCO-format keypoint registration with validation, keypoint
+metadata (sides, flip pairs, colours, OKS sigmas), the named keypoint sets, and
+the built-in synthetic datasets (registered on import).
+
+Loading: :mod:`~kpext.data.coco_keypoints`, :mod:`~kpext.data.builtin`,
+:mod:`~kpext.data.faces` (Kaggle CSV conversion, face datasets). Metadata:
+:mod:`~kpext.data.keypoint_metadata`, :mod:`~kpext.data.keypoint_sets`. The image
+renderers of the synthetic sets live apart, in :mod:`kpext.data.synthetic`.
+"""
 from .builtin import register_all_synthetic
 from .coco_keypoints import (
-    KeypointDataError,
     current_on_invalid,
-    dataset_oks_sigmas,
     invalid_record_policy,
-    keypoint_metadata_from_category,
     load_keypoint_coco_json,
-    oks_sigmas_for_names,
     register_keypoint_coco,
+)
+from .keypoint_metadata import (
+    KeypointDataError,
+    dataset_oks_sigmas,
+    keypoint_metadata_from_category,
+    oks_sigmas_for_count,
+    oks_sigmas_for_names,
 )
 
 __all__ = [
@@ -19,6 +29,7 @@ __all__ = [
     "invalid_record_policy",
     "keypoint_metadata_from_category",
     "load_keypoint_coco_json",
+    "oks_sigmas_for_count",
     "oks_sigmas_for_names",
     "register_all_synthetic",
     "register_keypoint_coco",

@@ -4,9 +4,13 @@
 ``<root>/synthetic/annotations/person_keypoints_<split>.json`` with images in
 ``<root>/synthetic/<split>/images``, ``root`` being ``$KPEXT_DATASETS``, else
 ``$DETECTRON2_DATASETS``, else ``datasets``. The files are generated on demand
-(by ``kpext.data.synthetic``), usually after this module is imported, so the
-metadata is built from the COCO person keypoint set instead of the JSON; the
+(by :mod:`kpext.data.synthetic.people`), usually after this module is imported,
+so the metadata is built from :data:`SYNTHETIC_CATEGORY` instead of the JSON; the
 records are still loaded lazily from the JSON, which must agree with it.
+
+This module is the one home of the synthetic dataset's facts: its category and
+where its files lie (:func:`synthetic_annotation_path`, :func:`synthetic_image_dir`).
+The generator writes what it reads from here.
 
 Detectron2's own ``keypoints_coco_2017_*`` datasets are registered by
 ``detectron2.data`` and left alone.
@@ -20,12 +24,14 @@ from typing import Any, Dict, Optional, Tuple
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .coco_keypoints import register_keypoint_coco
-from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON, coco_keypoint_category
 
 __all__ = [
     "SYNTHETIC_SPLITS",
     "SYNTHETIC_CATEGORY",
     "default_datasets_root",
+    "synthetic_annotation_path",
+    "synthetic_image_dir",
     "synthetic_split_files",
     "register_all_synthetic",
 ]
@@ -35,13 +41,7 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_SPLITS: Tuple[str, ...] = ("train", "val")
 
 # The single category of the synthetic JSONs: COCO's person, id 1, 17 keypoints.
-SYNTHETIC_CATEGORY: Dict[str, Any] = {
-    "id": 1,
-    "name": "person",
-    "supercategory": "person",
-    "keypoints": list(COCO_PERSON_KEYPOINT_NAMES),
-    "skeleton": [list(pair) for pair in COCO_PERSON_SKELETON],
-}
+SYNTHETIC_CATEGORY: Dict[str, Any] = coco_keypoint_category("person", COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON)
 
 
 def default_datasets_root() -> str:
@@ -49,11 +49,21 @@ def default_datasets_root() -> str:
     return os.environ.get("KPEXT_DATASETS", os.environ.get("DETECTRON2_DATASETS", "datasets"))
 
 
+def synthetic_annotation_path(out_root: str, split: str) -> str:
+    """``<out_root>/annotations/person_keypoints_<split>.json``; ``out_root`` is the
+    synthetic set's own folder (``<datasets root>/synthetic`` for the built-in splits)."""
+    return os.path.join(out_root, "annotations", f"person_keypoints_{split}.json")
+
+
+def synthetic_image_dir(out_root: str, split: str) -> str:
+    """``<out_root>/<split>/images``: the image root of the split's ``file_name`` s."""
+    return os.path.join(out_root, split, "images")
+
+
 def synthetic_split_files(root: str, split: str) -> Tuple[str, str]:
-    """(json_file, image_root) of one synthetic split under ``root``."""
+    """(json_file, image_root) of one synthetic split under the datasets ``root``."""
     synthetic = os.path.join(root, "synthetic")
-    json_file = os.path.join(synthetic, "annotations", f"person_keypoints_{split}.json")
-    return json_file, os.path.join(synthetic, split, "images")
+    return synthetic_annotation_path(synthetic, split), synthetic_image_dir(synthetic, split)
 
 
 def register_all_synthetic(root: Optional[str] = None) -> None:

@@ -4,7 +4,9 @@
 keypoints K) in Detectron2's ``DatasetCatalog``/``MetadataCatalog``;
 :func:`load_keypoint_coco_json` turns it into Detectron2 dataset dicts identical
 to :func:`detectron2.data.datasets.load_coco_json` for the keypoint fields, after
-checking every record.
+checking every record. The keypoint metadata registered with a dataset (flip
+pairs, skeleton colours, OKS sigmas) is derived by :mod:`kpext.data.keypoint_metadata`;
+coordinates follow the pixel conventions of :mod:`kpext.geometry`.
 
 Bad-input policy. A problem in a single record (an annotation or an image) raises
 :class:`KeypointDataError` naming the JSON file and the annotation / image id with
@@ -35,29 +37,31 @@ Note that Detectron2's ``COCOEvaluator`` reads ground truth from the metadata's
 from __future__ import annotations
 
 import contextlib
-
 import json
 import logging
 import math
 import os
-import re
 from collections import Counter, OrderedDict
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from .keypoint_sets import COCO_PERSON_OKS_SIGMAS, DEFAULT_OKS_SIGMA
+from ..geometry import coco_to_continuous
+from .keypoint_metadata import (
+    KeypointDataError,
+    describe_category,
+    is_number,
+    keypoint_dataset_metadata,
+    keypoint_names_of,
+)
 
 __all__ = [
     "KeypointDataError",
     "register_keypoint_coco",
     "load_keypoint_coco_json",
-    "keypoint_metadata_from_category",
-    "keypoint_dataset_metadata",
-    "pair_left_right_names",
-    "keypoint_side",
-    "clear_json_cache",
+    "invalid_record_policy",
+    "current_on_invalid",
     "ON_INVALID_CHOICES",
     "OUTSIDE_IMAGE_MARGIN",
 ]
@@ -72,27 +76,10 @@ OUTSIDE_IMAGE_MARGIN: float = 0.10
 
 _VALID_VISIBILITIES = (0, 1, 2)
 
-# Skeleton colours for Detectron2's Visualizer, by the side of the two endpoints.
-LEFT_LIMB_COLOR: Tuple[int, int, int] = (255, 140, 0)
-RIGHT_LIMB_COLOR: Tuple[int, int, int] = (0, 120, 255)
-CENTER_LIMB_COLOR: Tuple[int, int, int] = (40, 200, 40)
-
 # How many skipped records the summary warning quotes.
 _QUOTED_SKIPS = 5
 
 _REQUIRED_TOP_LEVEL_KEYS = ("images", "annotations", "categories")
-
-
-class KeypointDataError(ValueError):
-    """A COCO keypoint file, or one record in it, is invalid.
-
-    ``reason`` is a short stable key of the problem (e.g. ``"wrong keypoints
-    length"``) when the error concerns a single record, else None.
-    """
-
-    def __init__(self, message: str, *, reason: Optional[str] = None):
-        super().__init__(message)
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------- #
@@ -103,11 +90,6 @@ class KeypointDataError(ValueError):
 # train file takes gigabytes; the file key changes whenever the file is rewritten.
 _PARSED_JSON_CACHE: "OrderedDict[Tuple[str, int, int], Dict[str, Any]]" = OrderedDict()
 _PARSED_JSON_CACHE_SIZE = 4
-
-
-def clear_json_cache() -> None:
-    """Forget every parsed JSON file (frees memory; the next read parses again)."""
-    _PARSED_JSON_CACHE.clear()
 
 
 def _parse_json_file(path: str, json_file: str) -> Any:
@@ -164,216 +146,6 @@ def _read_coco_json(json_file: str) -> Dict[str, Any]:
     return data
 
 
-# --------------------------------------------------------------------------- #
-# Keypoint metadata: names, left/right pairs, skeleton colours, OKS sigmas
-# --------------------------------------------------------------------------- #
-
-# Words of a name: "leftEye" -> left, Eye; "LEFT_EYE" -> LEFT, EYE; "l_eye" -> l, eye.
-_NAME_TOKEN_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-_SIDE_WORDS = {"left": "left", "l": "left", "right": "right", "r": "right"}
-_SIDE_PLACEHOLDER = "<side>"
-
-
-def _split_glued_side(token: str) -> Optional[Tuple[str, Tuple[str, ...]]]:
-    """``"lefteye"`` -> ("left", ("<side>", "eye")); only the full words left/right,
-    because a glued single letter ("lip", "rib") is far too ambiguous."""
-    for word in ("left", "right"):
-        if token.startswith(word) and len(token) > len(word):
-            return word, (_SIDE_PLACEHOLDER, token[len(word):])
-        if token.endswith(word) and len(token) > len(word):
-            return word, (token[: -len(word)], _SIDE_PLACEHOLDER)
-    return None
-
-
-def keypoint_side(name: str) -> Tuple[Optional[str], Tuple[str, ...]]:
-    """Return (side, key) of a keypoint name, case-insensitively.
-
-    ``side`` is "left", "right" or None; ``key`` is the name's lower-cased words
-    with the side word replaced by a placeholder, so that the left and right
-    versions of one point share a key: ``left_eye``, ``l_eye``, ``leftEye`` and
-    ``LEFT_EYE`` all give ("left", ("<side>", "eye")), ``eye_right`` gives
-    ("right", ("eye", "<side>")). Names with no side word, or with more than one,
-    have side None.
-    """
-    tokens = [t.lower() for t in _NAME_TOKEN_RE.findall(name)]
-    side_positions = [i for i, t in enumerate(tokens) if t in _SIDE_WORDS]
-    if len(side_positions) == 1:
-        i = side_positions[0]
-        key = tuple(tokens[:i]) + (_SIDE_PLACEHOLDER,) + tuple(tokens[i + 1 :])
-        return _SIDE_WORDS[tokens[i]], key
-    if not side_positions:
-        glued = [(i, _split_glued_side(t)) for i, t in enumerate(tokens)]
-        glued = [(i, split) for i, split in glued if split is not None]
-        if len(glued) == 1:
-            i, (side, parts) = glued[0]
-            return side, tuple(tokens[:i]) + parts + tuple(tokens[i + 1 :])
-    return None, tuple(tokens)
-
-
-def pair_left_right_names(names: Sequence[str]) -> List[Tuple[str, str]]:
-    """Pair left/right keypoint names into Detectron2's ``keypoint_flip_map``.
-
-    Returns (left_name, right_name) tuples, ordered by the first member's position
-    in ``names``. A name is paired only when exactly one left and one right name
-    share its key (see :func:`keypoint_side`), so ambiguous sets stay unpaired
-    rather than being flipped wrongly.
-    """
-    by_key: Dict[Tuple[str, ...], Dict[str, List[int]]] = {}
-    for index, name in enumerate(names):
-        side, key = keypoint_side(name)
-        if side is not None:
-            by_key.setdefault(key, {"left": [], "right": []})[side].append(index)
-
-    pairs = []
-    for sides in by_key.values():
-        if len(sides["left"]) == 1 and len(sides["right"]) == 1:
-            left, right = sides["left"][0], sides["right"][0]
-            pairs.append((min(left, right), names[left], names[right]))
-    return [(left, right) for _, left, right in sorted(pairs)]
-
-
-def _limb_color(side_a: Optional[str], side_b: Optional[str]) -> Tuple[int, int, int]:
-    if side_a == side_b == "left":
-        return LEFT_LIMB_COLOR
-    if side_a == side_b == "right":
-        return RIGHT_LIMB_COLOR
-    return CENTER_LIMB_COLOR
-
-
-def _keypoint_names_of(category: Dict[str, Any]) -> List[str]:
-    names = category.get("keypoints")
-    if not isinstance(names, list) or not names:
-        raise KeypointDataError("category has no non-empty 'keypoints' list")
-    if not all(isinstance(n, str) and n for n in names):
-        raise KeypointDataError("category 'keypoints' must be a list of non-empty strings")
-    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
-    if duplicates:
-        # Detectron2 maps names to indices with list.index(), so names must be unique.
-        raise KeypointDataError(f"duplicate keypoint names {duplicates}")
-    return list(names)
-
-
-def _skeleton_of(category: Dict[str, Any], num_keypoints: int) -> List[List[int]]:
-    skeleton = category.get("skeleton") or []
-    if not isinstance(skeleton, list):
-        raise KeypointDataError("category 'skeleton' must be a list of [a, b] index pairs")
-    for pair in skeleton:
-        valid = (
-            isinstance(pair, (list, tuple))
-            and len(pair) == 2
-            and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)
-            and all(1 <= i <= num_keypoints for i in pair)
-        )
-        if not valid:
-            raise KeypointDataError(
-                f"skeleton entry {pair!r} is not a pair of 1-based keypoint indices "
-                f"in [1, {num_keypoints}]"
-            )
-    return [list(pair) for pair in skeleton]
-
-
-def _connection_rules(
-    names: Sequence[str], skeleton: Sequence[Sequence[int]]
-) -> List[Tuple[str, str, Tuple[int, int, int]]]:
-    rules = []
-    for a, b in skeleton:
-        name_a, name_b = names[a - 1], names[b - 1]
-        color = _limb_color(keypoint_side(name_a)[0], keypoint_side(name_b)[0])
-        rules.append((name_a, name_b, color))
-    return rules
-
-
-def _summarize_names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in total)"
-
-
-def oks_sigmas_for_names(names: Sequence[str], oks_sigmas: Optional[Sequence[float]] = None) -> List[float]:
-    """Per-keypoint OKS sigmas: ``oks_sigmas`` checked, else COCO's for COCO's names
-    and ``DEFAULT_OKS_SIGMA`` for the others."""
-    if oks_sigmas is not None:
-        sigmas = list(oks_sigmas)
-        if len(sigmas) != len(names):
-            raise KeypointDataError(
-                f"oks_sigmas has {len(sigmas)} values, expected one per keypoint ({len(names)})"
-            )
-        if not all(_is_number(s) and math.isfinite(s) and s > 0 for s in sigmas):
-            raise KeypointDataError(f"oks_sigmas must be finite positive numbers, got {sigmas}")
-        return [float(s) for s in sigmas]
-
-    unknown = [n for n in names if n not in COCO_PERSON_OKS_SIGMAS]
-    if unknown:
-        logger.info(
-            "No COCO OKS sigma for keypoint(s) %s; using the default %s for them "
-            "(pass oks_sigmas= to set them).",
-            _summarize_names(unknown),
-            DEFAULT_OKS_SIGMA,
-        )
-    return [float(COCO_PERSON_OKS_SIGMAS.get(n, DEFAULT_OKS_SIGMA)) for n in names]
-
-
-def keypoint_metadata_from_category(
-    category: Dict[str, Any], oks_sigmas: Optional[Sequence[float]] = None
-) -> Dict[str, Any]:
-    """Detectron2 keypoint metadata for one COCO keypoint category.
-
-    Args:
-        category: a COCO category dict with ``keypoints`` (names) and optionally
-            ``skeleton`` (1-based index pairs).
-        oks_sigmas: one OKS sigma per keypoint; by default COCO's sigma for names
-            COCO defines and ``DEFAULT_OKS_SIGMA`` for the others.
-
-    Returns:
-        dict with ``keypoint_names``, ``keypoint_flip_map`` ((left, right) name
-        tuples), ``keypoint_connection_rules`` ((name_a, name_b, (r, g, b)) per
-        skeleton edge, coloured by side), ``keypoint_oks_sigmas`` (aligned with
-        the names) and ``skeleton`` (the 1-based pairs as given).
-
-    Raises:
-        KeypointDataError: invalid names, skeleton or sigmas.
-    """
-    names = _keypoint_names_of(category)
-    skeleton = _skeleton_of(category, len(names))
-    flip_map = pair_left_right_names(names)
-    if not flip_map and len(names) > 1:
-        logger.info(
-            "No left/right pairs found among keypoint names (%s): horizontal flips will "
-            "not swap any keypoints.",
-            _summarize_names(names, limit=5),
-        )
-    return {
-        "keypoint_names": names,
-        "keypoint_flip_map": flip_map,
-        "keypoint_connection_rules": _connection_rules(names, skeleton),
-        "keypoint_oks_sigmas": oks_sigmas_for_names(names, oks_sigmas),
-        "skeleton": skeleton,
-    }
-
-
-def _describe_category(category: Dict[str, Any]) -> str:
-    return f"category {category.get('name')!r} (id {category.get('id')})"
-
-
-def keypoint_dataset_metadata(
-    categories: Sequence[Dict[str, Any]],
-    oks_sigmas: Optional[Sequence[float]] = None,
-    *,
-    source: str = "<categories>",
-) -> Dict[str, Any]:
-    """Metadata of a keypoint dataset made of ``categories`` (which share one
-    keypoint list): the keypoint fields of :func:`keypoint_metadata_from_category`
-    plus ``thing_classes`` and ``thing_dataset_id_to_contiguous_id``, categories
-    ordered by id. ``source`` (the JSON file) prefixes error messages."""
-    categories = sorted(categories, key=lambda c: c["id"])
-    try:
-        metadata = keypoint_metadata_from_category(categories[0], oks_sigmas)
-    except KeypointDataError as e:
-        raise KeypointDataError(f"{source}: {_describe_category(categories[0])}: {e}") from e
-    metadata["thing_classes"] = [c["name"] for c in categories]
-    metadata["thing_dataset_id_to_contiguous_id"] = {c["id"]: i for i, c in enumerate(categories)}
-    return metadata
-
-
 def _select_keypoint_categories(
     data: Dict[str, Any], json_file: str, category_name: Optional[str]
 ) -> List[Dict[str, Any]]:
@@ -397,7 +169,7 @@ def _select_keypoint_categories(
             )
         if not named[0].get("keypoints"):
             raise KeypointDataError(
-                f"{json_file}: {_describe_category(named[0])} has no 'keypoints' list"
+                f"{json_file}: {describe_category(named[0])} has no 'keypoints' list"
             )
         return named
 
@@ -419,11 +191,6 @@ def _select_keypoint_categories(
 # --------------------------------------------------------------------------- #
 # Validation of records
 # --------------------------------------------------------------------------- #
-
-
-def _is_number(value: Any) -> bool:
-    # JSON true/false parse as bool, which is an int subclass: not a coordinate.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _default_on_invalid = "error"
@@ -472,7 +239,7 @@ def _image_problem(image: Any) -> Optional[_Problem]:
     if not isinstance(image.get("file_name"), str) or not image["file_name"]:
         return _problem("invalid image entry", "has no 'file_name'")
     width, height = image.get("width"), image.get("height")
-    if not (_is_number(width) and _is_number(height) and width > 0 and height > 0):
+    if not (is_number(width) and is_number(height) and width > 0 and height > 0):
         return _problem(
             "invalid image entry", f"width/height must be positive numbers, got {width}/{height}"
         )
@@ -493,7 +260,7 @@ def _keypoints_problem(
             "wrong keypoints length", f"keypoints has {len(keypoints)} values, {expected}"
         )
     for index, value in enumerate(keypoints):
-        if not _is_number(value):
+        if not is_number(value):
             return _problem(
                 "non-numeric keypoint value",
                 f"keypoints[{index}] ({names[index // 3]}) is {value!r}, not a number",
@@ -522,7 +289,7 @@ def _keypoints_problem(
 
 
 def _bbox_problem(bbox: Any, iscrowd: bool) -> Optional[_Problem]:
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
         return _problem("invalid bbox", f"bbox {bbox!r} is not [x, y, width, height]")
     if not all(math.isfinite(v) for v in bbox):
         return _problem("invalid bbox", f"bbox {bbox} has non-finite values")
@@ -598,10 +365,10 @@ def _image_record(image: Dict[str, Any], image_root: str) -> Dict[str, Any]:
 
 
 def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
-    # COCO keypoint coordinates are integer pixel indices; Detectron2's
-    # load_coco_json adds 0.5 to every x and y (whatever v is) to get continuous
-    # coordinates of pixel centres. Do the same so models and evaluation agree.
-    return [float(v) + 0.5 if i % 3 != 2 else float(v) for i, v in enumerate(keypoints)]
+    # COCO keypoint coordinates are pixel indices; Detectron2's load_coco_json
+    # turns every x and y (whatever v is) into continuous coordinates. Do the same
+    # so that models and evaluation agree.
+    return [coco_to_continuous(float(v)) if i % 3 != 2 else float(v) for i, v in enumerate(keypoints)]
 
 
 def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:
@@ -678,7 +445,8 @@ def load_keypoint_coco_json(
     restricted to the keypoint fields: ``file_name`` (joined with
     ``image_root``), ``height``, ``width``, ``image_id`` and ``annotations``, each
     with ``iscrowd``, ``bbox``, ``bbox_mode`` (XYWH_ABS), ``category_id``
-    (contiguous, 0-based) and ``keypoints`` (3K floats, 0.5 added to x and y).
+    (contiguous, 0-based) and ``keypoints`` (3K floats, x and y made continuous by
+    :func:`kpext.geometry.coco_to_continuous`: 0.5 added).
     Images are sorted by id, annotations kept in file order; images without
     annotations are kept. Only annotations of the keypoint categories are kept,
     and segmentations are not loaded (a keypoint model does not use them).
@@ -754,9 +522,9 @@ def load_keypoint_coco_json(
 
 def _keypoint_names_or_error(category: Dict[str, Any], json_file: str) -> List[str]:
     try:
-        return _keypoint_names_of(category)
+        return keypoint_names_of(category)
     except KeypointDataError as e:
-        raise KeypointDataError(f"{json_file}: {_describe_category(category)}: {e}") from e
+        raise KeypointDataError(f"{json_file}: {describe_category(category)}: {e}") from e
 
 
 # --------------------------------------------------------------------------- #
@@ -830,23 +598,3 @@ def register_keypoint_coco(
         json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
     )
     DatasetCatalog.register(name, load)
-
-
-def dataset_oks_sigmas(dataset_name: str, cfg_sigmas: Sequence[float] = ()) -> List[float]:
-    """OKS sigmas for a registered dataset: ``cfg_sigmas`` (``TEST.KEYPOINT_OKS_SIGMAS``) if
-    given, else its ``keypoint_oks_sigmas`` metadata, else derived from its ``keypoint_names``
-    (Detectron2's built-in COCO sets have names only). Empty when nothing is known.
-
-    Raises ValueError when the count differs from the dataset's keypoint count.
-    """
-    meta = MetadataCatalog.get(dataset_name)
-    names = meta.get("keypoint_names", None)
-    sigmas = list(cfg_sigmas) or list(meta.get("keypoint_oks_sigmas", []))
-    if not sigmas and names:
-        sigmas = oks_sigmas_for_names(names)
-    if names is not None and sigmas and len(sigmas) != len(names):
-        raise ValueError(
-            f"{dataset_name}: {len(sigmas)} OKS sigmas for {len(names)} keypoints "
-            "(check TEST.KEYPOINT_OKS_SIGMAS)"
-        )
-    return [float(s) for s in sigmas]

@@ -1,16 +1,24 @@
-"""Face keypoints: the Kaggle facial-keypoints CSV format, its conversion to COCO
-keypoint JSON, the 15- and 68-point face keypoint sets, and their registration.
+"""Face keypoint datasets: the Kaggle facial-keypoints CSV format, its conversion
+to COCO keypoint JSON, the face datasets' files and category, and their
+registration. The 15- and 68-point face keypoint sets themselves (names,
+skeletons, OKS sigmas) are defined in :mod:`kpext.data.keypoint_sets`.
+
+This module converts data, it draws nothing: the synthetic face renderer
+(:mod:`kpext.data.synthetic.faces`) writes a Kaggle-format CSV and converts it
+here, exactly as a user converts Kaggle's own file.
 
 The Kaggle format
 -----------------
 Kaggle's "Facial Keypoints Detection" ``training.csv`` has one row per 96x96 grey
 face crop: 30 coordinate columns ``<keypoint>_x``, ``<keypoint>_y`` for the 15
-keypoints of :data:`KAGGLE_FACE_KEYPOINT_NAMES` (in that order), then an ``Image``
+keypoints of :data:`~kpext.data.keypoint_sets.KAGGLE_FACE_KEYPOINT_NAMES` (in that
+order), then an ``Image``
 column holding the 96*96 grey values (0-255) as space-separated integers, row by
 row. Missing coordinates are empty fields; in Kaggle's file about 70% of the rows
 only label the four points of :data:`KAGGLE_CORE_KEYPOINTS`. Coordinates are pixel
 coordinates in the 96x96 image, read here as COCO pixel-index coordinates (the
-centre of pixel ``(i, j)`` is ``(i, j)``), the convention of COCO keypoints.
+centre of pixel ``(i, j)`` is ``(i, j)``), the convention of COCO keypoints
+(:mod:`kpext.geometry`).
 "Left" is the subject's left, which appears on the image's right
 (``left_eye_center_x > right_eye_center_x``).
 
@@ -33,7 +41,7 @@ keypoint JSON with one ``face`` annotation per image:
 Bad input
 ---------
 Problems with the file as a whole (unreadable, no header, a wrong column set)
-always raise :class:`~kpext.data.coco_keypoints.KeypointDataError` naming the file.
+always raise :class:`~kpext.data.keypoint_metadata.KeypointDataError` naming the file.
 A bad row (a malformed ``Image`` field, a non-numeric or non-finite coordinate,
 an ``x`` without its ``y``, a point outside the image, a wrong number of fields)
 raises naming the file, the row number (1-based, header excluded) and the line,
@@ -43,16 +51,10 @@ a face without keypoints silently: they are left out and listed in the report.
 
 Keypoint sets and OKS sigmas
 ----------------------------
-:data:`FACE68_KEYPOINT_NAMES` is the iBUG 300-W 68-point layout (jaw 17, brows
-5+5, nose 9, eyes 6+6, mouth 20) with names that pair left and right
-(``jaw_left_3``/``jaw_right_3``, ``left_eye_inner``/``right_eye_inner``, ...), so
-that :func:`~kpext.data.coco_keypoints.pair_left_right_names` derives the flip
-map. OKS sigmas (:data:`FACE15_OKS_SIGMAS`, :data:`FACE68_OKS_SIGMAS`) are relative
-to the square root of the *face box* area, about the face width: 0.025 for eye,
-nose and mouth points (a 1.5 px error on a 60 px face), 0.035 for the ill-defined
-brow ends and inner-mouth points, 0.03 along the nose bridge and 0.045 for jaw
-points, which slide along the contour. With kappa = 2 sigma, OKS 0.5 on a 60 px
-face allows about 3.5 px of error on the eyes, OKS 0.75 about 2.3 px.
+:data:`~kpext.data.keypoint_sets.FACE68_KEYPOINT_NAMES` is the iBUG 300-W
+68-point layout; :data:`~kpext.data.keypoint_sets.FACE15_OKS_SIGMAS` and
+:data:`~kpext.data.keypoint_sets.FACE68_OKS_SIGMAS` are relative to the square
+root of the *face box* area (see :mod:`kpext.data.keypoint_sets`).
 """
 from __future__ import annotations
 
@@ -71,20 +73,24 @@ from tqdm import tqdm
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from .coco_keypoints import ON_INVALID_CHOICES, KeypointDataError, register_keypoint_coco
+from ..geometry import coco_to_continuous
+from .coco_keypoints import ON_INVALID_CHOICES, register_keypoint_coco
 from .generation import write_json_atomically
-from .keypoint_sets import coco_keypoint_category
+from .keypoint_metadata import KeypointDataError
+from .keypoint_sets import (
+    FACE15_OKS_SIGMAS,
+    FACE15_SKELETON,
+    FACE68_KEYPOINT_NAMES,
+    FACE68_OKS_SIGMAS,
+    FACE68_SKELETON,
+    KAGGLE_FACE_KEYPOINT_NAMES,
+    coco_keypoint_category,
+)
 
 __all__ = [
-    "KAGGLE_FACE_KEYPOINT_NAMES",
     "KAGGLE_CORE_KEYPOINTS",
     "KAGGLE_IMAGE_COLUMN",
     "KAGGLE_IMAGE_SIZE",
-    "FACE15_SKELETON",
-    "FACE15_OKS_SIGMAS",
-    "FACE68_KEYPOINT_NAMES",
-    "FACE68_SKELETON",
-    "FACE68_OKS_SIGMAS",
     "BOX_MODES",
     "CONVERTER_VERSION",
     "KaggleFaceRow",
@@ -96,8 +102,10 @@ __all__ = [
     "read_kaggle_csv",
     "face_box_from_keypoints",
     "convert_kaggle_csv",
+    "face_annotation",
     "face_annotation_path",
     "face_image_dir",
+    "image_file_name",
     "register_face_datasets",
 ]
 
@@ -106,20 +114,8 @@ logger = logging.getLogger(__name__)
 CONVERTER_VERSION = "1.0"
 
 # --------------------------------------------------------------------------- #
-# Keypoint sets
+# The Kaggle format and the face datasets' category
 # --------------------------------------------------------------------------- #
-
-# Kaggle's column order (each name has an _x and a _y column).
-KAGGLE_FACE_KEYPOINT_NAMES: Tuple[str, ...] = (
-    "left_eye_center", "right_eye_center",
-    "left_eye_inner_corner", "left_eye_outer_corner",
-    "right_eye_inner_corner", "right_eye_outer_corner",
-    "left_eyebrow_inner_end", "left_eyebrow_outer_end",
-    "right_eyebrow_inner_end", "right_eyebrow_outer_end",
-    "nose_tip",
-    "mouth_left_corner", "mouth_right_corner",
-    "mouth_center_top_lip", "mouth_center_bottom_lip",
-)  # fmt: skip
 
 # The points labelled in (nearly) every row of Kaggle's training.csv.
 KAGGLE_CORE_KEYPOINTS: Tuple[str, ...] = (
@@ -128,80 +124,6 @@ KAGGLE_CORE_KEYPOINTS: Tuple[str, ...] = (
 
 KAGGLE_IMAGE_COLUMN = "Image"
 KAGGLE_IMAGE_SIZE = 96
-
-# 1-based pairs (COCO's convention): each eye inner corner - centre - outer corner,
-# the brows, nose tip to the inner eye corners and the upper lip, the mouth loop.
-FACE15_SKELETON: List[List[int]] = [
-    [3, 1], [1, 4], [5, 2], [2, 6], [7, 8], [9, 10],
-    [3, 11], [5, 11], [11, 14],
-    [12, 14], [14, 13], [13, 15], [15, 12],
-]  # fmt: skip
-
-
-def _face68_names() -> Tuple[str, ...]:
-    """iBUG 300-W order. The subject's right side is on the image's left, so the
-    iBUG points 1-8 are ``jaw_right_1..8`` and 10-17 ``jaw_left_8..1``: mirrored
-    points share their number, which is what pairs them."""
-    jaw = [f"jaw_right_{i}" for i in range(1, 9)] + ["jaw_center"]
-    jaw += [f"jaw_left_{i}" for i in range(8, 0, -1)]
-    brows = [f"right_brow_{i}" for i in range(1, 6)] + [f"left_brow_{i}" for i in range(5, 0, -1)]
-    nose = ["nose_bridge_1", "nose_bridge_2", "nose_bridge_3", "nose_tip",
-            "nose_right_2", "nose_right_1", "nose_base", "nose_left_1", "nose_left_2"]  # fmt: skip
-    right_eye = ["right_eye_outer", "right_eye_upper_outer", "right_eye_upper_inner",
-                 "right_eye_inner", "right_eye_lower_inner", "right_eye_lower_outer"]  # fmt: skip
-    left_eye = ["left_eye_inner", "left_eye_upper_inner", "left_eye_upper_outer",
-                "left_eye_outer", "left_eye_lower_outer", "left_eye_lower_inner"]  # fmt: skip
-    outer_mouth = [
-        "mouth_right_corner", "upper_lip_right_2", "upper_lip_right_1", "upper_lip_center",
-        "upper_lip_left_1", "upper_lip_left_2", "mouth_left_corner",
-        "lower_lip_left_2", "lower_lip_left_1", "lower_lip_center",
-        "lower_lip_right_1", "lower_lip_right_2",
-    ]  # fmt: skip
-    inner_mouth = [
-        "inner_mouth_right_corner", "inner_upper_lip_right", "inner_upper_lip_center",
-        "inner_upper_lip_left", "inner_mouth_left_corner", "inner_lower_lip_left",
-        "inner_lower_lip_center", "inner_lower_lip_right",
-    ]  # fmt: skip
-    return tuple(jaw + brows + nose + right_eye + left_eye + outer_mouth + inner_mouth)
-
-
-FACE68_KEYPOINT_NAMES: Tuple[str, ...] = _face68_names()
-
-
-def _chain(first: int, last: int, closed: bool = False) -> List[List[int]]:
-    """1-based skeleton edges along iBUG points ``first..last``."""
-    edges = [[i, i + 1] for i in range(first, last)]
-    return edges + [[last, first]] if closed else edges
-
-
-FACE68_SKELETON: List[List[int]] = (
-    _chain(1, 17) + _chain(18, 22) + _chain(23, 27) + _chain(28, 31) + _chain(32, 36)
-    + [[31, 34]] + _chain(37, 42, closed=True) + _chain(43, 48, closed=True)
-    + _chain(49, 60, closed=True) + _chain(61, 68, closed=True)
-)  # fmt: skip
-
-# See the module docstring: relative to sqrt(face box area), not COCO's person area.
-_EYE_NOSE_MOUTH_SIGMA = 0.025
-_BROW_SIGMA = 0.035
-_NOSE_BRIDGE_SIGMA = 0.03
-_INNER_MOUTH_SIGMA = 0.035
-_JAW_SIGMA = 0.045
-
-
-def _face_sigma(name: str) -> float:
-    if "brow" in name:
-        return _BROW_SIGMA
-    if name.startswith("jaw"):
-        return _JAW_SIGMA
-    if name.startswith("nose_bridge"):
-        return _NOSE_BRIDGE_SIGMA
-    if name.startswith("inner_"):
-        return _INNER_MOUTH_SIGMA
-    return _EYE_NOSE_MOUTH_SIGMA
-
-
-FACE15_OKS_SIGMAS: Tuple[float, ...] = tuple(_face_sigma(n) for n in KAGGLE_FACE_KEYPOINT_NAMES)
-FACE68_OKS_SIGMAS: Tuple[float, ...] = tuple(_face_sigma(n) for n in FACE68_KEYPOINT_NAMES)
 
 
 def kaggle_columns(names: Sequence[str] = KAGGLE_FACE_KEYPOINT_NAMES) -> List[str]:
@@ -441,7 +363,7 @@ def face_box_from_keypoints(
             side on every side (a face extends well beyond its landmarks), then
             clipped to the ``width`` x ``height`` image.
     """
-    points = keypoints[~np.isnan(keypoints[:, 0])] + 0.5  # pixel index -> continuous
+    points = coco_to_continuous(keypoints[~np.isnan(keypoints[:, 0])])
     if not len(points):
         raise ValueError("no labelled keypoint to put a box around")
     x0, y0 = points.min(axis=0)

@@ -2,8 +2,8 @@
 per-split settings from command-line overrides, and output files that appear
 whole or not at all.
 
-Used by the synthetic person generator (:mod:`kpext.data.synthetic`), the face
-generator (:mod:`kpext.data.synthetic_faces`), the Kaggle converter
+Used by the synthetic person generator (:mod:`kpext.data.synthetic.people`), the face
+generator (:mod:`kpext.data.synthetic.faces`), the Kaggle converter
 (:mod:`kpext.data.faces`) and their scripts in ``datasets/``.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import EventStorage
 from detectron2.utils.logger import setup_logger
 
-from kpext.data.synthetic import DEFAULT_SPLITS, ensure_synthetic_dataset
+from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 from kpext.engine import KpextTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

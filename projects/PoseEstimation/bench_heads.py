@@ -34,7 +34,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from kpext.benchmark.timing import count_parameters, time_keypoint_branch
-from kpext.data.synthetic import DEFAULT_SPLITS, ensure_synthetic_dataset
+from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 from kpext.engine import KpextTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -41,7 +41,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.engine import DefaultPredictor
 
-from kpext.data.coco_keypoints import keypoint_metadata_from_category
+from kpext.data.keypoint_metadata import keypoint_metadata_from_category
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.modeling.postprocess import POSE_NMS_METHODS

@@ -6,7 +6,7 @@
         --background cluttered --output /tmp/reps/jumps.mp4
 
 The person is drawn with the synthetic dataset's renderer
-(:func:`kpext.data.synthetic.render_people`), so a model trained on
+(:func:`kpext.data.synthetic.people.render_people`), so a model trained on
 ``kpext_synth_train`` can see them. Besides the video (mp4v) it writes
 
 * ``<stem>.jsonl``: the ground truth in ``demo.py``'s format, one line per frame,
@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic import (
+from kpext.data.synthetic.people import (
     LimbPose,
     PersonSpec,
     build_person,

@@ -28,6 +28,7 @@ from kpext.data import (
 )
 from kpext.data import builtin
 from kpext.data import coco_keypoints as ck
+from kpext.data import keypoint_metadata as km
 from kpext.data.keypoint_sets import (
     COCO_PERSON_KEYPOINT_NAMES,
     COCO_PERSON_OKS_SIGMAS,
@@ -191,11 +192,11 @@ def test_connection_rules_follow_skeleton_and_are_coloured_by_side():
     skeleton_names = [(names[i - 1], names[j - 1]) for i, j in COCO_PERSON_SKELETON]
     assert [(a, b) for a, b, _ in rules] == skeleton_names
     colours = {(a, b): colour for a, b, colour in rules}
-    assert colours[("left_ankle", "left_knee")] == ck.LEFT_LIMB_COLOR
-    assert colours[("right_ankle", "right_knee")] == ck.RIGHT_LIMB_COLOR
-    assert colours[("left_hip", "right_hip")] == ck.CENTER_LIMB_COLOR
-    assert colours[("nose", "left_eye")] == ck.CENTER_LIMB_COLOR
-    assert len({ck.LEFT_LIMB_COLOR, ck.RIGHT_LIMB_COLOR, ck.CENTER_LIMB_COLOR}) == 3
+    assert colours[("left_ankle", "left_knee")] == km.LEFT_LIMB_COLOR
+    assert colours[("right_ankle", "right_knee")] == km.RIGHT_LIMB_COLOR
+    assert colours[("left_hip", "right_hip")] == km.CENTER_LIMB_COLOR
+    assert colours[("nose", "left_eye")] == km.CENTER_LIMB_COLOR
+    assert len({km.LEFT_LIMB_COLOR, km.RIGHT_LIMB_COLOR, km.CENTER_LIMB_COLOR}) == 3
     assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for _, _, c in rules)
 
 
@@ -238,14 +239,14 @@ def test_body_15_metadata_pairs_mixed_naming_conventions():
     ],
 )  # fmt: skip
 def test_keypoint_side_recognises_prefix_suffix_infix_and_camel_case(name, side):
-    assert ck.keypoint_side(name)[0] == side
+    assert km.keypoint_side(name)[0] == side
 
 
 def test_flip_map_pairs_only_unambiguous_names_that_both_exist():
-    assert ck.pair_left_right_names(["left_hand", "nose", "right_foot"]) == []
+    assert km.pair_left_right_names(["left_hand", "nose", "right_foot"]) == []
     # Two different "left eye"s for one right eye: flipping either would be a guess.
-    assert ck.pair_left_right_names(["left_eye", "l_eye", "right_eye"]) == []
-    assert ck.pair_left_right_names(["eye_right_inner", "eye_left_inner"]) == [
+    assert km.pair_left_right_names(["left_eye", "l_eye", "right_eye"]) == []
+    assert km.pair_left_right_names(["eye_right_inner", "eye_left_inner"]) == [
         ("eye_left_inner", "eye_right_inner")
     ]
 
@@ -257,6 +258,12 @@ def test_given_oks_sigmas_are_used_and_checked():
         keypoint_metadata_from_category(category, [0.1] * 4)
     with pytest.raises(KeypointDataError, match="positive"):
         keypoint_metadata_from_category(category, [0.1, 0.1, 0.0, 0.1, 0.1])
+
+
+def test_sigmas_of_keypoints_known_only_by_their_count():
+    # what tracking and the demo use for a model's output without dataset metadata
+    assert km.oks_sigmas_for_count(17) == [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
+    assert km.oks_sigmas_for_count(5) == [DEFAULT_OKS_SIGMA] * 5
 
 
 @pytest.mark.parametrize(

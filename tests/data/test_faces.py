@@ -11,15 +11,8 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from kpext.data import KeypointDataError
-from kpext.data.coco_keypoints import pair_left_right_names
 from kpext.data.faces import (
-    FACE15_OKS_SIGMAS,
-    FACE15_SKELETON,
-    FACE68_KEYPOINT_NAMES,
-    FACE68_OKS_SIGMAS,
-    FACE68_SKELETON,
     KAGGLE_CORE_KEYPOINTS,
-    KAGGLE_FACE_KEYPOINT_NAMES,
     convert_kaggle_csv,
     face_annotation_path,
     face_image_dir,
@@ -27,7 +20,16 @@ from kpext.data.faces import (
     read_kaggle_csv,
     register_face_datasets,
 )
-from kpext.data.synthetic_faces import FaceSynthConfig, face_csv_path, generate_face_split
+from kpext.data.keypoint_metadata import pair_left_right_names
+from kpext.data.keypoint_sets import (
+    FACE15_OKS_SIGMAS,
+    FACE15_SKELETON,
+    FACE68_KEYPOINT_NAMES,
+    FACE68_OKS_SIGMAS,
+    FACE68_SKELETON,
+    KAGGLE_FACE_KEYPOINT_NAMES,
+)
+from kpext.data.synthetic.faces import FaceSynthConfig, face_csv_path, generate_face_split
 
 NAMES = KAGGLE_FACE_KEYPOINT_NAMES
 SIZE = 96

@@ -14,16 +14,15 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
-from kpext.data.synthetic import (
+from kpext.data.synthetic.people import (
     GENERATOR_VERSION,
     LimbPose,
     PersonSpec,
     SyntheticConfig,
-    annotation_path,
     ensure_synthetic_dataset,
     generate_split,
-    image_dir,
     render_image,
     render_people,
 )
@@ -44,7 +43,7 @@ def _generate(root, cfg, split="train"):
 
 
 def _read_images(root, data, split="train"):
-    folder = image_dir(str(root), split)
+    folder = synthetic_image_dir(str(root), split)
     return {im["id"]: cv2.imread(os.path.join(folder, im["file_name"])) for im in data["images"]}
 
 
@@ -108,7 +107,7 @@ def test_more_images_keep_the_first_ones(tmp_path, small_split):
 
 def test_json_layout(small_split):
     root, path, _, data = small_split
-    assert path == annotation_path(str(root), "train")
+    assert path == synthetic_annotation_path(str(root), "train")
     assert path == os.path.join(str(root), "annotations", "person_keypoints_train.json")
     assert data["info"]["version"] == GENERATOR_VERSION and data["info"]["seed"] == SMALL.seed
     assert data["info"]["config"] == dataclasses.asdict(SMALL)
@@ -121,7 +120,7 @@ def test_json_layout(small_split):
     for im in data["images"]:
         assert im["file_name"] == f"{im['id']:06d}.jpg"
         assert (im["width"], im["height"]) == (128, 128)
-        assert os.path.isfile(os.path.join(image_dir(str(root), "train"), im["file_name"]))
+        assert os.path.isfile(os.path.join(synthetic_image_dir(str(root), "train"), im["file_name"]))
     ids = [a["id"] for a in data["annotations"]]
     assert len(ids) == len(set(ids)) and len(ids) >= SMALL.num_images
     for ann in data["annotations"]:
@@ -275,7 +274,7 @@ def test_elbows_and_knees_bend_one_way():
 def test_ensure_generates_only_missing_or_changed_splits(tmp_path):
     cfg = SyntheticConfig(num_images=2, width=64, height=64, max_people=2)
     paths = ensure_synthetic_dataset(str(tmp_path), {"train": cfg, "val": cfg}, show_progress=False)
-    assert paths == {s: annotation_path(str(tmp_path), s) for s in ("train", "val")}
+    assert paths == {s: synthetic_annotation_path(str(tmp_path), s) for s in ("train", "val")}
     stamp = {s: os.stat(p).st_mtime_ns for s, p in paths.items()}
     os.remove(paths["val"])
     ensure_synthetic_dataset(str(tmp_path), {"train": cfg, "val": cfg}, show_progress=False)
@@ -341,7 +340,7 @@ def test_cli_generates_and_skips_up_to_date_splits(tmp_path, capsys):
     args = ["--out", str(tmp_path), "--split", "val", "--num-images", "2",
             "--width", "64", "--height", "64", "--quiet"]  # fmt: skip
     assert cli.main(args) == 0
-    with open(annotation_path(str(tmp_path), "val")) as f:
+    with open(synthetic_annotation_path(str(tmp_path), "val")) as f:
         info = json.load(f)["info"]
     assert info["config"]["num_images"] == 2 and info["config"]["seed"] == 1  # val's default seed
     assert cli.main(args) == 0

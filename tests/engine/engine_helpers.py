@@ -7,7 +7,7 @@ from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
-from kpext.data.synthetic import SyntheticConfig, generate_split
+from kpext.data.synthetic.people import SyntheticConfig, generate_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")

@@ -18,7 +18,7 @@ from detectron2.utils.events import EventStorage
 
 from kpext import add_kpext_config
 from kpext.data.faces import register_face_datasets
-from kpext.data.synthetic_faces import FaceSynthConfig, generate_face_split
+from kpext.data.synthetic.faces import FaceSynthConfig, generate_face_split
 from engine_helpers import train_on_one_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

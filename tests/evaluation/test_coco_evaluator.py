@@ -8,7 +8,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
-from kpext.data.synthetic import SyntheticConfig, generate_split
+from kpext.data.synthetic.people import SyntheticConfig, generate_split
 from kpext.evaluation import build_keypoint_evaluator, dataset_oks_sigmas
 
 

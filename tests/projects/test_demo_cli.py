@@ -12,7 +12,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 import kpext
-from kpext.data.synthetic import SyntheticConfig, render_image
+from kpext.data.synthetic.people import SyntheticConfig, render_image
 from script_loading import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

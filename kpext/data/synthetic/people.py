@@ -29,7 +29,7 @@ Labels
 ------
 Keypoints are written in COCO's pixel-index convention: the centre of pixel
 ``(i, j)`` is ``(i, j)``, i.e. the continuous coordinate minus 0.5 (Detectron2 adds
-the 0.5 back when loading). A keypoint is
+the 0.5 back when loading; see :mod:`kpext.geometry`). A keypoint is
 
 * ``v=0`` (stored as ``0, 0, 0``) when it falls outside the image;
 * ``v=1`` when it is inside but hidden: covered by a person drawn later, covered by
@@ -49,6 +49,14 @@ Determinism
 Image ``i`` of split ``s`` is drawn from ``numpy.random.default_rng([seed,
 crc32(s), i])``, so it does not depend on how many images are generated, and the
 JSON contains nothing that varies between runs.
+
+Files
+-----
+Where the files of a split lie and the COCO category they use are the dataset's
+facts, defined with its registration in :mod:`kpext.data.builtin`
+(:func:`~kpext.data.builtin.synthetic_annotation_path`,
+:func:`~kpext.data.builtin.synthetic_image_dir`,
+:data:`~kpext.data.builtin.SYNTHETIC_CATEGORY`).
 """
 from __future__ import annotations
 
@@ -58,7 +66,6 @@ import json
 import math
 import os
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -66,8 +73,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .generation import check_count_and_seed, reject_setting, write_json_atomically
-from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON, coco_keypoint_category
+from ...geometry import continuous_to_coco, pixel_containing
+from ..builtin import SYNTHETIC_CATEGORY, synthetic_annotation_path, synthetic_image_dir
+from ..generation import check_count_and_seed, reject_setting, write_json_atomically
+from ..keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+from .render import CV_SHIFT, image_rng, to_cv_fixed_point
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -88,8 +98,6 @@ __all__ = [
     "draw_background",
     "render_people",
     "render_image",
-    "annotation_path",
-    "image_dir",
     "split_is_current",
     "generate_split",
     "ensure_synthetic_dataset",
@@ -827,23 +835,14 @@ def sample_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> List[PersonS
 # Drawing
 # ---------------------------------------------------------------------------
 
-_SHIFT = 4  # cv2 fixed-point bits: sub-pixel accurate polygons
-_SCALE = float(1 << _SHIFT)
-
-
-def _fixed(points: np.ndarray) -> np.ndarray:
-    """Continuous coordinates -> cv2 fixed-point pixel-centre coordinates."""
-    return np.round((np.asarray(points) - 0.5) * _SCALE).astype(np.int32)
-
-
 def _fill(image: np.ndarray, polygon: np.ndarray, color, antialias: bool = True) -> None:
     line = cv2.LINE_AA if antialias else cv2.LINE_8
-    cv2.fillConvexPoly(image, _fixed(polygon), color, line, _SHIFT)
+    cv2.fillConvexPoly(image, to_cv_fixed_point(polygon), color, line, CV_SHIFT)
 
 
 def _outline(image: np.ndarray, polygon: np.ndarray, color: BGR) -> None:
     """A thin darker edge, which keeps overlapping parts of one colour apart."""
-    cv2.polylines(image, [_fixed(polygon)], True, _tint(color, 0, 0.45), 1, cv2.LINE_AA, _SHIFT)
+    cv2.polylines(image, [to_cv_fixed_point(polygon)], True, _tint(color, 0, 0.45), 1, cv2.LINE_AA, CV_SHIFT)
 
 
 def _draw_capsule_shaded(image: np.ndarray, part: Part) -> None:
@@ -902,8 +901,9 @@ def _draw_head(image: np.ndarray, part: Part) -> None:
     if hair is not None:
         _fill(image, hair, details["hair"])
     for center, radius, color in details["features"]:
-        center_fixed = tuple(int(v) for v in _fixed(center))
-        cv2.circle(image, center_fixed, int(round(radius * _SCALE)), color, -1, cv2.LINE_AA, _SHIFT)
+        center_fixed = tuple(int(v) for v in to_cv_fixed_point(center))
+        radius_fixed = int(round(radius * float(1 << CV_SHIFT)))
+        cv2.circle(image, center_fixed, radius_fixed, color, -1, cv2.LINE_AA, CV_SHIFT)
     if details["rx"] >= 4:
         _outline(image, part.polygon, details["skin"])
 
@@ -1043,10 +1043,10 @@ def _label_person(
 ) -> Dict[str, Any]:
     height, width = owner.shape
     keypoints = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
-    for j, (x, y) in enumerate(np.round(model.keypoints - 0.5, 2)):
+    for j, (x, y) in enumerate(np.round(continuous_to_coco(model.keypoints), 2)):
         if not (0.0 <= x <= width - 1 and 0.0 <= y <= height - 1):
             continue  # outside the image: v=0 and x=y=0, as in COCO
-        code = int(owner[int(math.floor(y + 0.5)), int(math.floor(x + 0.5))])
+        code = int(owner[pixel_containing(y), pixel_containing(x)])
         on_top = code // _OWNER_PARTS == p + 1 and code % _OWNER_PARTS in model.home_parts[j]
         keypoints[j] = (x, y, 2.0 if on_top and not model.face_hidden[j] else 1.0)
     ys, xs = np.nonzero(mask)
@@ -1120,24 +1120,15 @@ def render_image(
 # ---------------------------------------------------------------------------
 
 
-def annotation_path(out_root: str, split: str) -> str:
-    """``<out_root>/annotations/person_keypoints_<split>.json``."""
-    return os.path.join(out_root, "annotations", f"person_keypoints_{split}.json")
-
-
-def image_dir(out_root: str, split: str) -> str:
-    """``<out_root>/<split>/images``: the image root of the split's ``file_name``s."""
-    return os.path.join(out_root, split, "images")
-
-
-def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(split.encode("utf-8")), index])
+# The generator's name in the JSONs' ``info``: the module's path when the format was
+# fixed, kept so that the same settings still give byte-identical files.
+_GENERATOR_NAME = "kpext.data.synthetic"
 
 
 def _info(split: str, cfg: SyntheticConfig) -> Dict[str, Any]:
     return {
         "description": "kpext synthetic multi-person keypoints",
-        "generator": "kpext.data.synthetic",
+        "generator": _GENERATOR_NAME,
         "version": GENERATOR_VERSION,
         "split": split,
         "seed": cfg.seed,
@@ -1172,7 +1163,7 @@ def generate_split(
     cfg.validate()
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", split):
         raise ValueError(f"split name must use letters, digits, '_' or '-', got {split!r}")
-    images_folder = image_dir(out_root, split)
+    images_folder = synthetic_image_dir(out_root, split)
     os.makedirs(images_folder, exist_ok=True)
     for stale in os.listdir(images_folder):  # images of an earlier, maybe larger, run
         if _IMAGE_NAME.match(stale):
@@ -1183,7 +1174,7 @@ def generate_split(
         range(cfg.num_images), desc=f"synthetic {split}", unit="img", disable=not show_progress
     )
     for index in progress:
-        image, anns = render_image(cfg, _image_rng(cfg.seed, split, index))
+        image, anns = render_image(cfg, image_rng(cfg.seed, split, index))
         image_id = index + 1
         file_name = f"{image_id:06d}.jpg"
         file_path = os.path.join(images_folder, file_name)
@@ -1195,13 +1186,13 @@ def generate_split(
         for ann in anns:
             annotations.append(_coco_annotation(ann, len(annotations) + 1, image_id))
 
-    json_path = annotation_path(out_root, split)
+    json_path = synthetic_annotation_path(out_root, split)
     data = {
         "info": _info(split, cfg),
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [coco_keypoint_category("person", COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON)],
+        "categories": [SYNTHETIC_CATEGORY],
     }
     write_json_atomically(json_path, data)
     return json_path
@@ -1210,7 +1201,7 @@ def generate_split(
 def split_is_current(out_root: str, split: str, cfg: SyntheticConfig) -> bool:
     """True when the split's JSON exists, was made by this generator version with
     these settings, and all its images exist."""
-    path = annotation_path(out_root, split)
+    path = synthetic_annotation_path(out_root, split)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -1219,7 +1210,7 @@ def split_is_current(out_root: str, split: str, cfg: SyntheticConfig) -> bool:
     info = data.get("info", {}) if isinstance(data, dict) else {}
     if info.get("version") != GENERATOR_VERSION or info.get("config") != dataclasses.asdict(cfg):
         return False
-    folder = image_dir(out_root, split)
+    folder = synthetic_image_dir(out_root, split)
     images = data.get("images", [])
     return all(os.path.isfile(os.path.join(folder, im["file_name"])) for im in images)
 
@@ -1237,7 +1228,7 @@ def ensure_synthetic_dataset(
     paths = {}
     for split, cfg in splits.items():
         if split_is_current(out_root, split, cfg):
-            paths[split] = annotation_path(out_root, split)
+            paths[split] = synthetic_annotation_path(out_root, split)
         else:
             paths[split] = generate_split(out_root, split, cfg, show_progress=show_progress)
     return paths

@@ -26,7 +26,7 @@ and contrast / brightness changes.
 
 Labels
 ------
-* The 15 Kaggle points (:data:`~kpext.data.faces.KAGGLE_FACE_KEYPOINT_NAMES`):
+* The 15 Kaggle points (:data:`~kpext.data.keypoint_sets.KAGGLE_FACE_KEYPOINT_NAMES`):
   eye centres are the pupils; corners, brow ends, nose tip, mouth corners and lip
   centres are the same points as in the 68-point set. The subject's left eye is
   on the image's right, as in Kaggle's data. They are written to a Kaggle-format
@@ -35,14 +35,14 @@ Labels
   do, and converted to COCO JSON by :func:`kpext.data.faces.convert_kaggle_csv`
   with the generator's face box. Points covered by an occluder keep their label
   (Kaggle's CSV has no visibility; annotators label occluded points too).
-* The 68 iBUG points (:data:`~kpext.data.faces.FACE68_KEYPOINT_NAMES`) in a COCO
+* The 68 iBUG points (:data:`~kpext.data.keypoint_sets.FACE68_KEYPOINT_NAMES`) in a COCO
   JSON on the same images, with ``v=1`` for points under an occluder (bar or
   hand; glasses do not hide anything) and ``v=2`` otherwise.
 * The face box (both JSONs) is the box of the head outline (ear to ear, top of
   the head to the chin) clipped to the image; its area is COCO's ``area``.
 
 Coordinates follow COCO's pixel-index convention (the centre of pixel ``(i, j)``
-is ``(i, j)``), as Kaggle's do.
+is ``(i, j)``, see :mod:`kpext.geometry`), as Kaggle's do.
 
 Determinism
 -----------
@@ -57,7 +57,6 @@ import dataclasses
 import json
 import math
 import os
-import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -65,11 +64,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .faces import (
+from ...geometry import continuous_to_coco
+from ..faces import (
     CONVERTER_VERSION,
-    FACE68_KEYPOINT_NAMES,
     KAGGLE_CORE_KEYPOINTS,
-    KAGGLE_FACE_KEYPOINT_NAMES,
     convert_kaggle_csv,
     face68_category,
     face_annotation,
@@ -78,7 +76,9 @@ from .faces import (
     image_file_name,
     kaggle_columns,
 )
-from .generation import atomic_output, check_count_and_seed, reject_setting, write_json_atomically
+from ..generation import atomic_output, check_count_and_seed, reject_setting, write_json_atomically
+from ..keypoint_sets import FACE68_KEYPOINT_NAMES, KAGGLE_FACE_KEYPOINT_NAMES
+from .render import CV_SHIFT, image_rng, to_cv_fixed_point
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -104,7 +104,6 @@ __all__ = [
 GENERATOR_VERSION = "1.0"
 
 SUPERSAMPLE = 4  # drawing resolution / output resolution
-_CV_SHIFT = 4  # fractional bits of cv2 coordinates (sub-pixel drawing)
 _NUM_OUTLINE = 72  # points of the head outline polygon
 _MAX_OCCLUDED_SHARE = 0.4  # an occluder hiding more of the 68 points is drawn again
 _PLACEMENT_MARGIN_PX = 1.0  # landmarks stay this far inside the image
@@ -543,25 +542,24 @@ def _labelled_points(lm: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def _cv_points(points: np.ndarray) -> np.ndarray:
-    """(n, 2) continuous output-image coordinates -> cv2 fixed-point canvas coordinates
-    (cv2 puts integer coordinates at pixel centres, hence the -0.5)."""
-    canvas = np.asarray(points, dtype=np.float64) * SUPERSAMPLE - 0.5
-    return np.round(canvas * (1 << _CV_SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+    """(n, 2) continuous output-image coordinates -> (n, 1, 2) cv2 fixed-point
+    coordinates on the supersampled canvas."""
+    return to_cv_fixed_point(points, SUPERSAMPLE).reshape(-1, 1, 2)
 
 
 def _fill(canvas: np.ndarray, points: np.ndarray, value: float) -> None:
-    cv2.fillPoly(canvas, [_cv_points(points)], float(value), cv2.LINE_AA, shift=_CV_SHIFT)
+    cv2.fillPoly(canvas, [_cv_points(points)], float(value), cv2.LINE_AA, shift=CV_SHIFT)
 
 
 def _line(canvas: np.ndarray, points: np.ndarray, value: float, width_px: float, closed: bool = False) -> None:
     thickness = max(1, int(round(width_px * SUPERSAMPLE)))
-    cv2.polylines(canvas, [_cv_points(points)], closed, float(value), thickness, cv2.LINE_AA, shift=_CV_SHIFT)
+    cv2.polylines(canvas, [_cv_points(points)], closed, float(value), thickness, cv2.LINE_AA, shift=CV_SHIFT)
 
 
 def _disc(canvas: np.ndarray, center: np.ndarray, radius_px: float, value: float) -> None:
     c = _cv_points(center).reshape(2)
-    r = int(round(radius_px * SUPERSAMPLE * (1 << _CV_SHIFT)))
-    cv2.circle(canvas, (int(c[0]), int(c[1])), max(r, 1), float(value), -1, cv2.LINE_AA, shift=_CV_SHIFT)
+    r = int(round(radius_px * SUPERSAMPLE * (1 << CV_SHIFT)))
+    cv2.circle(canvas, (int(c[0]), int(c[1])), max(r, 1), float(value), -1, cv2.LINE_AA, shift=CV_SHIFT)
 
 
 def _chaikin(points: np.ndarray, closed: bool, iterations: int = 3) -> np.ndarray:
@@ -841,8 +839,8 @@ def render_face(spec: FaceSpec, rng: np.random.Generator, cfg: FaceSynthConfig) 
     image = _finish(canvas, rng, cfg)
     return RenderedFace(
         image=image,
-        keypoints15=lm["points15"] - 0.5,  # continuous -> pixel-index coordinates
-        keypoints68=lm["points68"] - 0.5,
+        keypoints15=continuous_to_coco(lm["points15"]),
+        keypoints68=continuous_to_coco(lm["points68"]),
         visible68=~hidden,
         box=_face_box(lm["outline_2d"], cfg.image_size),
     )
@@ -862,10 +860,6 @@ def _face_box(outline: np.ndarray, size: int) -> List[float]:
 def face_csv_path(out_root: str, split: str) -> str:
     """``<out_root>/csv/<split>.csv``: the split in Kaggle's CSV format."""
     return os.path.join(out_root, "csv", f"{split}.csv")
-
-
-def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(split.encode("utf-8")), index])
 
 
 def _csv_row(keypoints15: np.ndarray, image: np.ndarray) -> List[str]:
@@ -888,10 +882,15 @@ def _write_csv_atomically(path: str, rows: Sequence[Sequence[str]]) -> None:
         writer.writerows(rows)
 
 
+# The generator's name in the JSONs' ``info``: the module's path when the format was
+# fixed, kept so that the same settings still give byte-identical files.
+_GENERATOR_NAME = "kpext.data.synthetic_faces"
+
+
 def _info(split: str, cfg: FaceSynthConfig, num_points: int) -> Dict[str, Any]:
     return {
         "description": f"kpext synthetic faces, {num_points} keypoints",
-        "generator": "kpext.data.synthetic_faces",
+        "generator": _GENERATOR_NAME,
         "version": GENERATOR_VERSION,
         "converter_version": CONVERTER_VERSION,
         "split": split,
@@ -918,7 +917,7 @@ def generate_face_split(
     rows, boxes, annotations68, images = [], {}, [], []
     progress = tqdm(range(cfg.num_images), desc=f"faces {split}", unit="img", disable=not show_progress)
     for index in progress:
-        rng = _image_rng(cfg.seed, split, index)
+        rng = image_rng(cfg.seed, split, index)
         face = render_face(sample_face_spec(rng, cfg), rng, cfg)
         keypoints15 = face.keypoints15
         if rng.random() < cfg.missing_fraction:

@@ -1,0 +1,13 @@
+"""kpext's synthetic datasets: image renderers and the writers of their splits.
+
+* :mod:`kpext.data.synthetic.people`: multi-person images labelled with COCO's 17
+  person keypoints (the built-in ``kpext_synth_*`` datasets of :mod:`kpext.data.builtin`).
+* :mod:`kpext.data.synthetic.faces`: grey face crops labelled with Kaggle's 15 face
+  points (written as a Kaggle CSV and converted by :mod:`kpext.data.faces`) and
+  iBUG's 68.
+* :mod:`kpext.data.synthetic.render`: what the renderers share.
+
+Loading and registering datasets does not need this package: the loaders
+(:mod:`kpext.data.coco_keypoints`, :mod:`kpext.data.builtin`,
+:mod:`kpext.data.faces`) never import it. Import the module you need.
+"""
