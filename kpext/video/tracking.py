@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_OKS_SIGMAS, DEFAULT_OKS_SIGMA
+from ..data.keypoint_metadata import oks_sigmas_for_count
 from ..modeling.postprocess import keypoint_oks_matrix
 
 __all__ = [
@@ -33,13 +33,6 @@ __all__ = [
 
 TRACK_MATCH_METHODS: Tuple[str, ...] = ("oks", "iou")
 _DEFAULT_THRESHOLDS = {"oks": 0.3, "iou": 0.3}
-
-
-def default_oks_sigmas(num_keypoints: int) -> np.ndarray:
-    """COCO's person sigmas for 17 keypoints, else :data:`DEFAULT_OKS_SIGMA` for each."""
-    if num_keypoints == len(COCO_PERSON_KEYPOINT_NAMES):
-        return np.array([COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES])
-    return np.full(num_keypoints, DEFAULT_OKS_SIGMA)
 
 
 def box_areas(boxes: np.ndarray) -> np.ndarray:
@@ -147,7 +140,10 @@ class PoseTracker:
     def _similarity(self, tracks: List[Track], keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if self.match == "iou":
             return box_iou_matrix(np.stack([t.box for t in tracks]), boxes)
-        sigmas = self.sigmas if self.sigmas is not None else default_oks_sigmas(keypoints.shape[1])
+        if self.sigmas is not None:
+            sigmas = self.sigmas
+        else:
+            sigmas = np.asarray(oks_sigmas_for_count(keypoints.shape[1]), dtype=np.float64)
         track_kpts = np.stack([t.keypoints for t in tracks])
         oks = keypoint_oks_matrix(
             torch.from_numpy(track_kpts),

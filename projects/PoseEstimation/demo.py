@@ -41,7 +41,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.engine import DefaultPredictor
 
-from kpext.data.keypoint_metadata import keypoint_metadata_from_category
+from kpext.data.keypoint_metadata import keypoint_metadata_from_category, oks_sigmas_for_count
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.modeling.postprocess import POSE_NMS_METHODS
@@ -56,7 +56,7 @@ from kpext.video.pipeline import (
     with_pose_nms,
     write_pose_video,
 )
-from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker, default_oks_sigmas
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
 from kpext.visualization import draw_keypoint_predictions
 
 MAX_REPORTED_FRAMES = 20  # undecodable frames reported one by one; more are summed up at the end
@@ -141,12 +141,13 @@ def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
 
 
 def oks_sigmas(cfg: CfgNode) -> List[float]:
-    """The test set's per-keypoint OKS sigmas, else COCO's (17 keypoints) or the default sigma."""
+    """The test set's per-keypoint OKS sigmas when they fit the model's keypoint count, else
+    kpext's sigmas for that count (:func:`~kpext.data.keypoint_metadata.oks_sigmas_for_count`)."""
     num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
     sigmas = keypoint_metadata(cfg).get("keypoint_oks_sigmas", None)
     if sigmas is not None and len(sigmas) == num_keypoints:
         return list(sigmas)
-    return list(default_oks_sigmas(num_keypoints))
+    return oks_sigmas_for_count(num_keypoints)
 
 
 def keypoint_metadata(cfg: CfgNode) -> Metadata:

@@ -11,6 +11,7 @@ import torch
 from detectron2.data import MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
+from kpext.data.keypoint_metadata import oks_sigmas_for_count
 from kpext.video.pipeline import (
     FrameResult,
     TrackedPerson,
@@ -26,7 +27,7 @@ from kpext.video.pipeline import (
     with_pose_nms,
     write_pose_video,
 )
-from kpext.video.tracking import KeypointSmoother, default_oks_sigmas
+from kpext.video.tracking import KeypointSmoother
 
 SIZE = 128
 FPS = 25.0
@@ -309,7 +310,7 @@ def test_pose_nms_drops_a_second_detection_of_one_person():
         return {"instances": make_instances(boxes, keypoints, [0.9, 0.8, 0.7])}
 
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
-    sigmas = default_oks_sigmas(NUM_KEYPOINTS)
+    sigmas = oks_sigmas_for_count(NUM_KEYPOINTS)
     assert with_pose_nms(predictor, sigmas, "none") is predictor
     kept = with_pose_nms(predictor, sigmas, "oks")(image)["instances"]
     assert kept.scores.tolist() == pytest.approx([0.9, 0.7])
