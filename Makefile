@@ -14,7 +14,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ test: setup
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
+
+# Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
+# its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See README, "On a GPU".
+GPU_WHEELS ?= .gpu-wheels
+gpu-wheels: setup
+	bash tools/build_gpu_wheels.sh $(PY) $(GPU_WHEELS) $(CACHE)
 
 clean-venv:
 	rm -rf $(VENV) $(CACHE)
