@@ -618,9 +618,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    if profile.device == "cuda" and all(r.processes == 1 for r in runs):
-        notes.append("one process: Detectron2's launch runs training in-process at world size 1, so DDP and "
-                     "NCCL are not exercised (two ranks on one GPU are not possible with NCCL)")  # fmt: skip
+    if profile.device == "cuda":
+        if all(r.processes == 1 for r in runs):
+            notes.append("one process: Detectron2's launch runs training in-process at world size 1, so DDP and "
+                         "NCCL are not exercised (two ranks on one GPU are not possible with NCCL)")  # fmt: skip
+        notes.append("AMP rows: trained with Detectron2's AMPTrainer, evaluated in fp32 (its evaluation has no "
+                     "autocast), timed under fp16 autocast")  # fmt: skip
+        notes.append(f"DATALOADER.NUM_WORKERS {profile.num_workers}; Detectron2's train loader has no pin_memory "
+                     "option, and the model copies each image to the GPU itself (a blocking copy)")  # fmt: skip
     report = {
         "profile": profile.name,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -154,3 +154,25 @@ def test_cpu_smoke_run_writes_the_report(tmp_path):
     assert "| stock (KRCNNConvDeconvUpsampleHead) | fp32 | 2 |" in md
     assert "| gaussian (GaussianKeypointHead) | amp | 1 |" in md and "skipped: AMP needs CUDA" in md
     assert (out / "runs" / "stock_fp32.log.txt").exists()
+
+
+def test_gpu_plan_configs_merge(tmp_path):
+    """Every run of the GPU profile merges into a valid config: full-size R50-FPN on CUDA,
+    the head the row names, AMP on its AMP rows, 8 loader workers."""
+    from detectron2.config import get_cfg
+
+    from kpext.config import add_kpext_config
+
+    runs = gpu_check.plan_runs(gpu_check.gpu_profile(), str(tmp_path), [h[0] for h in gpu_check.HEADS])
+    assert [r.name for r in runs] == [f"{h[0]}_{p}" for h in gpu_check.HEADS for p in ("fp32", "amp")]
+    for run in runs:
+        cfg = get_cfg()
+        add_kpext_config(cfg)
+        cfg.merge_from_file(os.path.join(REPO, run.config_file))
+        cfg.merge_from_list(run.overrides)
+        assert cfg.MODEL.ROI_KEYPOINT_HEAD.NAME == run.head_class
+        assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.DEVICE == "cuda" and cfg.MODEL.WEIGHTS == ""
+        assert cfg.SOLVER.AMP.ENABLED == (run.precision == "amp")
+        assert cfg.DATALOADER.NUM_WORKERS == 8 and cfg.SOLVER.MAX_ITER == 30 and cfg.SOLVER.IMS_PER_BATCH == 8
+        assert cfg.DATASETS.TRAIN == ("kpext_synth_train",) and cfg.INPUT.MIN_SIZE_TRAIN == (800,)
+        assert run.processes == 1
