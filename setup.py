@@ -4,13 +4,16 @@ torch, torchvision and detectron2 are not listed: like Detectron2's own
 projects, kpext leaves their builds to the user (see README: `make setup`
 installs a working set on a CPU machine; on a GPU use your CUDA builds).
 """
+
 from setuptools import find_packages, setup
 
 setup(
     name="kpext",
     version="0.1.0",
     description="Keypoint detection heads (Mask R-CNN, Gaussian, stacked hourglass) for Detectron2",
-    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description=open("README.md", encoding="utf-8").read()
+    if __import__("os").path.exists("README.md")
+    else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["kpext", "kpext.*"]),
     python_requires=">=3.9",

@@ -15,6 +15,7 @@ test.csv has no labels). Train on it with
 conversion with the file, row and line in the message (exit status 1), unless
 ``--on-invalid skip``, which leaves such rows out and lists them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--csv", required=True, help="the CSV (Kaggle's training.csv format)")
     add("--out", required=True, help="output folder (images/ and annotations/ are created in it)")
-    add("--val-fraction", type=float, default=0.1, help="share of rows for the val split (0: train only)")
+    add(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of rows for the val split (0: train only)",
+    )
     add("--seed", type=int, default=0, help="seed of the train/val draw")
-    add("--box", choices=BOX_MODES, default="image",
+    add(
+        "--box",
+        choices=BOX_MODES,
+        default="image",
         help="face box: the whole image (Kaggle's images are face crops) or the labelled "
-             "keypoints' box enlarged by --box-margin")
-    add("--box-margin", type=float, default=0.25,
-        help="with --box keypoints: margin on every side, as a fraction of the keypoints' box")
+        "keypoints' box enlarged by --box-margin",
+    )
+    add(
+        "--box-margin",
+        type=float,
+        default=0.25,
+        help="with --box keypoints: margin on every side, as a fraction of the keypoints' box",
+    )
     add("--image-size", type=int, default=KAGGLE_IMAGE_SIZE, help="width = height of the images")
-    add("--on-invalid", choices=("error", "skip"), default="error",
-        help="stop at the first malformed row, or leave malformed rows out and list them")
+    add(
+        "--on-invalid",
+        choices=("error", "skip"),
+        default="error",
+        help="stop at the first malformed row, or leave malformed rows out and list them",
+    )
     add("--quiet", action="store_true", help="no progress bar")
     return parser  # fmt: skip
 

@@ -11,6 +11,7 @@ Examples (from the repository root)::
 Splits that already exist with the same settings are left alone unless --force is
 given. See datasets/README.md ("Faces") for the layout of the output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ from kpext.data.synthetic.faces import (  # noqa: E402
     generate_face_split,
 )
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Generate the synthetic face-keypoint set (Kaggle CSV, 15- and 68-point COCO JSON).",
@@ -40,19 +42,40 @@ def build_parser() -> argparse.ArgumentParser:
     # each flag sets the FaceSynthConfig field of the same name
     add = parser.add_argument
     add("--image-size", type=int, help="image width and height in pixels (default 96, Kaggle's)")
-    add("--min-face-frac", type=float, help="smallest face height as a fraction of the image (default 0.5)")
-    add("--max-face-frac", type=float, help="largest face height as a fraction of the image (default 1.0)")
+    add(
+        "--min-face-frac",
+        type=float,
+        help="smallest face height as a fraction of the image (default 0.5)",
+    )
+    add(
+        "--max-face-frac",
+        type=float,
+        help="largest face height as a fraction of the image (default 1.0)",
+    )
     add("--max-roll", type=float, help="largest in-plane rotation in degrees (default 25)")
     add("--max-yaw", type=float, help="largest head turn in degrees (default 25, at most 35)")
-    add("--occluder-prob", type=float, help="probability of a bar or hand over the face (default 0.3)")
+    add(
+        "--occluder-prob",
+        type=float,
+        help="probability of a bar or hand over the face (default 0.3)",
+    )
     add("--glasses-prob", type=float, help="probability of glasses (default 0.15)")
-    add("--missing-fraction", type=float,
-        help="share of CSV rows that keep only the 4 core points (default: train 0.3, val 0)")
-    add("--noise", type=float, help="largest sensor noise standard deviation, grey levels (default 5)")
+    add(
+        "--missing-fraction",
+        type=float,
+        help="share of CSV rows that keep only the 4 core points (default: train 0.3, val 0)",
+    )
+    add(
+        "--noise",
+        type=float,
+        help="largest sensor noise standard deviation, grey levels (default 5)",
+    )
     return parser  # fmt: skip
 
 
-def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, FaceSynthConfig]:
+def split_configs(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> Dict[str, FaceSynthConfig]:
     """Each requested split's config: its default with the given flags applied (splits
     without defaults of their own get the val split's settings); invalid values exit
     through ``parser.error`` (status 2)."""
@@ -64,7 +87,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     for split, cfg in split_configs(args, parser).items():
         if not args.force and face_split_is_current(args.out, split, cfg):
-            print(f"{split}: up to date ({cfg.num_images} faces) in {args.out}  (--force regenerates)")
+            print(
+                f"{split}: up to date ({cfg.num_images} faces) in {args.out}  (--force regenerates)"
+            )
             continue
         start = time.perf_counter()
         paths = generate_face_split(args.out, split, cfg, show_progress=not args.quiet)

@@ -10,6 +10,7 @@ Examples (from the repository root)::
 Splits that already exist with the same settings are left alone unless --force is
 given. See datasets/README.md for the layout of the output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ from kpext.data.synthetic.people import (  # noqa: E402
     split_is_current,
 )
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Generate the synthetic multi-person keypoint dataset in COCO format.",
@@ -45,12 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--min-people", type=int, help="fewest people per image (default 1)")
     add("--max-people", type=int, help="most people per image (default 6, at most 20)")
     add("--min-person-height", type=float, help="smallest person height, pixels (default 30)")
-    add("--max-person-height-frac", type=float,
-        help="largest person height as a fraction of the image height (default 0.9)")
+    add(
+        "--max-person-height-frac",
+        type=float,
+        help="largest person height as a fraction of the image height (default 0.9)",
+    )
     return parser  # fmt: skip
 
 
-def split_configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Dict[str, SyntheticConfig]:
+def split_configs(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> Dict[str, SyntheticConfig]:
     """Each requested split's config: its default with the given flags applied (splits
     without defaults of their own get the val split's size); invalid values exit
     through ``parser.error`` (status 2)."""

@@ -28,6 +28,7 @@ When a detectron2 with compiled ops is installed (upstream main built from
 source), :func:`apply` does nothing and :data:`HAS_COMPILED_OPS` is True.
 Everything else in kpext uses Detectron2's public API only.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -157,13 +158,17 @@ def launch_supports_cpu() -> bool:
     return "GLOO" in source.upper() and "assert torch.cuda.is_available()" not in source
 
 
-def launch_cpu_processes(main_func, num_processes, num_machines, machine_rank, dist_url, args, timeout):
+def launch_cpu_processes(
+    main_func, num_processes, num_machines, machine_rank, dist_url, args, timeout
+):
     """Start ``num_processes`` CPU workers per machine over GLOO and run ``main_func(*args)``."""
     import torch.multiprocessing as mp
 
     if dist_url == "auto" or dist_url is None:
         if num_machines != 1:
-            raise ValueError("dist_url=auto only works on one machine; pass --dist-url tcp://HOST:PORT")
+            raise ValueError(
+                "dist_url=auto only works on one machine; pass --dist-url tcp://HOST:PORT"
+            )
         dist_url = f"tcp://127.0.0.1:{_free_port()}"
     world_size = num_machines * num_processes
     mp.spawn(
@@ -182,13 +187,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout):
+def _cpu_worker(
+    local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout
+):
     import torch.distributed as dist
+
     from detectron2.utils import comm
 
     apply()  # spawned workers start a fresh interpreter
     rank = machine_rank * num_per_machine + local_rank
-    dist.init_process_group(backend="GLOO", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
+    dist.init_process_group(
+        backend="GLOO", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout
+    )
     # Detectron2's comm helpers (get_local_rank, ...) need the per-machine group launch() creates.
     for machine in range(world_size // num_per_machine):
         ranks = list(range(machine * num_per_machine, (machine + 1) * num_per_machine))

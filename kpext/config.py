@@ -1,6 +1,6 @@
 """Every config key kpext adds to Detectron2's, with its default."""
-from detectron2.config import CfgNode as CN
 
+from detectron2.config import CfgNode as CN
 
 # Keys that moved, old -> new: merging an old key (YAML or command line) raises a KeyError
 # that names the new one (yacs's renamed-key check, registered on the config by add_kpext_config).

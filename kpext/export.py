@@ -1,4 +1,5 @@
 """TorchScript export of kpext models through Detectron2's tracing tools."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple

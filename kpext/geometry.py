@@ -18,6 +18,7 @@ coordinates at pixel centres, so they take pixel-index coordinates too.
 The functions work on anything that supports ``+`` and ``-`` with a float:
 Python numbers, NumPy arrays and torch tensors (the result has the input's type).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,9 +1,11 @@
 """Shared fixtures: kpext imported first (it bridges the Python-only detectron2 here)."""
+
 import os
 
-import kpext  # noqa: F401
 import pytest
 import torch
+
+import kpext  # noqa: F401
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

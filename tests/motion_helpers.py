@@ -10,6 +10,7 @@ Two generators, both in COCO's 17-keypoint order and image coordinates:
 
 Nothing here is rendered: only keypoints, boxes and scores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ STANDING_LAYOUT = np.array([
 ])  # fmt: skip
 
 _NAMES = COCO_PERSON_KEYPOINT_NAMES
-_ARMS = np.array([_NAMES.index(n) for n in ("left_elbow", "right_elbow", "left_wrist", "right_wrist")])
-_LEGS = np.array([_NAMES.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")])
+_ARMS = np.array(
+    [_NAMES.index(n) for n in ("left_elbow", "right_elbow", "left_wrist", "right_wrist")]
+)
+_LEGS = np.array(
+    [_NAMES.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+)
 _KNEES = np.array([_NAMES.index(n) for n in ("left_knee", "right_knee")])
 _UPPER_BODY = np.arange(_NAMES.index("right_hip") + 1)  # nose .. hips
 # how far each limb point swings when walking, in body heights; left/right in antiphase
@@ -76,7 +81,9 @@ class SyntheticVideo:
     fps: float
 
 
-def _walking_pose(t: np.ndarray, hip_x: np.ndarray, hip_y: np.ndarray, height: float, stride_hz: float):
+def _walking_pose(
+    t: np.ndarray, hip_x: np.ndarray, hip_y: np.ndarray, height: float, stride_hz: float
+):
     """T x K x 2 poses of a walker whose hip midpoint follows (hip_x, hip_y)."""
     offsets = np.repeat(STANDING_LAYOUT[None], len(t), axis=0) * height
     phase = np.sin(2 * np.pi * stride_hz * t)
@@ -131,8 +138,12 @@ def walking_people_video(
         if shuffle:
             ids = rng.permutation(ids)
         xy = true_keypoints[ids, f] + rng.normal(0.0, jitter, size=(len(ids), num_keypoints, 2))
-        kpts = np.concatenate([xy, rng.uniform(0.6, 1.0, size=(len(ids), num_keypoints, 1))], axis=2)
-        boxes = np.stack([_box_around(p, margin=10.0) for p in xy]) if len(ids) else np.zeros((0, 4))
+        kpts = np.concatenate(
+            [xy, rng.uniform(0.6, 1.0, size=(len(ids), num_keypoints, 1))], axis=2
+        )
+        boxes = (
+            np.stack([_box_around(p, margin=10.0) for p in xy]) if len(ids) else np.zeros((0, 4))
+        )
         scores = rng.uniform(0.8, 1.0, size=len(ids))
         frames.append(FrameDetections(kpts, boxes, scores, ids))
     return SyntheticVideo(frames, true_keypoints, present, fps)
@@ -177,7 +188,11 @@ def repetition_sequence(
     if kind not in ("jump", "squat", "still"):
         raise ValueError(f"unknown repetition kind {kind!r}; choose jump, squat or still")
     rng = np.random.default_rng(seed)
-    lift_parts, dip_parts, knee_parts = [np.zeros(lead_frames)], [np.zeros(lead_frames)], [np.zeros(lead_frames)]
+    lift_parts, dip_parts, knee_parts = (
+        [np.zeros(lead_frames)],
+        [np.zeros(lead_frames)],
+        [np.zeros(lead_frames)],
+    )
     for r in range(reps):
         n = int(rng.integers(rep_frames[0], rep_frames[1] + 1))
         u = np.arange(n) / n
@@ -209,6 +224,8 @@ def repetition_sequence(
     scores = rng.uniform(0.6, 1.0, size=xy.shape[:2] + (1,))
     kpts = np.concatenate([observed, scores], axis=2)
     if dropped_frames and num_frames > 2:
-        drop = rng.choice(np.arange(1, num_frames - 1), size=min(dropped_frames, num_frames - 2), replace=False)
+        drop = rng.choice(
+            np.arange(1, num_frames - 1), size=min(dropped_frames, num_frames - 2), replace=False
+        )
         kpts[drop] = 0.0
     return kpts

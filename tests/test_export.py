@@ -1,14 +1,15 @@
 """A kpext model traced to TorchScript gives the eager model's keypoints."""
+
 import os
 
 import pytest
 import torch
 
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
-
 from kpext import add_kpext_config
 from kpext.export import run_traced, trace_model
+
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
@@ -28,7 +29,9 @@ def small_model(head: str):
     return build_model(cfg).eval()
 
 
-@pytest.mark.parametrize("head", ["KpextKRCNNHead", "GaussianKeypointHead", "HourglassKeypointHead"])
+@pytest.mark.parametrize(
+    "head", ["KpextKRCNNHead", "GaussianKeypointHead", "HourglassKeypointHead"]
+)
 def test_traced_model_matches_eager(head, tmp_path):
     model = small_model(head)
     example = torch.rand(3, 128, 160) * 255
@@ -41,5 +44,9 @@ def test_traced_model_matches_eager(head, tmp_path):
             eager = model.inference([{"image": image}], do_postprocess=False)[0]
         exported = run_traced(reloaded, adapter, image)
         assert len(eager) > 0 and len(exported) == len(eager)
-        torch.testing.assert_close(exported.pred_boxes.tensor, eager.pred_boxes.tensor, rtol=0, atol=1e-3)
-        torch.testing.assert_close(exported.pred_keypoints, eager.pred_keypoints, rtol=1e-4, atol=1e-2)
+        torch.testing.assert_close(
+            exported.pred_boxes.tensor, eager.pred_boxes.tensor, rtol=0, atol=1e-3
+        )
+        torch.testing.assert_close(
+            exported.pred_keypoints, eager.pred_keypoints, rtol=1e-4, atol=1e-2
+        )

@@ -1,12 +1,13 @@
 """Pictures of keypoints: which detections a picture shows, and the skeleton drawer on any keypoint set."""
+
 import numpy as np
 import pytest
 import torch
 
+from kpext.visualization import detections_to_draw, draw_keypoint_predictions, draw_skeletons
+
 from detectron2.data.catalog import Metadata
 from detectron2.structures import Boxes, Instances
-
-from kpext.visualization import detections_to_draw, draw_keypoint_predictions, draw_skeletons
 
 
 def _instances(scores):
@@ -60,14 +61,18 @@ def test_keypoints_at_or_below_the_threshold_and_their_lines_are_skipped():
     image = np.zeros((64, 64, 3), np.uint8)
     picture = draw_skeletons(image, _pen(0.05), PEN, keypoint_threshold=0.05, thickness=1)
     assert mostly(picture[32, 30], RED)  # tip and base are confident
-    assert not picture[21, 50].any() and not picture[10, 50].any()  # the clip and its line are not drawn
+    assert (
+        not picture[21, 50].any() and not picture[10, 50].any()
+    )  # the clip and its line are not drawn
     assert not image.any()  # the input is left alone
 
 
 def test_coco_pixel_index_coordinates_and_hidden_keypoints_as_rings():
     pen = _pen(0.9)
     pen[..., :2] -= 0.5  # COCO's pixel indices
-    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), pen, PEN, 0.0, coordinate_offset=0.0, thickness=1)
+    picture = draw_skeletons(
+        np.zeros((64, 64, 3), np.uint8), pen, PEN, 0.0, coordinate_offset=0.0, thickness=1
+    )
     assert mostly(picture[32, 30], RED)
 
     unconnected = dict(PEN, keypoint_connection_rules=[])
@@ -75,7 +80,9 @@ def test_coco_pixel_index_coordinates_and_hidden_keypoints_as_rings():
     picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), pen, unconnected, 0.0, hidden=hidden,
                              coordinate_offset=0.0, thickness=1)  # fmt: skip
     assert mostly(picture[32, 50], RED)  # a visible keypoint: a filled dot (Detectron2's red)
-    assert not picture[10, 50].any() and mostly(picture[8, 50], RED)  # a hidden one: a ring of radius 2
+    assert not picture[10, 50].any() and mostly(
+        picture[8, 50], RED
+    )  # a hidden one: a ring of radius 2
     assert not picture[32, 30].any()  # no rules, no lines
 
 
@@ -97,5 +104,7 @@ def test_pictures_of_predictions_draw_any_keypoint_set():
     metadata = Metadata(name="kpext_test_pens", thing_classes=["pen"], **PEN)
     picture = draw_keypoint_predictions(np.zeros((64, 64, 3), np.uint8), inst, metadata)
     assert picture.shape == (64, 64, 3) and mostly(picture[32, 30], RED)
-    enlarged = draw_keypoint_predictions(np.zeros((64, 64, 3), np.uint8), inst, metadata, min_size=128)
+    enlarged = draw_keypoint_predictions(
+        np.zeros((64, 64, 3), np.uint8), inst, metadata, min_size=128
+    )
     assert enlarged.shape == (128, 128, 3) and mostly(enlarged[64, 60], RED)

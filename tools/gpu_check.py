@@ -34,6 +34,7 @@ skips the training runs that would not fit; they are listed as skipped in the re
 The exit status is 0 only when every run that was not skipped by design (AMP needs CUDA)
 trained, evaluated and was timed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -180,7 +181,10 @@ class Clock:
     def step(self, name: str, began: float, note: str = "") -> None:
         seconds = time.perf_counter() - began
         self.steps.append({"step": name, "seconds": round(seconds, 2), "note": note})
-        print(f"[gpu_check {self.elapsed():6.1f} s] {name}: {seconds:.1f} s {note}".rstrip(), flush=True)
+        print(
+            f"[gpu_check {self.elapsed():6.1f} s] {name}: {seconds:.1f} s {note}".rstrip(),
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,18 +211,28 @@ def supported_tags() -> set:
 def wheel_fits(filename: str, tags: set) -> bool:
     """True when one of the wheel's tag triples is supported by the running interpreter."""
     py, abi, plat = wheel_tags(filename)
-    return any(f"{p}-{a}-{pl}" in tags for p in py.split(".") for a in abi.split(".") for pl in plat.split("."))
+    return any(
+        f"{p}-{a}-{pl}" in tags
+        for p in py.split(".")
+        for a in abi.split(".")
+        for pl in plat.split(".")
+    )
 
 
 def split_wheelhouse(wheelhouse: str, tags: set) -> Tuple[List[str], List[str]]:
     """(wheels that install on this interpreter, wheels that do not), sorted paths."""
-    wheels = sorted(os.path.join(wheelhouse, f) for f in os.listdir(wheelhouse) if f.endswith(".whl"))
+    wheels = sorted(
+        os.path.join(wheelhouse, f) for f in os.listdir(wheelhouse) if f.endswith(".whl")
+    )
     fits = [w for w in wheels if wheel_fits(w, tags)]
     return fits, [w for w in wheels if w not in fits]
 
 
 def has_pip() -> bool:
-    return subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
+    return (
+        subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode
+        == 0
+    )
 
 
 def unzip_wheels(wheels: Sequence[str], target: str) -> None:
@@ -274,11 +288,15 @@ def install_wheelhouse(wheelhouse: str, target: str) -> Dict[str, object]:
 # 2-3. data and training
 
 
-def run_logged(cmd: List[str], env: Dict[str, str], log_path: str, timeout: float) -> Tuple[int, str]:
+def run_logged(
+    cmd: List[str], env: Dict[str, str], log_path: str, timeout: float
+) -> Tuple[int, str]:
     """Run ``cmd`` in its own process group, output to ``log_path``; on timeout the whole
     group (data-loader workers, launched ranks) is killed. Returns (exit code, log tail)."""
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             rc = proc.wait(timeout=max(timeout, 1.0))
         except subprocess.TimeoutExpired:
@@ -303,7 +321,13 @@ def generate_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir
                "--split", *splits.split(), "--num-images", str(count), "--width", str(profile.width),
                "--height", str(profile.height), "--quiet"]  # fmt: skip
         log = open(os.path.join(log_dir, f"data_{splits.replace(' ', '_')}.log"), "w")
-        procs.append((splits, subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log))
+        procs.append(
+            (
+                splits,
+                subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
+                log,
+            )
+        )
     for splits, proc, log in procs:
         rc = proc.wait()
         log.close()
@@ -322,7 +346,12 @@ def parse_training(output_dir: str) -> Dict[str, Optional[float]]:
     s/iter: Detectron2's "Overall training speed" line (iterations after the third),
     else the median of the per-iteration times in metrics.json.
     """
-    found: Dict[str, Optional[float]] = {"train_s_per_iter": None, "train_max_mem_mb": None, "box_ap": None, "kp_ap": None}
+    found: Dict[str, Optional[float]] = {
+        "train_s_per_iter": None,
+        "train_max_mem_mb": None,
+        "box_ap": None,
+        "kp_ap": None,
+    }
     log_txt = os.path.join(output_dir, "log.txt")
     if os.path.exists(log_txt):
         text = open(log_txt, errors="replace").read()
@@ -370,7 +399,15 @@ def plan_runs(profile: Profile, work: str, heads: Sequence[str]) -> List[Run]:
 
 def train(run: Run, profile: Profile, env: Dict[str, str], log_dir: str, timeout: float) -> None:
     """Train and evaluate one run through train_net.py; fills the run's numbers and status."""
-    cmd = [sys.executable, TRAIN_NET, "--num-gpus", str(run.processes), "--config-file", run.config_file, *run.overrides]
+    cmd = [
+        sys.executable,
+        TRAIN_NET,
+        "--num-gpus",
+        str(run.processes),
+        "--config-file",
+        run.config_file,
+        *run.overrides,
+    ]
     began = time.perf_counter()
     rc, tail = run_logged(cmd, env, os.path.join(log_dir, f"{run.name}.log"), timeout)
     run.train_wall_s = round(time.perf_counter() - began, 2)
@@ -382,7 +419,10 @@ def train(run: Run, profile: Profile, env: Dict[str, str], log_dir: str, timeout
     if rc != 0:
         run.status = "failed"
         run.error = "timed out" if rc == 124 else last_error_line(tail)
-        print(f"--- {run.name} failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---", flush=True)
+        print(
+            f"--- {run.name} failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---",
+            flush=True,
+        )
     elif not os.path.exists(os.path.join(run.output_dir, "model_final.pth")):
         run.status, run.error = "failed", "no model_final.pth"
     elif run.kp_ap is None:
@@ -401,7 +441,9 @@ def last_error_line(text: str) -> str:
 # 5. report
 
 
-def build_rows(runs: Sequence[Run], timings: Dict[str, Dict[str, object]]) -> List[Dict[str, object]]:
+def build_rows(
+    runs: Sequence[Run], timings: Dict[str, Dict[str, object]]
+) -> List[Dict[str, object]]:
     """One row per run with its inference timing and ratios to the stock head's row of the
     same precision (None where either number is missing)."""
     rows = []
@@ -418,7 +460,12 @@ def build_rows(runs: Sequence[Run], timings: Dict[str, Dict[str, object]]) -> Li
             if timing.get("error"):
                 row["status"], row["error"] = "failed", f"inference timing: {timing['error']}"
             else:
-                row.update({k: timing.get(k) for k in ("infer_img_s_b1", "infer_img_s_b8", "detections_per_image")})
+                row.update(
+                    {
+                        k: timing.get(k)
+                        for k in ("infer_img_s_b1", "infer_img_s_b8", "detections_per_image")
+                    }
+                )
                 if row["status"] == "trained":
                     row["status"] = "ok"
         elif row["status"] == "trained":
@@ -503,13 +550,31 @@ def default_out(cpu_smoke: bool) -> str:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cpu-smoke", action="store_true", help="toy sizes on the CPU (tests the path, not the speed)")
-    p.add_argument("--out", default=None, help="report folder (default: $OUT, else output/gpu or output/gpu-smoke)")
-    p.add_argument("--wheelhouse", default=os.environ.get("GPU_WHEELHOUSE", os.path.join(REPO, ".gpu-wheels")))
-    p.add_argument("--heads", default=",".join(h[0] for h in HEADS), help="comma-separated: " + ", ".join(h[0] for h in HEADS))
+    p.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="toy sizes on the CPU (tests the path, not the speed)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="report folder (default: $OUT, else output/gpu or output/gpu-smoke)",
+    )
+    p.add_argument(
+        "--wheelhouse", default=os.environ.get("GPU_WHEELHOUSE", os.path.join(REPO, ".gpu-wheels"))
+    )
+    p.add_argument(
+        "--heads",
+        default=",".join(h[0] for h in HEADS),
+        help="comma-separated: " + ", ".join(h[0] for h in HEADS),
+    )
     p.add_argument("--iters", type=int, default=None, help="training iterations per run")
-    p.add_argument("--budget-s", type=float, default=None, help="skip training runs that would end past this")
-    p.add_argument("--keep-work", action="store_true", help="keep the temporary folder (checkpoints, data)")
+    p.add_argument(
+        "--budget-s", type=float, default=None, help="skip training runs that would end past this"
+    )
+    p.add_argument(
+        "--keep-work", action="store_true", help="keep the temporary folder (checkpoints, data)"
+    )
     return p.parse_args(argv)
 
 
@@ -534,7 +599,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runs: List[Run] = []
     install: Dict[str, object] = {}
     environment: Dict[str, object] = {}
-    print(f"[gpu_check] {profile.name}: out {out}, work {work}, Python {sys.version.split()[0]} ({sys.executable})", flush=True)
+    print(
+        f"[gpu_check] {profile.name}: out {out}, work {work}, Python {sys.version.split()[0]} ({sys.executable})",
+        flush=True,
+    )
     try:
         # 1. install
         began = time.perf_counter()
@@ -542,7 +610,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         install = install_wheelhouse(args.wheelhouse, prefix)
         env = dict(os.environ)
         env.pop("OUT", None)  # the runs' outputs go to their own folders
-        path = [REPO] + ([prefix] if install["used"] else []) + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        path = (
+            [REPO]
+            + ([prefix] if install["used"] else [])
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         env["PYTHONPATH"] = os.pathsep.join(path)
         env["KPEXT_DATASETS"] = os.path.join(work, "data")
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -554,12 +626,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{', '.join(install['left_out'])}")  # fmt: skip
             print(f"[gpu_check] {note}", flush=True)
             notes.append(note)
-        clock.step("install", began, f"({len(install.get('installed', []))} wheels)" if install["used"] else "(current environment)")
+        clock.step(
+            "install",
+            began,
+            f"({len(install.get('installed', []))} wheels)"
+            if install["used"]
+            else "(current environment)",
+        )
 
         # 2. data
         began = time.perf_counter()
         generate_data(profile, env["KPEXT_DATASETS"], env, log_dir)
-        clock.step("data", began, f"({profile.train_images}+{profile.val_images} images, {profile.width}x{profile.height})")
+        clock.step(
+            "data",
+            began,
+            f"({profile.train_images}+{profile.val_images} images, {profile.width}x{profile.height})",
+        )
 
         # 3. train + evaluate
         runs = plan_runs(profile, work, heads)
@@ -568,17 +650,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if run.precision == "amp" and profile.device != "cuda":
                 run.status, run.error = "skipped", "AMP needs CUDA"
                 continue
-            reserve = 20.0 + 8.0 * sum(r.status == "trained" for r in runs)  # inference timing after the runs
+            reserve = 20.0 + 8.0 * sum(
+                r.status == "trained" for r in runs
+            )  # inference timing after the runs
             estimate = longest or 60.0
             remaining = profile.budget_s - clock.elapsed() - reserve
             if estimate > remaining:
                 run.status, run.error = "skipped", f"time budget ({profile.budget_s:.0f} s)"
-                print(f"[gpu_check] {run.name}: skipped, {remaining:.0f} s left of the budget", flush=True)
+                print(
+                    f"[gpu_check] {run.name}: skipped, {remaining:.0f} s left of the budget",
+                    flush=True,
+                )
                 continue
             began = time.perf_counter()
             train(run, profile, env, log_dir, timeout=max(remaining, 60.0))
             longest = max(longest, run.train_wall_s or 0.0)
-            clock.step(f"train {run.name}", began, f"{run.status} {fmt(run.train_s_per_iter, 4)} s/iter {run.error}")
+            clock.step(
+                f"train {run.name}",
+                began,
+                f"{run.status} {fmt(run.train_s_per_iter, 4)} s/iter {run.error}",
+            )
 
         # 4. inference timing, every trained model in one process
         began = time.perf_counter()
@@ -590,8 +681,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "rounds": profile.infer_rounds,
             "batch_sizes": [1, 8],
             "runs": [
-                {"name": r.name, "config_file": r.config_file, "overrides": r.overrides, "precision": r.precision,
-                 "weights": os.path.join(r.output_dir, "model_final.pth")}  # fmt: skip
+                {
+                    "name": r.name,
+                    "config_file": r.config_file,
+                    "overrides": r.overrides,
+                    "precision": r.precision,
+                    "weights": os.path.join(r.output_dir, "model_final.pth"),
+                }  # fmt: skip
                 for r in runs
                 if r.status == "trained"
             ],
@@ -602,13 +698,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               os.path.join(log_dir, "infer.log"), timeout=max(profile.budget_s - clock.elapsed() + 60, 120))  # fmt: skip
         result = json.load(open(result_path)) if os.path.exists(result_path) else {}
         if rc != 0:
-            print(f"--- inference timing failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---", flush=True)
+            print(
+                f"--- inference timing failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---",
+                flush=True,
+            )
             notes.append(f"inference timing process failed (exit {rc}): {last_error_line(tail)}")
         clock.step("infer", began, f"({len(spec['runs'])} models)")
         environment = result.get("environment", {})
         torch_path = str(environment.get("torch_path", ""))
         if install.get("used") and torch_path.startswith(prefix):
-            raise RuntimeError(f"torch was imported from the wheelhouse folder ({torch_path}): it must be the machine's")
+            raise RuntimeError(
+                f"torch was imported from the wheelhouse folder ({torch_path}): it must be the machine's"
+            )
         notes += result.get("notes", [])
         rows = build_rows(runs, result.get("timings", {}))
     except Exception as e:  # the report still says how far the check came
@@ -640,8 +741,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     write_report(out, report)
     print(markdown_report(report), flush=True)
-    print(f"[gpu_check] total {clock.elapsed():.1f} s; report: {out}/report.md, report.json", flush=True)
-    expected = [r for r in rows if not (r["status"] == "skipped" and r["error"] == "AMP needs CUDA")]
+    print(
+        f"[gpu_check] total {clock.elapsed():.1f} s; report: {out}/report.md, report.json",
+        flush=True,
+    )
+    expected = [
+        r for r in rows if not (r["status"] == "skipped" and r["error"] == "AMP needs CUDA")
+    ]
     return 0 if expected and all(r["status"] == "ok" for r in expected) else 1
 
 

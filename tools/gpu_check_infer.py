@@ -17,6 +17,7 @@ with, and heads are compared on equal work. AMP models run under fp16 autocast.
 RESULT: ``environment`` (GPU, versions), ``timings`` (name -> infer_img_s_b1,
 infer_img_s_b8, detections_per_image, or error) and ``notes``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,13 +33,13 @@ from typing import Dict, List
 import torch
 
 import kpext  # noqa: F401  (registers the heads and the synthetic datasets; bridges old detectron2)
+from kpext.config import add_kpext_config
+
 import detectron2
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.modeling import build_model
-
-from kpext.config import add_kpext_config
 
 
 def environment(device: str) -> Dict[str, object]:
@@ -63,12 +64,16 @@ def environment(device: str) -> Dict[str, object]:
         facts.update(
             device_name=torch.cuda.get_device_name(0),
             device_memory_gb=round(props.total_memory / 2**30, 1),
-            nccl=".".join(str(v) for v in torch.cuda.nccl.version()) if hasattr(torch.cuda, "nccl") else None,
+            nccl=".".join(str(v) for v in torch.cuda.nccl.version())
+            if hasattr(torch.cuda, "nccl")
+            else None,
             cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
             matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
         )
     else:
-        facts["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+        facts["device_name"] = (
+            f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+        )
     return facts
 
 
@@ -92,7 +97,9 @@ def test_inputs(cfg, count: int) -> List[Dict[str, object]]:
     return [mapper(copy.deepcopy(d)) for d in dicts]
 
 
-def cyclic_batches(inputs: List[Dict[str, object]], batch_size: int, count: int) -> List[List[Dict[str, object]]]:
+def cyclic_batches(
+    inputs: List[Dict[str, object]], batch_size: int, count: int
+) -> List[List[Dict[str, object]]]:
     """``count`` batches of ``batch_size`` inputs, cycling through ``inputs``."""
     flat = [inputs[i % len(inputs)] for i in range(batch_size * count)]
     return [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
@@ -105,7 +112,9 @@ def main(spec_path: str, result_path: str) -> int:
     result: Dict[str, object] = {"environment": environment(device), "timings": {}, "notes": []}
     timings: Dict[str, Dict[str, object]] = result["timings"]
     if device == "cuda" and result["environment"].get("cudnn_allow_tf32"):
-        result["notes"].append("fp32 rows use TF32 convolutions (torch's default torch.backends.cudnn.allow_tf32=True)")
+        result["notes"].append(
+            "fp32 rows use TF32 convolutions (torch's default torch.backends.cudnn.allow_tf32=True)"
+        )
 
     def write():
         with open(result_path, "w") as f:
@@ -130,7 +139,11 @@ def main(spec_path: str, result_path: str) -> int:
 
     def forward(name: str, batch) -> int:
         model, amp = models[name]
-        autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.float16)
+            if amp
+            else contextlib.nullcontext()
+        )
         with torch.no_grad(), autocast:
             outputs = model(batch)
         return sum(len(o["instances"]) for o in outputs)
@@ -157,10 +170,18 @@ def main(spec_path: str, result_path: str) -> int:
         for name in models:
             entry = timings.setdefault(name, {})
             images = batch_size * len(batches)
-            entry[f"infer_img_s_b{batch_size}"] = round(images / seconds[name], 3) if seconds[name] else None
+            entry[f"infer_img_s_b{batch_size}"] = (
+                round(images / seconds[name], 3) if seconds[name] else None
+            )
             if batch_size == 1:
                 entry["detections_per_image"] = round(detections[name] / images, 2)
-        print(f"batch {batch_size}: " + ", ".join(f"{n} {timings[n].get(f'infer_img_s_b{batch_size}')} img/s" for n in models), flush=True)
+        print(
+            f"batch {batch_size}: "
+            + ", ".join(
+                f"{n} {timings[n].get(f'infer_img_s_b{batch_size}')} img/s" for n in models
+            ),
+            flush=True,
+        )
         write()
     write()
     return 0

@@ -7,6 +7,7 @@ Loading: :mod:`~kpext.data.coco_keypoints`, :mod:`~kpext.data.builtin`,
 :mod:`~kpext.data.keypoint_metadata`, :mod:`~kpext.data.keypoint_sets`. The image
 renderers of the synthetic sets live apart, in :mod:`kpext.data.synthetic`.
 """
+
 from .builtin import register_all_synthetic
 from .coco_keypoints import (
     current_on_invalid,

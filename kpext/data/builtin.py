@@ -15,6 +15,7 @@ The generator writes what it reads from here.
 Detectron2's own ``keypoints_coco_2017_*`` datasets are registered by
 ``detectron2.data`` and left alone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,7 +42,9 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_SPLITS: Tuple[str, ...] = ("train", "val")
 
 # The single category of the synthetic JSONs: COCO's person, id 1, 17 keypoints.
-SYNTHETIC_CATEGORY: Dict[str, Any] = coco_keypoint_category("person", COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON)
+SYNTHETIC_CATEGORY: Dict[str, Any] = coco_keypoint_category(
+    "person", COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+)
 
 
 def default_datasets_root() -> str:
@@ -80,8 +83,7 @@ def register_all_synthetic(root: Optional[str] = None) -> None:
             registered = MetadataCatalog.get(name).get("json_file")
             if registered != json_file:
                 logger.warning(
-                    "Dataset '%s' is already registered with %s; not re-registering it "
-                    "with %s.",
+                    "Dataset '%s' is already registered with %s; not re-registering it with %s.",
                     name,
                     registered,
                     json_file,

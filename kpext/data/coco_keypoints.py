@@ -34,6 +34,7 @@ checked: COCO itself is inconsistent there and nothing in Detectron2 reads it.
 Note that Detectron2's ``COCOEvaluator`` reads ground truth from the metadata's
 ``json_file``, so records skipped here still count as ground truth when evaluating.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -219,9 +220,7 @@ def current_on_invalid() -> str:
 
 def _check_on_invalid(on_invalid: str) -> None:
     if on_invalid not in ON_INVALID_CHOICES:
-        raise ValueError(
-            f"on_invalid must be one of {ON_INVALID_CHOICES}, got {on_invalid!r}"
-        )
+        raise ValueError(f"on_invalid must be one of {ON_INVALID_CHOICES}, got {on_invalid!r}")
 
 
 # A record's problem: (reason, detail) -- a short stable key that skips are
@@ -368,7 +367,9 @@ def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
     # COCO keypoint coordinates are pixel indices; Detectron2's load_coco_json
     # turns every x and y (whatever v is) into continuous coordinates. Do the same
     # so that models and evaluation agree.
-    return [coco_to_continuous(float(v)) if i % 3 != 2 else float(v) for i, v in enumerate(keypoints)]
+    return [
+        coco_to_continuous(float(v)) if i % 3 != 2 else float(v) for i, v in enumerate(keypoints)
+    ]
 
 
 def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:

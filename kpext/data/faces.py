@@ -56,6 +56,7 @@ Keypoint sets and OKS sigmas
 :data:`~kpext.data.keypoint_sets.FACE68_OKS_SIGMAS` are relative to the square
 root of the *face box* area (see :mod:`kpext.data.keypoint_sets`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -246,7 +247,9 @@ def _parse_coordinate(text: str, column: str) -> float:
     return value
 
 
-def _parse_keypoints(record: Mapping[str, str], names: Sequence[str], image_size: int) -> np.ndarray:
+def _parse_keypoints(
+    record: Mapping[str, str], names: Sequence[str], image_size: int
+) -> np.ndarray:
     """(K, 2) float64, NaN for missing points. Raises _RowProblem."""
     keypoints = np.full((len(names), 2), np.nan)
     low, high = -OUTSIDE_IMAGE_TOLERANCE_PX, image_size - 1 + OUTSIDE_IMAGE_TOLERANCE_PX
@@ -332,7 +335,12 @@ def read_kaggle_csv(
 
 
 def _parse_row(
-    fields: Sequence[str], header: Sequence[str], image_size: int, names: Sequence[str], row: int, line: int
+    fields: Sequence[str],
+    header: Sequence[str],
+    image_size: int,
+    names: Sequence[str],
+    row: int,
+    line: int,
 ) -> KaggleFaceRow:
     if len(fields) != len(header):
         raise _RowProblem(
@@ -475,7 +483,9 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def _check_convert_args(box: str, box_margin: float, val_fraction: float, split: str, val_split: str) -> None:
+def _check_convert_args(
+    box: str, box_margin: float, val_fraction: float, split: str, val_split: str
+) -> None:
     if box not in BOX_MODES:
         raise ValueError(f"box must be one of {BOX_MODES}, got {box!r}")
     if not 0.0 <= box_margin <= 2.0:
@@ -489,7 +499,9 @@ def _check_convert_args(box: str, box_margin: float, val_fraction: float, split:
         raise ValueError(f"split and val_split must differ, both are {split!r}")
 
 
-def _assign_splits(rows: Sequence[int], split: str, val_split: str, val_fraction: float, seed: int) -> Dict[int, str]:
+def _assign_splits(
+    rows: Sequence[int], split: str, val_split: str, val_fraction: float, seed: int
+) -> Dict[int, str]:
     """Row -> split; ``round(val_fraction * n)`` rows, drawn with ``seed``, go to ``val_split``."""
     num_val = int(round(val_fraction * len(rows)))
     order = np.random.default_rng(seed).permutation(len(rows))
@@ -541,11 +553,17 @@ def convert_kaggle_csv(
     try:
         entries = _convert_rows(csv_file, staged_dir, report, image_size, box, box_margin, face_boxes,
                                 on_invalid, show_progress)  # fmt: skip
-        split_of = _assign_splits([image["id"] for image, _ in entries], split, val_split, val_fraction, seed)
+        split_of = _assign_splits(
+            [image["id"] for image, _ in entries], split, val_split, val_fraction, seed
+        )
         splits = [split] + ([val_split] if val_fraction > 0 else [])
         chosen = {name: [e for e in entries if split_of[e[0]["id"]] == name] for name in splits}
         for name in splits:
-            _move_staged_images(staged_dir, face_image_dir(out_root, name), [im["file_name"] for im, _ in chosen[name]])
+            _move_staged_images(
+                staged_dir,
+                face_image_dir(out_root, name),
+                [im["file_name"] for im, _ in chosen[name]],
+            )
     finally:
         shutil.rmtree(staged_dir, ignore_errors=True)
 
@@ -587,7 +605,9 @@ def _convert_rows(
     """Write each valid row's PNG into ``staged_dir``; (image entry, annotation) per
     labelled row. Fills the row counts of ``report``."""
     entries = []
-    rows = read_kaggle_csv(csv_file, image_size=image_size, on_invalid=on_invalid, skipped=report.skipped)
+    rows = read_kaggle_csv(
+        csv_file, image_size=image_size, on_invalid=on_invalid, skipped=report.skipped
+    )
     desc = f"faces {os.path.basename(csv_file)}"
     for face in tqdm(rows, desc=desc, unit="row", disable=not show_progress):
         report.num_rows += 1
@@ -662,6 +682,10 @@ def register_face_datasets(
                     )  # fmt: skip
                 continue
             register_keypoint_coco(
-                name, json_file, face_image_dir(root, split), categories=[category], oks_sigmas=sigmas
+                name,
+                json_file,
+                face_image_dir(root, split),
+                categories=[category],
+                oks_sigmas=sigmas,
             )
     return names

@@ -6,6 +6,7 @@ Used by the synthetic person generator (:mod:`kpext.data.synthetic.people`), the
 generator (:mod:`kpext.data.synthetic.faces`), the Kaggle converter
 (:mod:`kpext.data.faces`) and their scripts in ``datasets/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,20 +76,36 @@ def configs_for_splits(
     configs: Dict[str, Config] = {}
     for name in names or list(defaults):
         if not _SPLIT_NAME.fullmatch(name):
-            raise ValueError(f"--split: split names may only use letters, digits, '_' and '-', got {name!r}")
+            raise ValueError(
+                f"--split: split names may only use letters, digits, '_' and '-', got {name!r}"
+            )
         config = replace(defaults.get(name, fallback), **overrides)
         config.validate()
         configs[name] = config
     return configs
 
 
-def add_split_arguments(parser: argparse.ArgumentParser, defaults: Mapping[str, Any], out_default: str, item: str) -> None:
+def add_split_arguments(
+    parser: argparse.ArgumentParser, defaults: Mapping[str, Any], out_default: str, item: str
+) -> None:
     """The flags every generator CLI has: ``--out``, ``--split``, ``--num-images``, ``--seed``,
     ``--force`` and ``--quiet`` (``item`` names what is counted: "images", "faces")."""
-    listed = " and ".join(f"{name} ({cfg.num_images} {item}, seed {cfg.seed})" for name, cfg in defaults.items())
+    listed = " and ".join(
+        f"{name} ({cfg.num_images} {item}, seed {cfg.seed})" for name, cfg in defaults.items()
+    )
     add = parser.add_argument
-    add("--out", default=out_default, help="output root (relative paths are relative to the current directory)")
-    add("--split", nargs="+", default=None, metavar="NAME", help=f"split(s) to generate; default: {listed}")
+    add(
+        "--out",
+        default=out_default,
+        help="output root (relative paths are relative to the current directory)",
+    )
+    add(
+        "--split",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"split(s) to generate; default: {listed}",
+    )
     add("--num-images", type=int, help=f"{item} per split (default: the split's own)")
     add("--seed", type=int, help="base random seed (default: the split's own)")
     add("--force", action="store_true", help="regenerate even if the split is up to date")
@@ -104,7 +121,11 @@ def split_configs_from_args(
     """:func:`configs_for_splits` with every settings field that has a flag given on the
     command line (``--num-images`` sets ``num_images``) as an override; exits through
     ``parser.error`` (status 2) on invalid values."""
-    overrides = {f.name: getattr(args, f.name) for f in fields(fallback) if getattr(args, f.name, None) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in fields(fallback)
+        if getattr(args, f.name, None) is not None
+    }
     try:
         return configs_for_splits(args.split, defaults, fallback, overrides)
     except ValueError as e:

@@ -13,6 +13,7 @@ keypoint names, :data:`~kpext.data.keypoint_sets.DEFAULT_OKS_SIGMA` for the
 others), with :func:`oks_sigmas_for_count` for keypoints known only by their
 count and :func:`dataset_oks_sigmas` for a registered dataset.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,7 +90,7 @@ def _split_glued_side(token: str) -> Optional[Tuple[str, Tuple[str, ...]]]:
     because a glued single letter ("lip", "rib") is far too ambiguous."""
     for word in ("left", "right"):
         if token.startswith(word) and len(token) > len(word):
-            return word, (_SIDE_PLACEHOLDER, token[len(word):])
+            return word, (_SIDE_PLACEHOLDER, token[len(word) :])
         if token.endswith(word) and len(token) > len(word):
             return word, (token[: -len(word)], _SIDE_PLACEHOLDER)
     return None
@@ -210,7 +211,9 @@ def _summarize_names(names: Sequence[str], limit: int = 10) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def oks_sigmas_for_names(names: Sequence[str], oks_sigmas: Optional[Sequence[float]] = None) -> List[float]:
+def oks_sigmas_for_names(
+    names: Sequence[str], oks_sigmas: Optional[Sequence[float]] = None
+) -> List[float]:
     """Per-keypoint OKS sigmas: ``oks_sigmas`` checked, else COCO's for COCO's names
     and ``DEFAULT_OKS_SIGMA`` for the others."""
     if oks_sigmas is not None:

@@ -19,6 +19,7 @@ ill-defined brow ends and inner-mouth points, 0.03 along the nose bridge and 0.0
 for jaw points, which slide along the contour. With kappa = 2 sigma, OKS 0.5 on a
 60 px face allows about 3.5 px of error on the eyes, OKS 0.75 about 2.3 px.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
@@ -173,7 +174,9 @@ FACE68_OKS_SIGMAS: Tuple[float, ...] = tuple(_face_sigma(n) for n in FACE68_KEYP
 # --------------------------------------------------------------------------- #
 
 
-def coco_keypoint_category(name: str, keypoint_names: Sequence[str], skeleton: Sequence[Sequence[int]]) -> Dict[str, Any]:
+def coco_keypoint_category(
+    name: str, keypoint_names: Sequence[str], skeleton: Sequence[Sequence[int]]
+) -> Dict[str, Any]:
     """The COCO category (id 1) of a keypoint set, as a keypoint JSON's ``categories`` holds it."""
     return {
         "id": 1,

@@ -1,5 +1,6 @@
 """Training and inference set-up: the kpext trainer, checkpoints, launch and the config set-up
 used by the projects' scripts."""
+
 from .checkpoint import AtomicCheckpointer, atomic_write
 from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch

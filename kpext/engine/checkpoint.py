@@ -1,8 +1,9 @@
 """Checkpoints that are never left half-written: write to a temporary file, then rename."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, IO
+from typing import IO, Callable
 
 import torch
 

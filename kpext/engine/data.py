@@ -1,4 +1,5 @@
 """Data loading for training: the bad-input policy applied to images that cannot be read."""
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,11 @@ class CheckedDatasetMapper(DatasetMapper):
     def __call__(self, dataset_dict):
         try:
             return super().__call__(dataset_dict)
-        except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for missing/corrupt files
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+        ) as e:  # PIL raises these for missing/corrupt files
             if isinstance(e, KeypointDataError):
                 raise
             where = f"{dataset_dict.get('file_name')} (image id {dataset_dict.get('image_id')})"
@@ -35,6 +40,9 @@ class CheckedDatasetMapper(DatasetMapper):
             self.num_skipped += 1
             logger.warning(
                 "Skipping %s: cannot read the image (%s); %d image(s) skipped so far in this worker "
-                "(DATASETS.KPEXT.ON_INVALID='skip')", where, e, self.num_skipped,
+                "(DATASETS.KPEXT.ON_INVALID='skip')",
+                where,
+                e,
+                self.num_skipped,
             )
             return None

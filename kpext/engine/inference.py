@@ -1,5 +1,6 @@
 """Config set-up for scripts that run a trained model (demo.py, count_reps.py): every
 problem found before the model is built becomes one ``ValueError`` line naming the file."""
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,9 @@ def check_inference_weights(cfg: CfgNode, config_file: str) -> None:
     to exist (URLs are left to the checkpointer). Raises ValueError."""
     weights = cfg.MODEL.WEIGHTS
     if not weights:
-        raise ValueError(f"{config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth' at the end")
+        raise ValueError(
+            f"{config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth' at the end"
+        )
     if "://" not in weights and not os.path.isfile(weights):
         raise ValueError(f"weights file not found: {weights}")
 

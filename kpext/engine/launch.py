@@ -4,11 +4,13 @@ With CUDA, or with a detectron2 whose own ``launch`` supports CPU (upstream main
 picks GLOO there), this is Detectron2's ``launch``. Otherwise (detectron2 v0.6,
 which asserts CUDA and NCCL) the processes are started by :mod:`kpext.compat`.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import torch
+
 from detectron2.engine import launch as d2_launch
 
 from .. import compat
@@ -32,7 +34,9 @@ def launch(
     """
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1 or torch.cuda.is_available() or compat.launch_supports_cpu():
-        return d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args, timeout)
+        return d2_launch(
+            main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args, timeout
+        )
     return compat.launch_cpu_processes(
         main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args, timeout
     )

@@ -1,5 +1,6 @@
 """DefaultTrainer for kpext: keypoint evaluator, atomic checkpoints, CPU multi-process,
 a clear divergence message and the bad-data policy; plus the config set-up shared by scripts."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,19 @@ from typing import Dict, Optional
 import torch
 
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model, default_setup
+from detectron2.data import (
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    default_setup,
+)
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -34,7 +46,9 @@ def setup_cfg(args) -> CfgNode:
     default_setup(cfg, args)
     # default_setup gives only Detectron2's and fvcore's loggers a handler; kpext's
     # warnings (skipped records, face metrics...) must reach the console and log file too.
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="kpext", abbrev_name="kpext")
+    setup_logger(
+        cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="kpext", abbrev_name="kpext"
+    )
     return cfg
 
 
@@ -117,7 +131,9 @@ class KpextTrainer(DefaultTrainer):
         on_cpu = next(model.parameters()).device.type == "cpu"
         ddp_args = {"broadcast_buffers": False}
         if on_cpu:
-            ddp_args["device_ids"] = None  # Detectron2 passes the local rank, which DDP rejects on CPU
+            ddp_args["device_ids"] = (
+                None  # Detectron2 passes the local rank, which DDP rejects on CPU
+            )
         model = create_ddp_model(model, **ddp_args)
         if cfg.SOLVER.AMP.ENABLED and on_cpu:
             raise ValueError("SOLVER.AMP.ENABLED needs CUDA (MODEL.DEVICE is cpu)")
@@ -134,7 +150,9 @@ class KpextTrainer(DefaultTrainer):
         try:
             super().run_step()
         except FloatingPointError as e:
-            raise FloatingPointError(describe_divergence(self.iter, self._loss_recorder.losses)) from e
+            raise FloatingPointError(
+                describe_divergence(self.iter, self._loss_recorder.losses)
+            ) from e
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -147,7 +165,9 @@ class KpextTrainer(DefaultTrainer):
         # Evaluation reads ground truth from the JSON, so a skipped image would still be
         # counted as missed: unreadable test images are always an error.
         with invalid_record_policy(cfg.DATASETS.KPEXT.ON_INVALID):
-            return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, False, "error"))
+            return build_detection_test_loader(
+                cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, False, "error")
+            )
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -1,4 +1,5 @@
 """Evaluation: Detectron2's COCOEvaluator set up for keypoint datasets."""
+
 from ..data import dataset_oks_sigmas
 from .coco import build_keypoint_evaluator
 

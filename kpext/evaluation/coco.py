@@ -1,4 +1,5 @@
 """COCOEvaluator with the dataset's own OKS sigmas (keypoint AP for any keypoint set)."""
+
 from __future__ import annotations
 
 from typing import Optional

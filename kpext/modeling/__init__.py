@@ -1,4 +1,5 @@
 """kpext models: codecs (targets <-> heatmaps), losses and registered ROI keypoint heads."""
+
 from . import codecs, losses
 from .heads import KeypointHeadBase, KpextKRCNNHead
 

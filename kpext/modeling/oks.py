@@ -7,6 +7,7 @@ of ``exp(-d_k^2 / (2 * s^2 * (2 * sigma_k)^2))``, with ``d_k`` the distance
 between the two keypoints, ``s^2`` the reference's area and ``sigma_k`` the
 keypoint's OKS sigma (pycocotools' ``computeOks``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -16,12 +16,14 @@ Methods:
   higher-scoring pose is kept; poses whose score falls below ``score_floor``
   are dropped.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
 from detectron2.structures import Instances
 
 from .oks import object_keypoint_similarity
@@ -31,6 +33,7 @@ __all__ = ["POSE_NMS_METHODS", "keypoint_oks_matrix", "pose_nms", "apply_pose_nm
 POSE_NMS_METHODS: Tuple[str, ...] = ("none", "oks", "soft-oks")
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
+
 
 def _as_float_tensor(x: TensorLike, device=None) -> torch.Tensor:
     t = torch.as_tensor(x, device=device)
@@ -65,7 +68,9 @@ def keypoint_oks_matrix(
     areas = _as_float_tensor(areas_a, device=a.device).to(a.dtype).reshape(-1)
     sig = _as_float_tensor(sigmas, device=a.device).to(a.dtype).reshape(-1)
     if a.dim() != 3 or b.dim() != 3 or a.shape[1:] != b.shape[1:] or a.shape[2] < 3:
-        raise ValueError(f"expected N x K x 3 and M x K x 3 keypoints, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"expected N x K x 3 and M x K x 3 keypoints, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     n, k = a.shape[:2]
     if sig.numel() != k:
         raise ValueError(f"{sig.numel()} OKS sigmas for {k} keypoints")
@@ -81,10 +86,14 @@ def keypoint_oks_matrix(
 
 def _check_method(method: str) -> None:
     if method not in POSE_NMS_METHODS:
-        raise ValueError(f"unknown pose NMS method {method!r}; choose one of {', '.join(POSE_NMS_METHODS)}")
+        raise ValueError(
+            f"unknown pose NMS method {method!r}; choose one of {', '.join(POSE_NMS_METHODS)}"
+        )
 
 
-def _greedy_hard_suppression(oks: torch.Tensor, order: torch.Tensor, oks_threshold: float) -> torch.Tensor:
+def _greedy_hard_suppression(
+    oks: torch.Tensor, order: torch.Tensor, oks_threshold: float
+) -> torch.Tensor:
     suppressed = torch.zeros(oks.shape[0], dtype=torch.bool)
     keep = []
     for i in order.tolist():
@@ -108,7 +117,7 @@ def _gaussian_soft_suppression(
         keep.append(i)
         kept_scores.append(current[i])
         alive[i] = False
-        current = torch.where(alive, current * torch.exp(-oks[i] ** 2 / soft_sigma), current)
+        current = torch.where(alive, current * torch.exp(-(oks[i] ** 2) / soft_sigma), current)
         alive &= current >= score_floor
     if not keep:
         return torch.zeros(0, dtype=torch.long), scores.new_zeros(0)

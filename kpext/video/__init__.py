@@ -1,4 +1,5 @@
 """Video tools on top of per-frame keypoint detections: tracking, smoothing, repetition counting."""
+
 from .repcount import (
     RepetitionCounter,
     RepetitionResult,
@@ -8,7 +9,14 @@ from .repcount import (
     hysteresis_thresholds,
     vertical_signal,
 )
-from .tracking import KeypointSmoother, OneEuroFilter, PoseTracker, Track, box_iou_matrix, greedy_match
+from .tracking import (
+    KeypointSmoother,
+    OneEuroFilter,
+    PoseTracker,
+    Track,
+    box_iou_matrix,
+    greedy_match,
+)
 
 __all__ = [
     "PoseTracker",

@@ -23,6 +23,7 @@ pixel-index convention (centre of pixel (i, j) is (i, j)), i.e. 0.5 less, as
 Detectron2's ``COCOEvaluator`` writes them; boxes are ``[x, y, w, h]`` with
 no shift, also as ``COCOEvaluator`` writes them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -188,7 +189,9 @@ def with_pose_nms(
     from ..modeling.postprocess import POSE_NMS_METHODS, apply_pose_nms
 
     if method not in POSE_NMS_METHODS:
-        raise ValueError(f"unknown pose NMS {method!r}; choose one of {', '.join(POSE_NMS_METHODS)}")
+        raise ValueError(
+            f"unknown pose NMS {method!r}; choose one of {', '.join(POSE_NMS_METHODS)}"
+        )
     if method == "none":
         return predictor
 
@@ -317,7 +320,12 @@ def persons_from_jsonl_record(record: Dict[str, Any]) -> List[TrackedPerson]:
         keypoints = np.asarray(person["keypoints"], dtype=np.float64).reshape(-1, 3).copy()
         keypoints[:, :2] += COCO_PIXEL_OFFSET
         persons.append(
-            TrackedPerson(int(person["track_id"]), np.array([x, y, x + w, y + h]), float(person["score"]), keypoints)
+            TrackedPerson(
+                int(person["track_id"]),
+                np.array([x, y, x + w, y + h]),
+                float(person["score"]),
+                keypoints,
+            )
         )
     return persons
 
@@ -337,7 +345,9 @@ def read_pose_jsonl(path: str) -> List[Dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{line_number}: not JSON ({e.msg})") from None
             if not isinstance(record, dict) or "frame" not in record or "persons" not in record:
-                raise ValueError(f"{path}:{line_number}: expected an object with 'frame' and 'persons'")
+                raise ValueError(
+                    f"{path}:{line_number}: expected an object with 'frame' and 'persons'"
+                )
             records.append(record)
     records.sort(key=lambda r: r["frame"])
     return records
@@ -450,7 +460,9 @@ def write_pose_video(
         os.makedirs(folder, exist_ok=True)
     tmp_video = _temporary_path(video_path)
     tmp_jsonl = _temporary_path(jsonl_path) if jsonl_path else None
-    writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
+    writer = cv2.VideoWriter(
+        tmp_video, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size)
+    )
     jsonl = None
     try:
         if not writer.isOpened():

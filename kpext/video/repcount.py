@@ -15,6 +15,7 @@ the band ``[low, high]`` never adds a count; with thresholds derived from the
 signal, a repetition must also rise by ``min_amplitude`` from its lowest point,
 and a signal whose robust range is below ``min_amplitude`` counts nothing.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -52,7 +53,9 @@ def _left_right_indices(keypoint_names: Sequence[str], part: str) -> List[int]:
     return [names.index(n) for n in wanted]
 
 
-def _confident_mean(keypoints_seq: np.ndarray, indices: Sequence[int], score_threshold: float) -> np.ndarray:
+def _confident_mean(
+    keypoints_seq: np.ndarray, indices: Sequence[int], score_threshold: float
+) -> np.ndarray:
     """T x 2 mean (x, y) of the confident keypoints among ``indices``; NaN where none is."""
     pts = keypoints_seq[:, indices]
     ok = pts[..., 2] > score_threshold
@@ -73,7 +76,9 @@ def estimate_person_height(
     extent of the confident keypoints when no frame shows both.
     """
     kp = np.asarray(keypoints_seq, dtype=np.float64)
-    shoulders = _confident_mean(kp, _left_right_indices(keypoint_names, "shoulder"), score_threshold)
+    shoulders = _confident_mean(
+        kp, _left_right_indices(keypoint_names, "shoulder"), score_threshold
+    )
     ankles = _confident_mean(kp, _left_right_indices(keypoint_names, "ankle"), score_threshold)
     dist = np.linalg.norm(shoulders - ankles, axis=1)
     dist = dist[np.isfinite(dist) & (dist > 0)]
@@ -206,7 +211,10 @@ class _Hysteresis:
                 return
             self._trough = None
             # a second crossing too soon is a bounce of the same repetition
-            if self._last_count_frame is None or frame - self._last_count_frame >= self.min_interval:
+            if (
+                self._last_count_frame is None
+                or frame - self._last_count_frame >= self.min_interval
+            ):
                 self.count += 1
                 self._last_count_frame = frame
 
@@ -314,7 +322,9 @@ class RepetitionCounter:
         running count is :meth:`count`, unlike the streaming :meth:`update`.
         Leaves the streaming state alone.
         """
-        x = moving_average(detrend(interpolate_missing(signal), self.baseline_window), self.smoothing)
+        x = moving_average(
+            detrend(interpolate_missing(signal), self.baseline_window), self.smoothing
+        )
         if self.fixed_thresholds is not None:
             return running_cycle_counts(x, self.low, self.high, self.min_interval)
         thresholds = hysteresis_thresholds(x, self.band, self.min_amplitude)
@@ -452,7 +462,9 @@ def main_track_id(records: Sequence[Record]) -> Optional[int]:
     return max(candidates, key=lambda tid: _median_box_area(records, tid))
 
 
-def track_keypoint_sequence(records: Sequence[Record], track_id: int, num_keypoints: int) -> np.ndarray:
+def track_keypoint_sequence(
+    records: Sequence[Record], track_id: int, num_keypoints: int
+) -> np.ndarray:
     """T x K x 3 keypoints of one track over the records' T frames, in record order.
 
     Frames without the track are all zeros (score 0), which
@@ -475,7 +487,11 @@ def track_keypoint_sequence(records: Sequence[Record], track_id: int, num_keypoi
 
 def _check_names(keypoint_names: Sequence[str], part: str) -> None:
     # the signal needs the part, and the person's size needs shoulders and ankles
-    wanted = [f"{side}_{p}" for p in dict.fromkeys((part, "shoulder", "ankle")) for side in ("left", "right")]
+    wanted = [
+        f"{side}_{p}"
+        for p in dict.fromkeys((part, "shoulder", "ankle"))
+        for side in ("left", "right")
+    ]
     missing = [name for name in wanted if name not in keypoint_names]
     if missing:
         raise ValueError(f"keypoint names lack {', '.join(missing)}")
@@ -511,6 +527,10 @@ def analyse_repetitions(
         signal = vertical_signal(sequence, keypoint_names, part, score_threshold)
     except ValueError:
         # the part is never confidently seen: no signal, no repetition
-        return RepetitionResult(0, track_id, np.zeros(len(records), dtype=np.int64), np.zeros(0), seen)
+        return RepetitionResult(
+            0, track_id, np.zeros(len(records), dtype=np.int64), np.zeros(0), seen
+        )
     running = counter.running_counts(signal)
-    return RepetitionResult(int(running[-1]) if len(running) else 0, track_id, running, signal, seen)
+    return RepetitionResult(
+        int(running[-1]) if len(running) else 0, track_id, running, signal, seen
+    )

@@ -9,6 +9,7 @@
 * :class:`KeypointSmoother` runs one One-Euro filter per track on its K x 2
   keypoint coordinates.
 """
+
 from __future__ import annotations
 
 import math
@@ -109,7 +110,9 @@ class PoseTracker:
         first_id: int = 1,
     ):
         if match not in TRACK_MATCH_METHODS:
-            raise ValueError(f"unknown track matching {match!r}; choose one of {', '.join(TRACK_MATCH_METHODS)}")
+            raise ValueError(
+                f"unknown track matching {match!r}; choose one of {', '.join(TRACK_MATCH_METHODS)}"
+            )
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
         self.match = match
@@ -133,11 +136,15 @@ class PoseTracker:
 
     def _drop_expired_tracks(self) -> None:
         # unseen for frame - last_seen - 1 frames; that many frames may be missed
-        expired = [tid for tid, tr in self._tracks.items() if self._frame - tr.last_seen - 1 > self.max_age]
+        expired = [
+            tid for tid, tr in self._tracks.items() if self._frame - tr.last_seen - 1 > self.max_age
+        ]
         for tid in expired:
             del self._tracks[tid]
 
-    def _similarity(self, tracks: List[Track], keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _similarity(
+        self, tracks: List[Track], keypoints: np.ndarray, boxes: np.ndarray
+    ) -> np.ndarray:
         if self.match == "iou":
             return box_iou_matrix(np.stack([t.box for t in tracks]), boxes)
         if self.sigmas is not None:
@@ -194,7 +201,9 @@ class PoseTracker:
         self._tracks[tid] = Track(tid, keypoints.copy(), box.copy(), score, self._frame)
         return tid
 
-    def _refresh_track(self, track: Track, keypoints: np.ndarray, box: np.ndarray, score: float) -> None:
+    def _refresh_track(
+        self, track: Track, keypoints: np.ndarray, box: np.ndarray, score: float
+    ) -> None:
         track.keypoints = keypoints.copy()
         track.box = box.copy()
         track.score = score
@@ -223,7 +232,9 @@ class OneEuroFilter:
     time elapsed since they were last updated.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0, freq: float = 30.0):
+    def __init__(
+        self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0, freq: float = 30.0
+    ):
         if min_cutoff <= 0 or d_cutoff <= 0 or freq <= 0:
             raise ValueError("min_cutoff, d_cutoff and freq must be positive")
         self.min_cutoff = float(min_cutoff)
@@ -258,10 +269,14 @@ class OneEuroFilter:
             self._t_prev = np.full(x_arr.shape, t)
             self._started = np.zeros(x_arr.shape, dtype=bool)
         elif x_arr.shape != self._x_hat.shape:
-            raise ValueError(f"sample shape {x_arr.shape} differs from the filter's {self._x_hat.shape}")
+            raise ValueError(
+                f"sample shape {x_arr.shape} differs from the filter's {self._x_hat.shape}"
+            )
         self._clock = t
 
-        update = np.broadcast_to(np.asarray(True if mask is None else mask, dtype=bool), x_arr.shape)
+        update = np.broadcast_to(
+            np.asarray(True if mask is None else mask, dtype=bool), x_arr.shape
+        )
         first = update & ~self._started
         self._x_hat[first] = x_arr[first]
         self._dx_hat[first] = 0.0
@@ -273,7 +288,10 @@ class OneEuroFilter:
             prev = self._x_hat[step]
             # speed from the previous *filtered* value, as in the paper
             dx = (x_arr[step] - prev) / dt
-            dx_hat = _smoothing_factor(self.d_cutoff, dt) * (dx - self._dx_hat[step]) + self._dx_hat[step]
+            dx_hat = (
+                _smoothing_factor(self.d_cutoff, dt) * (dx - self._dx_hat[step])
+                + self._dx_hat[step]
+            )
             cutoff = self.min_cutoff + self.beta * np.abs(dx_hat)
             self._x_hat[step] = prev + _smoothing_factor(cutoff, dt) * (x_arr[step] - prev)
             self._dx_hat[step] = dx_hat
@@ -330,7 +348,9 @@ class KeypointSmoother:
             del self._filters[tid]
             del self._last_seen[tid]
 
-    def smooth(self, track_ids: Sequence[int], keypoints: np.ndarray, timestamp: Optional[float] = None) -> np.ndarray:
+    def smooth(
+        self, track_ids: Sequence[int], keypoints: np.ndarray, timestamp: Optional[float] = None
+    ) -> np.ndarray:
         """Smooth one frame: N track ids and N x K x 3 keypoints -> N x K x 3 (scores unchanged)."""
         keypoints = np.asarray(keypoints, dtype=np.float64)
         if len(track_ids) != keypoints.shape[0]:

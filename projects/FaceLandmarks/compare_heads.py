@@ -12,6 +12,7 @@ head and mean error, and the same validation faces in its columns. Runs on diffe
 15- and the 68-point faces, which share their images) may be mixed: the table
 and the labels then name each run's dataset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def load_run(run_dir: str, dataset: Optional[str] = None) -> Dict:
         with open(path, encoding="utf-8") as f:
             summary = json.load(f)
     except FileNotFoundError:
-        raise CompareError(f"{path} does not exist: train or evaluate that run with train_net.py first") from None
+        raise CompareError(
+            f"{path} does not exist: train or evaluate that run with train_net.py first"
+        ) from None
     except json.JSONDecodeError as e:
         raise CompareError(f"{path} is not valid JSON ({e})") from None
     datasets = summary.get("datasets") or {}
@@ -86,9 +89,15 @@ def markdown_table(runs: Sequence[Dict]) -> str:
             ratio = run["mean_px_error"] / ref["mean_px_error"]
         if run.get("keypoint_AP") is not None and ref.get("keypoint_AP") is not None:
             delta = run["keypoint_AP"] - ref["keypoint_AP"]
-        cells = [os.path.basename(os.path.normpath(run["dir"])), run["head"]] + [run["dataset"]] * mixed
+        cells = [os.path.basename(os.path.normpath(run["dir"])), run["head"]] + [
+            run["dataset"]
+        ] * mixed
         cells += [_cell(run.get(key), fmt) for _, key, fmt in COLUMNS]
-        cells += [_cell(run.get("train_seconds"), "{:.0f}"), _cell(ratio, "{:.2f}x"), _cell(delta, "{:+.1f}")]
+        cells += [
+            _cell(run.get("train_seconds"), "{:.0f}"),
+            _cell(ratio, "{:.2f}x"),
+            _cell(delta, "{:+.1f}"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -103,11 +112,15 @@ def comparison_picture(runs: Sequence[Dict], num_images: int, tile: int) -> np.n
     """Rows: runs; columns: their first ``num_images`` prediction pictures (same names in each run)."""
     names = None
     for run in runs:
-        found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(run["dir"], "predictions", "*.jpg")))
+        found = sorted(
+            os.path.basename(p) for p in glob.glob(os.path.join(run["dir"], "predictions", "*.jpg"))
+        )
         names = found if names is None else [n for n in names if n in set(found)]
     names = (names or [])[:num_images]
     if not names:
-        raise CompareError("the runs have no prediction pictures in common (train_net.py writes them to predictions/)")
+        raise CompareError(
+            "the runs have no prediction pictures in common (train_net.py writes them to predictions/)"
+        )
     rows = []
     mixed = _mixes_datasets(runs)
     for run in runs:
@@ -120,17 +133,29 @@ def comparison_picture(runs: Sequence[Dict], num_images: int, tile: int) -> np.n
             tiles.append(cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA))
         row = np.concatenate(tiles, axis=1)
         name = f"{run['head']} on {run['dataset']}" if mixed else run["head"]
-        rows.append(_label(row, f"{name}: mean error {_cell(run.get('mean_px_error'), '{:.2f}')} px"))
+        rows.append(
+            _label(row, f"{name}: mean error {_cell(run.get('mean_px_error'), '{:.2f}')} px")
+        )
     return np.concatenate(rows, axis=0)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="OUTPUT_DIRs of train_net.py runs; the first is the reference")
-    parser.add_argument("--dataset", help="evaluated dataset to compare (default: each run's first)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "runs", nargs="+", help="OUTPUT_DIRs of train_net.py runs; the first is the reference"
+    )
+    parser.add_argument(
+        "--dataset", help="evaluated dataset to compare (default: each run's first)"
+    )
     parser.add_argument("--picture", help="write the side-by-side picture here (.jpg or .png)")
-    parser.add_argument("--num-images", type=int, default=4, help="validation faces per row of the picture")
-    parser.add_argument("--tile", type=int, default=224, help="size of each face in the picture, pixels")
+    parser.add_argument(
+        "--num-images", type=int, default=4, help="validation faces per row of the picture"
+    )
+    parser.add_argument(
+        "--tile", type=int, default=224, help="size of each face in the picture, pixels"
+    )
     return parser
 
 

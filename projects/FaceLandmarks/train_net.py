@@ -17,6 +17,7 @@ time. Pictures of predictions: ``TEST.KPEXT.NUM_VIS`` (8 in the face configs).
 All of Detectron2's usual arguments work (``--resume``, ``--num-gpus``, overrides);
 without CUDA, ``--num-gpus N`` trains in N CPU processes (GLOO, :func:`kpext.engine.launch`).
 """
+
 import importlib.util
 import json
 import logging
@@ -27,18 +28,19 @@ import time
 if importlib.util.find_spec("kpext") is None:  # a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from evaluate_faces import FaceKeypointErrorEvaluator  # noqa: E402  (this script's folder is on sys.path)
+
 import kpext  # noqa: E402,F401  (registers kpext heads and datasets; bridges old detectron2)
+from kpext.data.builtin import default_datasets_root  # noqa: E402
+from kpext.data.faces import register_face_datasets  # noqa: E402
+from kpext.engine import KpextTrainer, launch, setup_cfg  # noqa: E402
+from kpext.visualization import save_test_pictures  # noqa: E402
+
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import MetadataCatalog  # noqa: E402
 from detectron2.engine import default_argument_parser  # noqa: E402
 from detectron2.evaluation import DatasetEvaluators  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
-
-from evaluate_faces import FaceKeypointErrorEvaluator  # noqa: E402  (this script's folder is on sys.path)
-from kpext.data.builtin import default_datasets_root  # noqa: E402
-from kpext.data.faces import register_face_datasets  # noqa: E402
-from kpext.engine import KpextTrainer, launch, setup_cfg  # noqa: E402
-from kpext.visualization import save_test_pictures  # noqa: E402
 
 logger = logging.getLogger("kpext")
 
@@ -59,7 +61,11 @@ def check_face_files(dataset_names, faces_root: str) -> None:
     """Stop early, with the command that makes them, when the face JSONs are missing."""
     for name in dataset_names:
         json_file = MetadataCatalog.get(name).get("json_file", None)
-        if json_file is not None and name.startswith("kpext_faces") and not os.path.isfile(json_file):
+        if (
+            json_file is not None
+            and name.startswith("kpext_faces")
+            and not os.path.isfile(json_file)
+        ):
             raise FileNotFoundError(
                 f"Dataset '{name}': {json_file} does not exist. Generate the synthetic faces with "
                 f"`python datasets/make_faces.py --out {faces_root}`, or convert Kaggle's training.csv "
@@ -71,7 +77,11 @@ def summarize(cfg, results, train_seconds) -> dict:
     """Write OUTPUT_DIR/face_metrics.json: pixel errors, keypoint and box AP of each test set."""
     if len(cfg.DATASETS.TEST) == 1 and results and "face_keypoints" in results:
         results = {cfg.DATASETS.TEST[0]: results}
-    summary = {"config": cfg.MODEL.ROI_KEYPOINT_HEAD.NAME, "train_seconds": train_seconds, "datasets": {}}
+    summary = {
+        "config": cfg.MODEL.ROI_KEYPOINT_HEAD.NAME,
+        "train_seconds": train_seconds,
+        "datasets": {},
+    }
     for name, res in (results or {}).items():
         face = res.get("face_keypoints", {})
         summary["datasets"][name] = {
@@ -106,7 +116,9 @@ def main(args):
     check_face_files(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST), args.faces_root)
     if args.eval_only:
         model = FaceTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
         results, train_seconds = FaceTrainer.test(cfg, model), None
     else:
         trainer = FaceTrainer(cfg)

@@ -10,6 +10,7 @@ Measures, on the `make demo` config (configs/synthetic/keypoint_rcnn_R18_FPN_kpe
   loaded beforehand), with the same number of threads.
 Writes output/bench/data.json and data.md.
 """
+
 import json
 import os
 import statistics
@@ -19,14 +20,14 @@ import time
 import torch
 
 import kpext  # noqa: F401
+from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
+from kpext.engine import KpextTrainer
+
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import read_image  # noqa: F401  (warms the import)
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import EventStorage
 from detectron2.utils.logger import setup_logger
-
-from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
-from kpext.engine import KpextTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
@@ -75,7 +76,9 @@ def main() -> int:
     out_root = os.environ.get("BENCH_OUT", os.path.join("output", "bench"))
     os.makedirs(out_root, exist_ok=True)
     setup_logger(name="kpext")
-    ensure_synthetic_dataset(os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS)
+    ensure_synthetic_dataset(
+        os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS
+    )
     batches = 10 if quick else 60
     configured = demo_cfg().DATALOADER.NUM_WORKERS
     loader_rows = []
@@ -105,7 +108,9 @@ def main() -> int:
     ]
     for row in loader_rows:
         mark = " (config)" if row["num_workers"] == configured else ""
-        lines.append(f"| loader, {row['num_workers']} worker(s){mark} | {row['images_per_s']:.1f} | {row['images_per_s'] / train_rate:.1f}x |")
+        lines.append(
+            f"| loader, {row['num_workers']} worker(s){mark} | {row['images_per_s']:.1f} | {row['images_per_s'] / train_rate:.1f}x |"
+        )
     lines.append(f"| training consumes | {train_rate:.2f} | 1.0x |")
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out_root, "data.md"), "w") as f:

@@ -24,6 +24,7 @@ a config without weights) stops with a one-line error and exit status 1; the
 video and JSON lines are written under temporary names and renamed only when
 complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,10 @@ import re
 import sys
 from typing import List, Optional, Sequence
 
-import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 import cv2
 import tqdm
-from detectron2.config import CfgNode
-from detectron2.data import MetadataCatalog
-from detectron2.data.catalog import Metadata
-from detectron2.engine import DefaultPredictor
 
+import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 from kpext.data.keypoint_metadata import keypoint_metadata_from_category, oks_sigmas_for_count
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
@@ -59,6 +56,11 @@ from kpext.video.pipeline import (
 from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
 from kpext.visualization import draw_keypoint_predictions
 
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
+from detectron2.data.catalog import Metadata
+from detectron2.engine import DefaultPredictor
+
 MAX_REPORTED_FRAMES = 20  # undecodable frames reported one by one; more are summed up at the end
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # a Detectron2 config key such as MODEL.WEIGHTS: where trailing overrides start
@@ -76,7 +78,9 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config-file", required=True, metavar="FILE", help="model config (yaml)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", nargs="+", metavar="PATH", help="images: files, globs ('dir/*.jpg') or folders")
+    source.add_argument(
+        "--input", nargs="+", metavar="PATH", help="images: files, globs ('dir/*.jpg') or folders"
+    )
     source.add_argument("--video-input", metavar="VIDEO", help="a video file")
     parser.add_argument(
         "--output",
@@ -84,19 +88,45 @@ def get_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a folder (one picture per image, or <video name>.mp4), or a file for a single image or a video",
     )
-    parser.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum person score")
     parser.add_argument(
-        "--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing of video keypoints"
+        "--confidence-threshold", type=float, default=0.5, help="minimum person score"
     )
-    parser.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff (Hz): jitter at rest")
-    parser.add_argument("--beta", type=float, default=0.02, help="One-Euro speed coefficient (per pixel/s): lag")
-    parser.add_argument("--track-match", choices=TRACK_MATCH_METHODS, default="oks", help="how people are matched across frames")
-    parser.add_argument("--max-age", type=int, default=10, help="frames a track may be missed and still continue")
     parser.add_argument(
-        "--pose-nms", choices=POSE_NMS_METHODS, default="oks", help="drop duplicated poses of one person (OKS)"
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="One-Euro smoothing of video keypoints",
     )
-    parser.add_argument("--pose-nms-threshold", type=float, default=0.5, help="OKS above which a pose is a duplicate")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last")
+    parser.add_argument(
+        "--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff (Hz): jitter at rest"
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.02, help="One-Euro speed coefficient (per pixel/s): lag"
+    )
+    parser.add_argument(
+        "--track-match",
+        choices=TRACK_MATCH_METHODS,
+        default="oks",
+        help="how people are matched across frames",
+    )
+    parser.add_argument(
+        "--max-age", type=int, default=10, help="frames a track may be missed and still continue"
+    )
+    parser.add_argument(
+        "--pose-nms",
+        choices=POSE_NMS_METHODS,
+        default="oks",
+        help="drop duplicated poses of one person (OKS)",
+    )
+    parser.add_argument(
+        "--pose-nms-threshold",
+        type=float,
+        default=0.5,
+        help="OKS above which a pose is a duplicate",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last"
+    )
     return parser
 
 
@@ -161,7 +191,9 @@ def keypoint_metadata(cfg: CfgNode) -> Metadata:
         category = {"keypoints": list(COCO_PERSON_KEYPOINT_NAMES), "skeleton": COCO_PERSON_SKELETON}
     else:
         category = {"keypoints": [f"keypoint_{i}" for i in range(num_keypoints)]}
-    return Metadata(name="kpext_demo", thing_classes=["person"], **keypoint_metadata_from_category(category))
+    return Metadata(
+        name="kpext_demo", thing_classes=["person"], **keypoint_metadata_from_category(category)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -202,14 +234,18 @@ def expand_inputs(patterns: Sequence[str]) -> List[str]:
 
 
 def _is_folder_output(output: str) -> bool:
-    return os.path.isdir(output) or output.endswith(("/", os.sep)) or not os.path.splitext(output)[1]
+    return (
+        os.path.isdir(output) or output.endswith(("/", os.sep)) or not os.path.splitext(output)[1]
+    )
 
 
 def image_output_paths(inputs: Sequence[str], output: str) -> List[str]:
     """One output picture per input: ``output/<input name>``, or ``output`` itself for a single input file."""
     if not _is_folder_output(output):
         if len(inputs) != 1:
-            raise DemoError(f"--output {output} is a file but there are {len(inputs)} inputs; give a folder")
+            raise DemoError(
+                f"--output {output} is a file but there are {len(inputs)} inputs; give a folder"
+            )
         return [output]
     outputs = [os.path.join(output, os.path.basename(p)) for p in inputs]
     seen = {}
@@ -234,7 +270,9 @@ def _write_image_atomically(path: str, image) -> None:
             os.remove(tmp)
 
 
-def run_on_images(cfg: CfgNode, predictor: Predictor, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+def run_on_images(
+    cfg: CfgNode, predictor: Predictor, inputs: Sequence[str], outputs: Sequence[str]
+) -> None:
     metadata = keypoint_metadata(cfg)
     for source, target in tqdm.tqdm(list(zip(inputs, outputs)), desc="images", unit="img"):
         image = cv2.imread(source)
@@ -242,7 +280,11 @@ def run_on_images(cfg: CfgNode, predictor: Predictor, inputs: Sequence[str], out
             raise DemoError(f"cannot read image {source}")
         instances = predictor(image)["instances"].to("cpu")
         picture = draw_keypoint_predictions(
-            image, instances, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD, cfg.TEST.KPEXT.VIS_MIN_SIZE
+            image,
+            instances,
+            metadata,
+            cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
+            cfg.TEST.KPEXT.VIS_MIN_SIZE,
         )
         _write_image_atomically(target, picture)
         tqdm.tqdm.write(f"{source}: {len(instances)} people -> {target}")
@@ -260,7 +302,9 @@ def video_output_path(video_input: str, output: str) -> str:
     return output
 
 
-def build_runner(cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, metadata) -> VideoPoseRunner:
+def build_runner(
+    cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, metadata
+) -> VideoPoseRunner:
     """Tracker and (optionally) smoother set up from the command line."""
     tracker = PoseTracker(match=args.track_match, max_age=args.max_age, sigmas=oks_sigmas(cfg))
     smoother = None
@@ -275,10 +319,15 @@ def build_runner(cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, 
     return VideoPoseRunner(predictor, fps=fps, tracker=tracker, smoother=smoother)
 
 
-def run_on_video(cfg: CfgNode, predictor, source: VideoSource, output: str, args: argparse.Namespace) -> None:
+def run_on_video(
+    cfg: CfgNode, predictor, source: VideoSource, output: str, args: argparse.Namespace
+) -> None:
     metadata = keypoint_metadata(cfg)
     if source.fps != source.declared_fps:
-        print(f"warning: {source.path} declares no frame rate; writing {source.fps:g} fps", file=sys.stderr)
+        print(
+            f"warning: {source.path} declares no frame rate; writing {source.fps:g} fps",
+            file=sys.stderr,
+        )
     runner = build_runner(cfg, predictor, args, source.fps, metadata)
     threshold = cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD
 
@@ -287,7 +336,9 @@ def run_on_video(cfg: CfgNode, predictor, source: VideoSource, output: str, args
 
     def report_undecodable(index: int) -> None:
         reported.append(index)
-        if len(reported) <= MAX_REPORTED_FRAMES:  # a truncated file would report every missing frame
+        if (
+            len(reported) <= MAX_REPORTED_FRAMES
+        ):  # a truncated file would report every missing frame
             tqdm.tqdm.write(
                 f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame instead",
                 file=sys.stderr,
@@ -295,18 +346,31 @@ def run_on_video(cfg: CfgNode, predictor, source: VideoSource, output: str, args
 
     reported: List[int] = []
 
-    results = tqdm.tqdm(runner.run(source), total=source.frame_count or None, desc="video", unit="frame")
+    results = tqdm.tqdm(
+        runner.run(source), total=source.frame_count or None, desc="video", unit="frame"
+    )
     try:
         summary = write_pose_video(
-            results, output, source.fps, source.size, draw, jsonl_path_for(output), report_undecodable
+            results,
+            output,
+            source.fps,
+            source.size,
+            draw,
+            jsonl_path_for(output),
+            report_undecodable,
         )
     except VideoError as e:
         raise DemoError(f"{source.path}: {e}") from None
     finally:
         results.close()
     if len(reported) > MAX_REPORTED_FRAMES:
-        print(f"warning: {len(reported)} frames of {source.path} could not be decoded in all", file=sys.stderr)
-    skipped = f", {len(summary.undecodable_frames)} undecodable" if summary.undecodable_frames else ""
+        print(
+            f"warning: {len(reported)} frames of {source.path} could not be decoded in all",
+            file=sys.stderr,
+        )
+    skipped = (
+        f", {len(summary.undecodable_frames)} undecodable" if summary.undecodable_frames else ""
+    )
     print(
         f"wrote {summary.video_path} ({summary.num_frames} frames{skipped}, {source.fps:g} fps, "
         f"{source.width}x{source.height}, {len(summary.track_ids)} tracks) and {summary.jsonl_path}"

@@ -9,6 +9,7 @@
 Writes OUTPUT/model.ts and checks that the traced model gives the eager model's
 keypoints on the example image (prints the largest difference).
 """
+
 import argparse
 import os
 import sys
@@ -16,19 +17,23 @@ import sys
 import torch
 
 import kpext  # noqa: F401
+from kpext.export import run_traced, trace_model
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.data import transforms as T
 from detectron2.data.detection_utils import read_image
 from detectron2.modeling import build_model
 
-from kpext.export import run_traced, trace_model
-
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", required=True)
-    parser.add_argument("--image", required=True, help="example image used for tracing and checking")
+    parser.add_argument(
+        "--image", required=True, help="example image used for tracing and checking"
+    )
     parser.add_argument("--output", default="output/export")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args()
@@ -47,7 +52,9 @@ def main() -> int:
 
     image = read_image(args.image, format=cfg.INPUT.FORMAT)
     resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    image = torch.as_tensor(resize.get_transform(image).apply_image(image).astype("float32").transpose(2, 0, 1))
+    image = torch.as_tensor(
+        resize.get_transform(image).apply_image(image).astype("float32").transpose(2, 0, 1)
+    )
     traced, adapter = trace_model(model, image)
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, "model.ts")
@@ -55,8 +62,12 @@ def main() -> int:
 
     eager = model.inference([{"image": image}], do_postprocess=False)[0]
     exported = run_traced(torch.jit.load(path), adapter, image)
-    diff = (exported.pred_keypoints - eager.pred_keypoints).abs().max().item() if len(eager) else 0.0
-    print(f"Wrote {path}; {len(eager)} detections; largest keypoint difference traced vs eager: {diff:.2e}")
+    diff = (
+        (exported.pred_keypoints - eager.pred_keypoints).abs().max().item() if len(eager) else 0.0
+    )
+    print(
+        f"Wrote {path}; {len(eager)} detections; largest keypoint difference traced vs eager: {diff:.2e}"
+    )
     return 0
 
 

@@ -10,19 +10,22 @@
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
 on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
 """
-import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser
 
+import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
 from kpext.engine import KpextTrainer, launch, setup_cfg
 from kpext.visualization import save_test_pictures
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_argument_parser
 
 
 def main(args):
     cfg = setup_cfg(args)
     if args.eval_only:
         model = KpextTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
         results = KpextTrainer.test(cfg, model)
         save_test_pictures(cfg, model)
         return results

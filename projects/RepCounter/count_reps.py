@@ -15,6 +15,7 @@ count and the main person's skeleton drawn on every frame, the poses of all
 tracks as ``<output stem>.jsonl`` (model runs only) and a JSON summary
 (``--summary``, default ``<output stem>.summary.json``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,14 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 import cv2
 import numpy as np
 import tqdm
 
+import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 from kpext.data.keypoint_metadata import oks_sigmas_for_count
 from kpext.engine.inference import check_inference_weights, load_inference_cfg
+from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     FrameResult,
     VideoError,
@@ -44,7 +46,6 @@ from kpext.video.pipeline import (
     with_pose_nms,
     write_pose_video,
 )
-from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.repcount import BODY_PARTS, RepetitionResult, analyse_repetitions
 from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
 from kpext.visualization import draw_skeletons
@@ -59,18 +60,43 @@ def get_parser() -> argparse.ArgumentParser:
         description="Count jumps or squats of the main person in a video.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--video-input", metavar="VIDEO", help="the video (needed to run the model or to draw)")
-    parser.add_argument("--keypoints-jsonl", metavar="FILE", help="poses from demo.py instead of running a model")
-    parser.add_argument("--config-file", metavar="FILE", help="model config (also gives the keypoint names)")
-    parser.add_argument("--output", metavar="PATH", help="video with the running count: a file (.mp4) or a folder")
-    parser.add_argument("--summary", metavar="FILE", help="JSON summary (default: next to --output)")
-    parser.add_argument("--part", choices=BODY_PARTS, default="hip", help="hip: squats and jumps; ankle: jumps")
-    parser.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum person score")
-    parser.add_argument("--keypoint-threshold", type=float, default=0.05, help="keypoints scoring less are ignored")
+    parser.add_argument(
+        "--video-input", metavar="VIDEO", help="the video (needed to run the model or to draw)"
+    )
+    parser.add_argument(
+        "--keypoints-jsonl", metavar="FILE", help="poses from demo.py instead of running a model"
+    )
+    parser.add_argument(
+        "--config-file", metavar="FILE", help="model config (also gives the keypoint names)"
+    )
+    parser.add_argument(
+        "--output", metavar="PATH", help="video with the running count: a file (.mp4) or a folder"
+    )
+    parser.add_argument(
+        "--summary", metavar="FILE", help="JSON summary (default: next to --output)"
+    )
+    parser.add_argument(
+        "--part", choices=BODY_PARTS, default="hip", help="hip: squats and jumps; ankle: jumps"
+    )
+    parser.add_argument(
+        "--confidence-threshold", type=float, default=0.5, help="minimum person score"
+    )
+    parser.add_argument(
+        "--keypoint-threshold", type=float, default=0.05, help="keypoints scoring less are ignored"
+    )
     parser.add_argument("--track-match", choices=TRACK_MATCH_METHODS, default="oks")
-    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing")
-    parser.add_argument("--pose-nms", choices=POSE_NMS_METHODS, default="oks", help="drop duplicated poses (OKS > 0.5)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last")
+    parser.add_argument(
+        "--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing"
+    )
+    parser.add_argument(
+        "--pose-nms",
+        choices=POSE_NMS_METHODS,
+        default="oks",
+        help="drop duplicated poses (OKS > 0.5)",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs, last"
+    )
     return parser
 
 
@@ -112,11 +138,17 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
         raise CountError(str(e)) from None
     sigmas = oks_sigmas_for_count(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
     predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
-    smoother = KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold) if args.smooth else None
+    smoother = (
+        KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold)
+        if args.smooth
+        else None
+    )
     tracker = PoseTracker(match=args.track_match, sigmas=sigmas)
     runner = VideoPoseRunner(predictor, fps=source.fps, tracker=tracker, smoother=smoother)
     results = []
-    for result in tqdm.tqdm(runner.run(source), total=source.frame_count or None, desc="poses", unit="frame"):
+    for result in tqdm.tqdm(
+        runner.run(source), total=source.frame_count or None, desc="poses", unit="frame"
+    ):
         results.append(dataclasses.replace(result, image=None))
     return results
 
@@ -129,7 +161,11 @@ def results_from_records(records: Sequence[Dict[str, Any]], fps: float) -> List[
     for i in range(num_frames):
         record = by_frame.get(i, {"persons": []})
         time = float(record.get("time", i / fps))
-        results.append(FrameResult(i, time, None, persons_from_jsonl_record(record), record.get("decoded", True)))
+        results.append(
+            FrameResult(
+                i, time, None, persons_from_jsonl_record(record), record.get("decoded", True)
+            )
+        )
     return results
 
 
@@ -138,7 +174,9 @@ def results_from_records(records: Sequence[Dict[str, Any]], fps: float) -> List[
 # ---------------------------------------------------------------------------
 
 
-def draw_count(result: FrameResult, count: int, main_track: Optional[int], metadata, threshold: float) -> np.ndarray:
+def draw_count(
+    result: FrameResult, count: int, main_track: Optional[int], metadata, threshold: float
+) -> np.ndarray:
     """The frame with the main person's skeleton and the running count in the top-left corner."""
     image = result.image
     main = [p for p in result.persons if p.track_id == main_track]
@@ -149,7 +187,9 @@ def draw_count(result: FrameResult, count: int, main_track: Optional[int], metad
     origin = (int(8 * scale) + 2, int(30 * scale) + 4)
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(image, text, origin, font, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
-    cv2.putText(image, text, origin, font, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    cv2.putText(
+        image, text, origin, font, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA
+    )
     return image
 
 
@@ -176,9 +216,14 @@ def write_count_video(
         return draw_count(result, count, analysis.track_id, metadata, threshold)
 
     def report_undecodable(index: int) -> None:
-        print(f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame", file=sys.stderr)
+        print(
+            f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame",
+            file=sys.stderr,
+        )
 
-    write_pose_video(frames_with_results(), output, source.fps, source.size, draw, jsonl_path, report_undecodable)
+    write_pose_video(
+        frames_with_results(), output, source.fps, source.size, draw, jsonl_path, report_undecodable
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +240,9 @@ def output_paths(args: argparse.Namespace) -> Dict[str, Optional[str]]:
 
 def check_args(args: argparse.Namespace) -> None:
     if not args.keypoints_jsonl and not (args.video_input and args.config_file):
-        raise CountError("give --keypoints-jsonl, or --video-input with --config-file (and MODEL.WEIGHTS)")
+        raise CountError(
+            "give --keypoints-jsonl, or --video-input with --config-file (and MODEL.WEIGHTS)"
+        )
     if args.output and not args.video_input:
         raise CountError("--output draws on the video: give --video-input too")
     for path in (args.keypoints_jsonl, args.video_input):
@@ -219,13 +266,22 @@ def run(args: argparse.Namespace) -> RepetitionResult:
     records = [frame_to_jsonl_record(r) for r in results]
     metadata = keypoint_metadata_of(cfg)
     names = list(metadata.keypoint_names)
-    analysis = analyse_repetitions(records, names, args.part, score_threshold=args.keypoint_threshold)
+    analysis = analyse_repetitions(
+        records, names, args.part, score_threshold=args.keypoint_threshold
+    )
     paths = output_paths(args)
     if paths["video"]:
         jsonl = None if args.keypoints_jsonl else jsonl_path_for(paths["video"])
-        write_count_video(source, results, analysis, paths["video"], jsonl, metadata, args.keypoint_threshold)
+        write_count_video(
+            source, results, analysis, paths["video"], jsonl, metadata, args.keypoint_threshold
+        )
     if paths["summary"]:
-        summary = dict(analysis.to_json(), part=args.part, fps=fps, source=args.video_input or args.keypoints_jsonl)
+        summary = dict(
+            analysis.to_json(),
+            part=args.part,
+            fps=fps,
+            source=args.video_input or args.keypoints_jsonl,
+        )
         os.makedirs(os.path.dirname(os.path.abspath(paths["summary"])), exist_ok=True)
         with open(paths["summary"], "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
@@ -237,7 +293,9 @@ def run(args: argparse.Namespace) -> RepetitionResult:
             file=sys.stderr,
         )
     seen = f"track {analysis.track_id}, seen in {analysis.frames_seen} of {len(results)} frames"
-    print(f"{analysis.count} repetitions (part {args.part}, {seen if analysis.track_id is not None else 'nobody seen'})")
+    print(
+        f"{analysis.count} repetitions (part {args.part}, {seen if analysis.track_id is not None else 'nobody seen'})"
+    )
     for key in ("video", "summary"):
         if paths[key]:
             print(f"wrote {paths[key]}")

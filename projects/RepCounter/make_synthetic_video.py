@@ -16,6 +16,7 @@ The person is drawn with the synthetic dataset's renderer
   1 hidden, 2 visible) as third value, score 1;
 * ``<stem>.truth.json``: kind, repetitions, frames, fps and size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,9 @@ def _jump_rep(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     return depth, lift
 
 
-def exercise_timeline(kind: str, reps: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def exercise_timeline(
+    kind: str, reps: int, rng: np.random.Generator
+) -> Tuple[np.ndarray, np.ndarray]:
     """T squat depths (0 standing .. 1 full squat) and T jump lifts (fraction of the height)."""
     make_rep = {"squat": _squat_rep, "jump": _jump_rep}[kind]
     depths, lifts = [np.zeros(LEAD_FRAMES)], [np.zeros(LEAD_FRAMES)]
@@ -93,7 +96,9 @@ def _standing_on(spec: PersonSpec, x: float, ground_y: float, lift_px: float = 0
     return dataclasses.replace(spec, center=(x, ground_y - ankle_y - lift_px))
 
 
-def exerciser_spec(base: PersonSpec, depth: float, lift: float, x: float, ground_y: float) -> PersonSpec:
+def exerciser_spec(
+    base: PersonSpec, depth: float, lift: float, x: float, ground_y: float
+) -> PersonSpec:
     """``base`` squatting to ``depth`` and ``lift`` body heights off the ground.
 
     A squat swings the thighs forward and bends the knees further (shins lean
@@ -101,22 +106,39 @@ def exerciser_spec(base: PersonSpec, depth: float, lift: float, x: float, ground
     air the arms swing up.
     """
     thigh = 85.0 * depth
-    leg = LimbPose(flexion=thigh, abduction=5.0 + 8.0 * depth, bend=max(3.0, 1.4 * thigh), twist=0.0)
-    arm = LimbPose(flexion=min(170.0, 75.0 * depth + 600.0 * lift), abduction=12.0, bend=10.0, twist=20.0)
+    leg = LimbPose(
+        flexion=thigh, abduction=5.0 + 8.0 * depth, bend=max(3.0, 1.4 * thigh), twist=0.0
+    )
+    arm = LimbPose(
+        flexion=min(170.0, 75.0 * depth + 600.0 * lift), abduction=12.0, bend=10.0, twist=20.0
+    )
     spec = dataclasses.replace(
-        base, left_leg=leg, right_leg=leg, left_arm=arm, right_arm=arm, trunk_pitch=3.0 + 30.0 * depth
+        base,
+        left_leg=leg,
+        right_leg=leg,
+        left_arm=arm,
+        right_arm=arm,
+        trunk_pitch=3.0 + 30.0 * depth,
     )
     return _standing_on(spec, x, ground_y, lift * base.height)
 
 
-def walker_spec(base: PersonSpec, frame: int, x: float, ground_y: float, stride_frames: float = 24.0) -> PersonSpec:
+def walker_spec(
+    base: PersonSpec, frame: int, x: float, ground_y: float, stride_frames: float = 24.0
+) -> PersonSpec:
     """``base`` mid-stride at ``frame``: legs and arms swing in antiphase."""
     swing = np.sin(2 * np.pi * frame / stride_frames)
-    left_leg = LimbPose(flexion=25.0 * swing, abduction=3.0, bend=8.0 + 25.0 * max(0.0, -swing), twist=0.0)
-    right_leg = LimbPose(flexion=-25.0 * swing, abduction=3.0, bend=8.0 + 25.0 * max(0.0, swing), twist=0.0)
+    left_leg = LimbPose(
+        flexion=25.0 * swing, abduction=3.0, bend=8.0 + 25.0 * max(0.0, -swing), twist=0.0
+    )
+    right_leg = LimbPose(
+        flexion=-25.0 * swing, abduction=3.0, bend=8.0 + 25.0 * max(0.0, swing), twist=0.0
+    )
     left_arm = LimbPose(flexion=-20.0 * swing, abduction=8.0, bend=15.0)
     right_arm = LimbPose(flexion=20.0 * swing, abduction=8.0, bend=15.0)
-    spec = dataclasses.replace(base, left_leg=left_leg, right_leg=right_leg, left_arm=left_arm, right_arm=right_arm)
+    spec = dataclasses.replace(
+        base, left_leg=left_leg, right_leg=right_leg, left_arm=left_arm, right_arm=right_arm
+    )
     return _standing_on(spec, x, ground_y)
 
 
@@ -125,7 +147,9 @@ def walker_spec(base: PersonSpec, frame: int, x: float, ground_y: float, stride_
 # ---------------------------------------------------------------------------
 
 
-def plain_background(width: int, height: int, ground_y: float, rng: np.random.Generator) -> np.ndarray:
+def plain_background(
+    width: int, height: int, ground_y: float, rng: np.random.Generator
+) -> np.ndarray:
     """A wall and a slightly darker floor."""
     wall = rng.uniform(120, 200, size=3)
     image = np.empty((height, width, 3), dtype=np.uint8)
@@ -134,7 +158,9 @@ def plain_background(width: int, height: int, ground_y: float, rng: np.random.Ge
     return image
 
 
-def _walker_plans(num_walkers: int, num_frames: int, width: int, rng: np.random.Generator) -> List[Dict[str, Any]]:
+def _walker_plans(
+    num_walkers: int, num_frames: int, width: int, rng: np.random.Generator
+) -> List[Dict[str, Any]]:
     """Where and when each walker crosses the picture (entering and leaving it)."""
     plans = []
     for w in range(num_walkers):
@@ -171,11 +197,20 @@ def render_video(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, Dict[st
     if args.background == "plain":
         background = plain_background(width, height, ground_y, rng)
     else:
-        background = draw_background(rng, width, height, max_distractors=2, min_distractor_height=0.2 * height)
-    exerciser = PersonSpec(center=(0.0, 0.0), height=0.62 * height, yaw=args.yaw, colors=sample_person_colors(rng))
+        background = draw_background(
+            rng, width, height, max_distractors=2, min_distractor_height=0.2 * height
+        )
+    exerciser = PersonSpec(
+        center=(0.0, 0.0), height=0.62 * height, yaw=args.yaw, colors=sample_person_colors(rng)
+    )
     plans = _walker_plans(args.walkers, num_frames, width, rng)
     walkers = [
-        PersonSpec(center=(0.0, 0.0), height=0.42 * height, yaw=90.0 * plan["direction"], colors=sample_person_colors(rng))
+        PersonSpec(
+            center=(0.0, 0.0),
+            height=0.42 * height,
+            yaw=90.0 * plan["direction"],
+            colors=sample_person_colors(rng),
+        )
         for plan in plans
     ]
 
@@ -188,10 +223,14 @@ def render_video(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, Dict[st
         canvas = background.copy()
         anns = render_people(canvas, people)
         track_ids = list(range(2, 2 + len(walkers))) + [1]
-        persons = [_gt_person(tid, ann) for tid, ann in zip(track_ids, anns) if ann["num_keypoints"] > 0]
+        persons = [
+            _gt_person(tid, ann) for tid, ann in zip(track_ids, anns) if ann["num_keypoints"] > 0
+        ]
         persons.sort(key=lambda p: p["track_id"])
         if args.noise > 0:  # camera noise, different in every frame
-            noisy = canvas.astype(np.float32) + rng.normal(0.0, args.noise, canvas.shape).astype(np.float32)
+            noisy = canvas.astype(np.float32) + rng.normal(0.0, args.noise, canvas.shape).astype(
+                np.float32
+            )
             canvas = np.clip(noisy, 0, 255).astype(np.uint8)
         yield canvas, {"frame": t, "time": round(t / args.fps, 6), "persons": persons}
 
@@ -201,7 +240,9 @@ def write_outputs(args: argparse.Namespace) -> Dict[str, Any]:
     stem = os.path.splitext(args.output)[0]
     paths = {"video": args.output, "jsonl": stem + ".jsonl", "truth": stem + ".truth.json"}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), float(args.fps), tuple(args.size))
+    writer = cv2.VideoWriter(
+        args.output, cv2.VideoWriter_fourcc(*"mp4v"), float(args.fps), tuple(args.size)
+    )
     if not writer.isOpened():
         raise SystemExit(f"make_synthetic_video.py: error: cannot write video {args.output}")
     num_frames = 0
@@ -237,8 +278,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("W", "H"))
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--background", choices=("plain", "cluttered"), default="plain")
-    parser.add_argument("--walkers", type=int, default=0, help="people walking across behind the exerciser")
-    parser.add_argument("--yaw", type=float, default=25.0, help="exerciser's body turn, degrees (0 = facing the camera)")
+    parser.add_argument(
+        "--walkers", type=int, default=0, help="people walking across behind the exerciser"
+    )
+    parser.add_argument(
+        "--yaw",
+        type=float,
+        default=25.0,
+        help="exerciser's body turn, degrees (0 = facing the camera)",
+    )
     parser.add_argument("--noise", type=float, default=3.0, help="std of per-frame pixel noise")
     parser.add_argument("--seed", type=int, default=0)
     return parser

@@ -2,6 +2,7 @@
 
 Every test writes its own tiny COCO JSON and images under tmp_path.
 """
+
 from kpext.compat import apply
 
 apply()  # before any detectron2.data import: this detectron2 has no compiled _C
@@ -12,21 +13,17 @@ import os
 import uuid
 
 import pytest
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import load_coco_json
-from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_FLIP_MAP
-from detectron2.structures import BoxMode
 from PIL import Image
 
 import kpext.data
 from kpext.data import (
     KeypointDataError,
+    builtin,
     keypoint_metadata_from_category,
     load_keypoint_coco_json,
     register_all_synthetic,
     register_keypoint_coco,
 )
-from kpext.data import builtin
 from kpext.data import coco_keypoints as ck
 from kpext.data import keypoint_metadata as km
 from kpext.data.keypoint_sets import (
@@ -35,6 +32,11 @@ from kpext.data.keypoint_sets import (
     COCO_PERSON_SKELETON,
     DEFAULT_OKS_SIGMA,
 )
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_FLIP_MAP
+from detectron2.structures import BoxMode
 
 JSON_NAME = "person_keypoints_val.json"
 IMAGE_SIZES = {1: (64, 48), 2: (40, 30), 3: (32, 32)}  # image id -> (width, height)
@@ -262,7 +264,9 @@ def test_given_oks_sigmas_are_used_and_checked():
 
 def test_sigmas_of_keypoints_known_only_by_their_count():
     # what tracking and the demo use for a model's output without dataset metadata
-    assert km.oks_sigmas_for_count(17) == [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
+    assert km.oks_sigmas_for_count(17) == [
+        COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES
+    ]
     assert km.oks_sigmas_for_count(5) == [DEFAULT_OKS_SIGMA] * 5
 
 
@@ -504,35 +508,49 @@ ANNOTATION_CASES = {
         "keypoints has 50 values, expected 51 (17 keypoints x 3)",
     ),
     "keypoints not a list": (
-        lambda a: a.update(keypoints={"x": 1}), "keypoints not a list", "keypoints is dict"
+        lambda a: a.update(keypoints={"x": 1}),
+        "keypoints not a list",
+        "keypoints is dict",
     ),
     "missing keypoints": (lambda a: a.pop("keypoints"), "missing keypoints", "no 'keypoints'"),
     "string keypoint": (
-        lambda a: _set_keypoint(a, 1, x="3"), "non-numeric keypoint value", "(left_eye)"
+        lambda a: _set_keypoint(a, 1, x="3"),
+        "non-numeric keypoint value",
+        "(left_eye)",
     ),
     "nan keypoint": (
-        lambda a: _set_keypoint(a, 2, y=float("nan")), "non-finite keypoint", "(right_eye)"
+        lambda a: _set_keypoint(a, 2, y=float("nan")),
+        "non-finite keypoint",
+        "(right_eye)",
     ),
     "infinite keypoint": (
-        lambda a: _set_keypoint(a, 0, x=float("inf")), "non-finite keypoint", "(nose)"
+        lambda a: _set_keypoint(a, 0, x=float("inf")),
+        "non-finite keypoint",
+        "(nose)",
     ),
-    "bad visibility": (
-        lambda a: _set_keypoint(a, 3, v=3), "invalid visibility", "visibility 3"
-    ),
+    "bad visibility": (lambda a: _set_keypoint(a, 3, v=3), "invalid visibility", "visibility 3"),
     "keypoint far right of image": (
-        lambda a: _set_keypoint(a, 5, x=64 * 1.2, v=2), "keypoint outside image", "64x48 image"
+        lambda a: _set_keypoint(a, 5, x=64 * 1.2, v=2),
+        "keypoint outside image",
+        "64x48 image",
     ),
     "keypoint far above image": (
-        lambda a: _set_keypoint(a, 5, y=-10, v=1), "keypoint outside image", "(left_shoulder)"
+        lambda a: _set_keypoint(a, 5, y=-10, v=1),
+        "keypoint outside image",
+        "(left_shoulder)",
     ),
     "non-finite bbox": (
-        lambda a: a["bbox"].__setitem__(0, float("nan")), "invalid bbox", "non-finite"
+        lambda a: a["bbox"].__setitem__(0, float("nan")),
+        "invalid bbox",
+        "non-finite",
     ),
     "empty bbox": (lambda a: a["bbox"].__setitem__(2, 0), "invalid bbox", "non-positive"),
     "short bbox": (lambda a: a["bbox"].pop(), "invalid bbox", "[x, y, width, height]"),
     "unknown image": (lambda a: a.update(image_id=99), "unknown image id", "image_id 99"),
     "unknown category": (
-        lambda a: a.update(category_id=42), "unknown category id", "category_id 42"
+        lambda a: a.update(category_id=42),
+        "unknown category id",
+        "category_id 42",
     ),
 }
 

@@ -1,5 +1,6 @@
 """Kaggle facial-keypoints CSV -> COCO conversion, the synthetic face generator, and the
 registration of the 15- and 68-point face datasets."""
+
 import csv
 import json
 import os
@@ -7,8 +8,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-
-from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from kpext.data import KeypointDataError
 from kpext.data.faces import (
@@ -30,6 +29,8 @@ from kpext.data.keypoint_sets import (
     KAGGLE_FACE_KEYPOINT_NAMES,
 )
 from kpext.data.synthetic.faces import FaceSynthConfig, face_csv_path, generate_face_split
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 NAMES = KAGGLE_FACE_KEYPOINT_NAMES
 SIZE = 96
@@ -76,7 +77,11 @@ def small_csv(tmp_path):
     full = typical_keypoints()
     core = {name: full[name] for name in KAGGLE_CORE_KEYPOINTS}
     no_nose = {name: p for name, p in full.items() if name != "nose_tip"}
-    rows = [csv_fields(full, random_image(1)), csv_fields(core, random_image(2)), csv_fields(no_nose, random_image(3))]
+    rows = [
+        csv_fields(full, random_image(1)),
+        csv_fields(core, random_image(2)),
+        csv_fields(no_nose, random_image(3)),
+    ]
     return write_csv(tmp_path / "training.csv", rows)
 
 
@@ -97,7 +102,11 @@ def test_conversion_round_trip_with_missing_labels(small_csv, tmp_path):
 
     full = typical_keypoints()
     by_image = {ann["image_id"]: ann for ann in data["annotations"]}
-    for image_id, expected_labelled in ((1, NAMES), (2, KAGGLE_CORE_KEYPOINTS), (3, [n for n in NAMES if n != "nose_tip"])):
+    for image_id, expected_labelled in (
+        (1, NAMES),
+        (2, KAGGLE_CORE_KEYPOINTS),
+        (3, [n for n in NAMES if n != "nose_tip"]),
+    ):
         ann = by_image[image_id]
         kps = np.array(ann["keypoints"]).reshape(15, 3)
         assert ann["num_keypoints"] == len(expected_labelled)
@@ -117,13 +126,18 @@ def test_conversion_round_trip_with_missing_labels(small_csv, tmp_path):
 
     # images are lossless copies of the CSV pixels, named after their row
     for image_id in (1, 2, 3):
-        png = cv2.imread(os.path.join(face_image_dir(str(out), "train"), f"{image_id:06d}.png"), cv2.IMREAD_UNCHANGED)
+        png = cv2.imread(
+            os.path.join(face_image_dir(str(out), "train"), f"{image_id:06d}.png"),
+            cv2.IMREAD_UNCHANGED,
+        )
         np.testing.assert_array_equal(png, random_image(image_id))
 
 
 def test_box_modes_and_known_boxes(small_csv, tmp_path):
     report = convert_kaggle_csv(small_csv, str(tmp_path / "a"), box="image")
-    assert {tuple(a["bbox"]) for a in load(report.json_files["train"])["annotations"]} == {(0, 0, 96, 96)}
+    assert {tuple(a["bbox"]) for a in load(report.json_files["train"])["annotations"]} == {
+        (0, 0, 96, 96)
+    }
     report = convert_kaggle_csv(small_csv, str(tmp_path / "b"), face_boxes={2: [10, 12, 50, 60]})
     boxes = {a["image_id"]: a["bbox"] for a in load(report.json_files["train"])["annotations"]}
     assert boxes[2] == [10, 12, 50, 60] and boxes[1] != boxes[2]
@@ -133,8 +147,12 @@ def test_val_fraction_splits_rows(small_csv, tmp_path):
     report = convert_kaggle_csv(small_csv, str(tmp_path), val_fraction=0.34, seed=0)
     assert report.num_images == {"train": 2, "val": 1}
     val_image = load(report.json_files["val"])["images"][0]
-    assert os.path.isfile(os.path.join(face_image_dir(str(tmp_path), "val"), val_image["file_name"]))
-    assert not os.path.exists(os.path.join(face_image_dir(str(tmp_path), "train"), val_image["file_name"]))
+    assert os.path.isfile(
+        os.path.join(face_image_dir(str(tmp_path), "val"), val_image["file_name"])
+    )
+    assert not os.path.exists(
+        os.path.join(face_image_dir(str(tmp_path), "train"), val_image["file_name"])
+    )
 
 
 def test_malformed_image_field_is_reported_by_row(tmp_path):
@@ -147,9 +165,13 @@ def test_malformed_image_field_is_reported_by_row(tmp_path):
     tokens[5] = "12a"
     bad_token[-1] = " ".join(tokens)
     path = write_csv(tmp_path / "bad.csv", [good, short, good])
-    with pytest.raises(KeypointDataError, match=r"bad\.csv: row 2 \(line 3\): Image has 9215 values, expected 9216"):
+    with pytest.raises(
+        KeypointDataError, match=r"bad\.csv: row 2 \(line 3\): Image has 9215 values, expected 9216"
+    ):
         convert_kaggle_csv(path, str(tmp_path / "out"))
-    assert not os.path.exists(face_annotation_path(str(tmp_path / "out"), 15, "train"))  # no partial JSON
+    assert not os.path.exists(
+        face_annotation_path(str(tmp_path / "out"), 15, "train")
+    )  # no partial JSON
 
     path = write_csv(tmp_path / "token.csv", [good, good, bad_token])
     with pytest.raises(KeypointDataError, match=r"row 3 .*Image value #6 is '12a', not an integer"):
@@ -183,7 +205,10 @@ def test_bad_coordinates_are_errors(tmp_path, column, value, message):
 def test_wrong_column_set_is_an_error(tmp_path):
     header = [c for c in kaggle_columns() if c != "nose_tip_y"] + ["nose_tip_z"]
     path = write_csv(tmp_path / "cols.csv", [], header=header)
-    with pytest.raises(KeypointDataError, match=r"cols\.csv: wrong columns: missing column\(s\) nose_tip_y; unexpected column\(s\) 'nose_tip_z'"):
+    with pytest.raises(
+        KeypointDataError,
+        match=r"cols\.csv: wrong columns: missing column\(s\) nose_tip_y; unexpected column\(s\) 'nose_tip_z'",
+    ):
         list(read_kaggle_csv(path))
     path = write_csv(tmp_path / "test.csv", [["1", "0 " * 9216]], header=["ImageId", "Image"])
     with pytest.raises(KeypointDataError, match="Kaggle's test.csv"):
@@ -198,13 +223,20 @@ def test_columns_in_another_order_are_fine(tmp_path):
     fields = csv_fields(typical_keypoints(), random_image(1))
     header = kaggle_columns()
     order = [len(header) - 1] + list(range(len(header) - 1))[::-1]
-    path = write_csv(tmp_path / "order.csv", [[fields[i] for i in order]], header=[header[i] for i in order])
+    path = write_csv(
+        tmp_path / "order.csv", [[fields[i] for i in order]], header=[header[i] for i in order]
+    )
     (row,) = list(read_kaggle_csv(path))
-    np.testing.assert_allclose(row.keypoints[NAMES.index("nose_tip")], typical_keypoints()["nose_tip"])
+    np.testing.assert_allclose(
+        row.keypoints[NAMES.index("nose_tip")], typical_keypoints()["nose_tip"]
+    )
 
 
 def test_rows_without_labels_are_left_out_and_listed(tmp_path):
-    path = write_csv(tmp_path / "unlabelled.csv", [csv_fields(typical_keypoints(), random_image(1)), csv_fields({}, random_image(2))])
+    path = write_csv(
+        tmp_path / "unlabelled.csv",
+        [csv_fields(typical_keypoints(), random_image(1)), csv_fields({}, random_image(2))],
+    )
     report = convert_kaggle_csv(path, str(tmp_path / "out"))
     assert report.unlabelled_rows == [2] and report.num_images == {"train": 1}
     assert "without any labelled keypoint (rows 2)" in report.summary()
@@ -223,7 +255,10 @@ def test_flip_pairs_derive_from_the_names():
     pairs68 = pair_left_right_names(FACE68_KEYPOINT_NAMES)
     assert len(FACE68_KEYPOINT_NAMES) == 68 == len(set(FACE68_KEYPOINT_NAMES))
     assert len(pairs68) == 29  # 68 points = 29 pairs + 10 on the midline
-    assert ("jaw_left_1", "jaw_right_1") in pairs68 and ("left_eye_inner", "right_eye_inner") in pairs68
+    assert ("jaw_left_1", "jaw_right_1") in pairs68 and (
+        "left_eye_inner",
+        "right_eye_inner",
+    ) in pairs68
     # iBUG mirror symmetry: point i (1-based) mirrors point 18 - i on the jaw, 45 <-> 38 on the eyes
     index = {n: i + 1 for i, n in enumerate(FACE68_KEYPOINT_NAMES)}
     assert index["jaw_right_3"] + index["jaw_left_3"] == 18
@@ -240,15 +275,21 @@ def test_generator_is_deterministic_and_keeps_kaggle_conventions(tmp_path):
     for key in ("csv", "faces15", "faces68"):
         assert open(first[key], "rb").read() == open(second[key], "rb").read(), key
     for name in os.listdir(face_image_dir(str(tmp_path / "a"), "train")):
-        a = cv2.imread(os.path.join(face_image_dir(str(tmp_path / "a"), "train"), name), cv2.IMREAD_UNCHANGED)
-        b = cv2.imread(os.path.join(face_image_dir(str(tmp_path / "b"), "train"), name), cv2.IMREAD_UNCHANGED)
+        a = cv2.imread(
+            os.path.join(face_image_dir(str(tmp_path / "a"), "train"), name), cv2.IMREAD_UNCHANGED
+        )
+        b = cv2.imread(
+            os.path.join(face_image_dir(str(tmp_path / "b"), "train"), name), cv2.IMREAD_UNCHANGED
+        )
         np.testing.assert_array_equal(a, b)
         assert a.shape == (96, 96)
 
     rows = list(read_kaggle_csv(first["csv"]))  # the generator's CSV passes the converter's checks
     assert len(rows) == 4
     left, right = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
-    assert all(r.keypoints[left, 0] > r.keypoints[right, 0] for r in rows)  # subject's left on the image's right
+    assert all(
+        r.keypoints[left, 0] > r.keypoints[right, 0] for r in rows
+    )  # subject's left on the image's right
     assert all(r.labelled.sum() in (4, 15) for r in rows)
     data68 = load(first["faces68"])
     for ann in data68["annotations"]:
@@ -262,14 +303,24 @@ def test_generator_is_deterministic_and_keeps_kaggle_conventions(tmp_path):
 
 
 def test_generator_missing_fraction_keeps_the_core_points(tmp_path):
-    paths = generate_face_split(str(tmp_path), "val", FaceSynthConfig(num_images=3, missing_fraction=1.0), show_progress=False)
+    paths = generate_face_split(
+        str(tmp_path),
+        "val",
+        FaceSynthConfig(num_images=3, missing_fraction=1.0),
+        show_progress=False,
+    )
     assert [a["num_keypoints"] for a in load(paths["faces15"])["annotations"]] == [4, 4, 4]
 
 
 @pytest.mark.parametrize(
     "field, value, flag",
-    [("num_images", 0, "--num-images"), ("max_yaw", 50.0, "--max-yaw"), ("missing_fraction", 1.5, "--missing-fraction"),
-     ("max_face_frac", 0.3, "--max-face-frac"), ("image_size", 16, "--image-size")],
+    [
+        ("num_images", 0, "--num-images"),
+        ("max_yaw", 50.0, "--max-yaw"),
+        ("missing_fraction", 1.5, "--missing-fraction"),
+        ("max_face_frac", 0.3, "--max-face-frac"),
+        ("image_size", 16, "--image-size"),
+    ],
 )
 def test_generator_config_is_validated(field, value, flag):
     cfg = FaceSynthConfig(num_images=1)
@@ -282,17 +333,29 @@ def test_generator_config_is_validated(field, value, flag):
 def face_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
     for split, seed in (("train", 0), ("val", 1)):
-        generate_face_split(str(root), split, FaceSynthConfig(num_images=3, seed=seed), show_progress=False)
+        generate_face_split(
+            str(root), split, FaceSynthConfig(num_images=3, seed=seed), show_progress=False
+        )
     return str(root)
 
 
 def test_registration_with_15_and_68_points(face_root):
     names = register_face_datasets(face_root, prefix="test_faces_meta")
     try:
-        assert names == ["test_faces_meta15_train", "test_faces_meta68_train", "test_faces_meta15_val", "test_faces_meta68_val"]
-        meta15, meta68 = MetadataCatalog.get("test_faces_meta15_train"), MetadataCatalog.get("test_faces_meta68_val")
+        assert names == [
+            "test_faces_meta15_train",
+            "test_faces_meta68_train",
+            "test_faces_meta15_val",
+            "test_faces_meta68_val",
+        ]
+        meta15, meta68 = (
+            MetadataCatalog.get("test_faces_meta15_train"),
+            MetadataCatalog.get("test_faces_meta68_val"),
+        )
         assert list(meta15.keypoint_names) == list(NAMES) and len(meta68.keypoint_names) == 68
-        assert ("left_eye_center", "right_eye_center") in [tuple(p) for p in meta15.keypoint_flip_map]
+        assert ("left_eye_center", "right_eye_center") in [
+            tuple(p) for p in meta15.keypoint_flip_map
+        ]
         assert len(meta68.keypoint_flip_map) == 29
         assert list(meta15.keypoint_oks_sigmas) == list(FACE15_OKS_SIGMAS)
         assert list(meta68.keypoint_oks_sigmas) == list(FACE68_OKS_SIGMAS)

@@ -1,11 +1,17 @@
 """kpext.data.generation: settings errors, per-split settings, all-or-nothing output files."""
+
 import json
 import os
 from dataclasses import dataclass
 
 import pytest
 
-from kpext.data.generation import atomic_output, check_count_and_seed, configs_for_splits, write_json_atomically
+from kpext.data.generation import (
+    atomic_output,
+    check_count_and_seed,
+    configs_for_splits,
+    write_json_atomically,
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,9 @@ DEFAULTS = {"train": Settings(100, seed=0), "val": Settings(10, seed=1)}
 def test_splits_get_their_defaults_with_the_overrides():
     configs = configs_for_splits(None, DEFAULTS, DEFAULTS["val"], {"num_images": 5})
     assert configs == {"train": Settings(5, 0), "val": Settings(5, 1)}
-    assert configs_for_splits(["extra"], DEFAULTS, DEFAULTS["val"], {}) == {"extra": Settings(10, 1)}
+    assert configs_for_splits(["extra"], DEFAULTS, DEFAULTS["val"], {}) == {
+        "extra": Settings(10, 1)
+    }
 
 
 @pytest.mark.parametrize(

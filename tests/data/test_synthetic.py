@@ -1,4 +1,5 @@
 """Tests of the synthetic keypoint dataset generator and its CLI."""
+
 import contextlib
 import dataclasses
 import importlib.util
@@ -120,7 +121,9 @@ def test_json_layout(small_split):
     for im in data["images"]:
         assert im["file_name"] == f"{im['id']:06d}.jpg"
         assert (im["width"], im["height"]) == (128, 128)
-        assert os.path.isfile(os.path.join(synthetic_image_dir(str(root), "train"), im["file_name"]))
+        assert os.path.isfile(
+            os.path.join(synthetic_image_dir(str(root), "train"), im["file_name"])
+        )
     ids = [a["id"] for a in data["annotations"]]
     assert len(ids) == len(set(ids)) and len(ids) >= SMALL.num_images
     for ann in data["annotations"]:
@@ -188,7 +191,7 @@ def test_keypoints_under_people_drawn_later_are_hidden(crowded_images):
     for _, anns in crowded_images:
         for i, ann in enumerate(anns):
             in_front = np.zeros_like(ann["mask"])
-            for later in anns[i + 1:]:
+            for later in anns[i + 1 :]:
                 in_front |= later["mask"]
             for x, y, v in ann["keypoints"]:
                 if v > 0 and in_front[int(np.floor(y + 0.5)), int(np.floor(x + 0.5))]:
@@ -216,7 +219,7 @@ def test_partly_covered_person():
     vis = behind["keypoints"][:, 2]
     assert vis[KP["left_shoulder"]] == 1 and vis[KP["left_hip"]] == 1  # under the front torso
     assert vis[KP["right_shoulder"]] == 2 and vis[KP["right_ankle"]] == 2
-    for (x, y, v) in behind["keypoints"]:
+    for x, y, v in behind["keypoints"]:
         covered = front["mask"][int(np.floor(y + 0.5)), int(np.floor(x + 0.5))]
         assert v == (1 if covered else 2)
 

@@ -1,6 +1,6 @@
 """Fixtures of the engine tests: a tiny synthetic dataset."""
-import pytest
 
+import pytest
 from engine_helpers import make_tiny_synthetic
 
 

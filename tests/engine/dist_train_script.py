@@ -1,14 +1,15 @@
 """Run by test_distributed_cpu.py: train with kpext's launch, then dump each rank's parameters."""
+
 import os
 import sys
 
 import torch
 
 import kpext  # noqa: F401
+from kpext.engine import KpextTrainer, launch, setup_cfg
+
 from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
-
-from kpext.engine import KpextTrainer, launch, setup_cfg
 
 
 def main(args):

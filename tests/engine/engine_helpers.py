@@ -1,13 +1,15 @@
 """Constants and data makers shared by the engine tests (imported by their conftest and modules)."""
+
 import os
 
 import torch
+
+from kpext.data.synthetic.people import SyntheticConfig, generate_split
+
 from detectron2.data import build_detection_train_loader
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
-
-from kpext.data.synthetic.people import SyntheticConfig, generate_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
@@ -27,8 +29,15 @@ TINY_OVERRIDES = [
 def make_tiny_synthetic(root) -> None:
     """8 train and 4 val images of 128 x 128 under ``root/synthetic``."""
     for split, n, seed in (("train", 8, 0), ("val", 4, 1)):
-        cfg = SyntheticConfig(num_images=n, seed=seed, width=128, height=128, min_people=1, max_people=3,
-                              min_person_height=40)
+        cfg = SyntheticConfig(
+            num_images=n,
+            seed=seed,
+            width=128,
+            height=128,
+            min_people=1,
+            max_people=3,
+            min_person_height=40,
+        )
         generate_split(str(root / "synthetic"), split, cfg, show_progress=False)
 
 

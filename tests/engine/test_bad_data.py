@@ -1,18 +1,18 @@
 """DATASETS.KPEXT.ON_INVALID on the path from JSON to the trainer's data loader."""
+
 import copy
 import json
 import logging
 
 import pytest
-
-from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES
 
 from kpext import add_kpext_config
 from kpext.data import KeypointDataError, register_keypoint_coco
 from kpext.engine import KpextTrainer, check_keypoint_count
 
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 
 def write_broken_copy(tiny_synthetic_root, tmp_path):
@@ -25,7 +25,9 @@ def write_broken_copy(tiny_synthetic_root, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     for image in broken["images"]:
-        (images / image["file_name"]).write_bytes((synthetic / "train" / "images" / image["file_name"]).read_bytes())
+        (images / image["file_name"]).write_bytes(
+            (synthetic / "train" / "images" / image["file_name"]).read_bytes()
+        )
     unreadable = broken["images"][1]
     (images / unreadable["file_name"]).write_text("this is not a JPEG")
     path = tmp_path / "broken.json"
@@ -46,7 +48,9 @@ def trainer_cfg(dataset: str, policy: str):
 
 @pytest.fixture(scope="module")
 def broken_dataset(tiny_synthetic_root, tmp_path_factory):
-    path, images, bad_annotation, unreadable = write_broken_copy(tiny_synthetic_root, tmp_path_factory.mktemp("bad"))
+    path, images, bad_annotation, unreadable = write_broken_copy(
+        tiny_synthetic_root, tmp_path_factory.mktemp("bad")
+    )
     name = "kpext_test_broken_train"
     if name not in DatasetCatalog.list():
         register_keypoint_coco(name, str(path), str(images))  # policy left to the config
@@ -93,7 +97,10 @@ def test_unreadable_image_with_error_policy_names_the_file(broken_dataset):
     with invalid_record_policy("skip"):
         records = DatasetCatalog.get(name)
     record = next(r for r in records if r["image_id"] == unreadable["id"])
-    with pytest.raises(KeypointDataError, match=rf"{unreadable['file_name']} \(image id {unreadable['id']}\): cannot read"):
+    with pytest.raises(
+        KeypointDataError,
+        match=rf"{unreadable['file_name']} \(image id {unreadable['id']}\): cannot read",
+    ):
         mapper(record)
 
 

@@ -1,4 +1,5 @@
 """Atomic checkpoint writes: a failure mid-write never replaces a good file."""
+
 import pytest
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """Two CPU processes train together over GLOO through kpext's launch."""
+
 import json
 import os
 import subprocess
@@ -6,7 +7,6 @@ import sys
 import time
 
 import torch
-
 from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dist_train_script.py")
@@ -31,7 +31,13 @@ def test_two_processes_stay_in_sync_and_evaluate_each_image_once(tiny_synthetic_
         assert torch.equal(rank0[name], rank1[name]), name
 
     # The evaluator gathered the predictions of every val image exactly once.
-    gathered = torch.load(out / "inference" / "kpext_synth_val" / "instances_predictions.pth", weights_only=False)
+    gathered = torch.load(
+        out / "inference" / "kpext_synth_val" / "instances_predictions.pth", weights_only=False
+    )
     image_ids = sorted(p["image_id"] for p in gathered)
-    val = json.loads((tiny_synthetic_root / "synthetic" / "annotations" / "person_keypoints_val.json").read_text())
+    val = json.loads(
+        (
+            tiny_synthetic_root / "synthetic" / "annotations" / "person_keypoints_val.json"
+        ).read_text()
+    )
     assert image_ids == sorted(image["id"] for image in val["images"])

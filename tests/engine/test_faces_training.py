@@ -1,6 +1,7 @@
 """Face keypoints end to end: the single-hourglass head learns on a tiny synthetic face set
 (15 and 68 points), the pixel-error evaluator measures what it should, and the
 FaceLandmarks train_net trains, evaluates and writes its metrics and pictures."""
+
 import importlib.util
 import json
 import os
@@ -10,16 +11,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from engine_helpers import train_on_one_batch
+
+from kpext import add_kpext_config
+from kpext.data.faces import register_face_datasets
+from kpext.data.synthetic.faces import FaceSynthConfig, generate_face_split
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_train_loader
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
-
-from kpext import add_kpext_config
-from kpext.data.faces import register_face_datasets
-from kpext.data.synthetic.faces import FaceSynthConfig, generate_face_split
-from engine_helpers import train_on_one_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "projects", "FaceLandmarks")
@@ -38,7 +39,9 @@ TINY_OVERRIDES = [
 
 
 def _load_evaluate_faces():
-    spec = importlib.util.spec_from_file_location("evaluate_faces", os.path.join(PROJECT, "evaluate_faces.py"))
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_faces", os.path.join(PROJECT, "evaluate_faces.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,7 +52,9 @@ def face_root(tmp_path_factory):
     """8 train and 4 val synthetic faces, registered as kpext_test_faces{15,68}_{train,val}."""
     root = tmp_path_factory.mktemp("faces")
     for split, n, seed in (("train", 8, 0), ("val", 4, 1)):
-        generate_face_split(str(root), split, FaceSynthConfig(num_images=n, seed=seed), show_progress=False)
+        generate_face_split(
+            str(root), split, FaceSynthConfig(num_images=n, seed=seed), show_progress=False
+        )
     names = register_face_datasets(str(root), prefix=PREFIX)
     yield root
     for name in names:
@@ -98,7 +103,10 @@ def keypoint_head_steps(cfg, steps: int):
 
 def test_single_hourglass_learns_15_face_keypoints(face_root):
     cfg = face_cfg("faces15_hourglass.yaml", 15)
-    assert cfg.MODEL.KPEXT.HOURGLASS.NUM_STACKS == 1 and cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS == 15
+    assert (
+        cfg.MODEL.KPEXT.HOURGLASS.NUM_STACKS == 1
+        and cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS == 15
+    )
     history = keypoint_head_steps(cfg, 10)
     assert all(set(step) == {"loss_keypoint"} for step in history)  # one stack, one loss
     losses = [step["loss_keypoint"] for step in history]
@@ -116,7 +124,9 @@ def test_68_point_hourglass_trains_and_predicts_68_points(face_root):
     assert np.isfinite(losses).all()
     model.eval()
     with torch.no_grad():
-        instances = model([{"image": b["image"], "height": 96, "width": 96} for b in batch[:2]])[0]["instances"]
+        instances = model([{"image": b["image"], "height": 96, "width": 96} for b in batch[:2]])[0][
+            "instances"
+        ]
     assert instances.pred_keypoints.shape[1:] == (68, 3)
 
 
@@ -125,9 +135,24 @@ def test_face_keypoint_errors_are_measured_on_labelled_points_of_the_matched_fac
     names = ["left_eye_center", "right_eye_center", "nose_tip"]
     gt_kps = np.array([[60.0, 40.0, 2], [30.0, 40.0, 2], [45.0, 60.0, 0]])  # nose tip missing
     ground_truth = [
-        {"image_id": 1, "box": np.array([10.0, 10.0, 80.0, 90.0]), "keypoints": gt_kps, "width": 96},
-        {"image_id": 2, "box": np.array([10.0, 10.0, 80.0, 90.0]), "keypoints": gt_kps, "width": 192},
-        {"image_id": 3, "box": np.array([10.0, 10.0, 80.0, 90.0]), "keypoints": gt_kps, "width": 96},
+        {
+            "image_id": 1,
+            "box": np.array([10.0, 10.0, 80.0, 90.0]),
+            "keypoints": gt_kps,
+            "width": 96,
+        },
+        {
+            "image_id": 2,
+            "box": np.array([10.0, 10.0, 80.0, 90.0]),
+            "keypoints": gt_kps,
+            "width": 192,
+        },
+        {
+            "image_id": 3,
+            "box": np.array([10.0, 10.0, 80.0, 90.0]),
+            "keypoints": gt_kps,
+            "width": 96,
+        },
     ]
     off_by = lambda dx: gt_kps + np.array([dx, 0.0, 0.0])  # noqa: E731
     predictions = {
@@ -143,7 +168,9 @@ def test_face_keypoint_errors_are_measured_on_labelled_points_of_the_matched_fac
     assert results["mean_px_error"] == pytest.approx((3 + 3 + 2 + 2) / 4)
     assert results["rmse_px"] == pytest.approx(np.sqrt((9 + 9 + 4 + 4) / 4 / 2))
     assert results["faces_missed"] == 1 and results["faces_matched_iou50"] == 1
-    assert results["err-left_eye_center"] == pytest.approx(2.5) and np.isnan(results["err-nose_tip"])
+    assert results["err-left_eye_center"] == pytest.approx(2.5) and np.isnan(
+        results["err-nose_tip"]
+    )
     # inter-ocular distance 30 px in both images: 3/30 and 4/30 (NME does not depend on the scale)
     assert results["nme_iod_percent"] == pytest.approx(100 * (3 / 30 + 4 / 30) / 2)
 
@@ -159,7 +186,9 @@ def test_face_train_net_trains_evaluates_and_draws(face_root, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     log = proc.stdout + proc.stderr
-    assert "Evaluation results for keypoints" in log and "Face keypoints on kpext_faces15_val" in log
+    assert (
+        "Evaluation results for keypoints" in log and "Face keypoints on kpext_faces15_val" in log
+    )
     summary = json.loads((out / "face_metrics.json").read_text())
     row = summary["datasets"]["kpext_faces15_val"]
     assert set(row) >= {"mean_px_error", "keypoint_AP", "rmse_px"} and summary["train_seconds"] > 0
@@ -175,4 +204,7 @@ def test_missing_face_files_name_the_command(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "faces15_train.json does not exist" in proc.stderr and "datasets/make_faces.py" in proc.stderr
+    assert (
+        "faces15_train.json does not exist" in proc.stderr
+        and "datasets/make_faces.py" in proc.stderr
+    )

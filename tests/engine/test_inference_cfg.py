@@ -1,4 +1,5 @@
 """kpext.engine.inference: the config checks of demo.py and count_reps.py, one line each."""
+
 import os
 
 import pytest
@@ -21,7 +22,11 @@ def test_config_is_merged_with_overrides_and_threshold():
         ("nowhere.yaml", [], "config file not found: nowhere.yaml"),
         (CONFIG, ["MODEL.NO_SUCH_KEY", "1"], "bad config .*MODEL.NO_SUCH_KEY"),
         (CONFIG, ["MODEL.WEIGHTS"], "bad config"),
-        (CONFIG, ["MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5"], "keypoint_rcnn_R18_FPN_kpext.yaml: .* 17 keypoints"),
+        (
+            CONFIG,
+            ["MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5"],
+            "keypoint_rcnn_R18_FPN_kpext.yaml: .* 17 keypoints",
+        ),
     ],
 )
 def test_config_problems_are_one_line_errors(config, opts, message):
@@ -34,6 +39,10 @@ def test_weights_must_be_given_and_exist(tmp_path):
     with pytest.raises(ValueError, match="sets no MODEL.WEIGHTS"):
         check_inference_weights(load_inference_cfg(CONFIG, [], 0.5), "c.yaml")
     with pytest.raises(ValueError, match="weights file not found"):
-        check_inference_weights(load_inference_cfg(CONFIG, ["MODEL.WEIGHTS", str(tmp_path / "w.pth")], 0.5), "c.yaml")
+        check_inference_weights(
+            load_inference_cfg(CONFIG, ["MODEL.WEIGHTS", str(tmp_path / "w.pth")], 0.5), "c.yaml"
+        )
     (tmp_path / "w.pth").write_bytes(b"")
-    check_inference_weights(load_inference_cfg(CONFIG, ["MODEL.WEIGHTS", str(tmp_path / "w.pth")], 0.5), "c.yaml")
+    check_inference_weights(
+        load_inference_cfg(CONFIG, ["MODEL.WEIGHTS", str(tmp_path / "w.pth")], 0.5), "c.yaml"
+    )

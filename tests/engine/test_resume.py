@@ -1,4 +1,5 @@
 """A real training killed with SIGKILL resumes from its last complete checkpoint."""
+
 import os
 import re
 import signal
@@ -7,7 +8,6 @@ import sys
 import time
 
 import torch
-
 from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET
 
 MAX_ITER = 30
@@ -37,7 +37,9 @@ def wait_for_checkpoint(out, proc, min_iteration: int, timeout: float = 240.0) -
 def test_sigkill_then_resume_reaches_the_final_iteration(tiny_synthetic_root, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, KPEXT_DATASETS=str(tiny_synthetic_root))
-    proc = subprocess.Popen(train_command(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_command(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_checkpoint(out, proc, min_iteration=5)
         time.sleep(0.3)  # land somewhere inside the next iterations, possibly mid-save
@@ -58,7 +60,12 @@ def test_sigkill_then_resume_reaches_the_final_iteration(tiny_synthetic_root, tm
     assert not (out / "model_final.pth").exists()
 
     resumed = subprocess.run(
-        train_command(out, "--resume"), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        train_command(out, "--resume"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     start = re.search(r"Starting training from iteration (\d+)", resumed.stderr + resumed.stdout)

@@ -1,4 +1,5 @@
 """Real training on a tiny synthetic set: the loss falls, train_net trains, evaluates and reloads."""
+
 import json
 import os
 import subprocess
@@ -6,14 +7,14 @@ import sys
 
 import pytest
 import torch
-
-from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog
+from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET, train_on_one_batch
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
 
-from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET, train_on_one_batch
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+
 
 def tiny_cfg(root, head: str):
     cfg = get_cfg()
@@ -48,7 +49,11 @@ def run_train_net(args, root, timeout=600):
     env = dict(os.environ, KPEXT_DATASETS=str(root), PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, TRAIN_NET, "--config-file", BASE_CONFIG, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
@@ -57,14 +62,17 @@ def run_train_net(args, root, timeout=600):
 def test_train_net_trains_evaluates_and_reloads(tiny_synthetic_root, tmp_path):
     out = tmp_path / "run"
     common = TINY_OVERRIDES + ["OUTPUT_DIR", str(out), "TEST.KPEXT.NUM_VIS", "2"]
-    log = run_train_net(common + ["SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2"], tiny_synthetic_root)
+    log = run_train_net(
+        common + ["SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2"], tiny_synthetic_root
+    )
     assert (out / "model_final.pth").is_file()
     assert "Evaluation results for keypoints" in log
     assert len(list((out / "predictions").glob("*.jpg"))) == 2
 
     # --eval-only on the saved checkpoint gives the same keypoint AP as the end of training.
     log_eval = run_train_net(
-        ["--eval-only"] + common + ["MODEL.WEIGHTS", str(out / "model_final.pth")], tiny_synthetic_root
+        ["--eval-only"] + common + ["MODEL.WEIGHTS", str(out / "model_final.pth")],
+        tiny_synthetic_root,
     )
     assert "Evaluation results for keypoints" in log_eval
     trained_ap = _copypaste_keypoint_row(log)
@@ -88,5 +96,7 @@ def test_keypoint_count_mismatch_is_a_clear_error(tiny_synthetic_root):
     cfg = tiny_cfg(tiny_synthetic_root, "KpextKRCNNHead")
     check_keypoint_count(cfg)
     cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = 15
-    with pytest.raises(ValueError, match=r"has 17 keypoints but the config sets .*NUM_KEYPOINTS = 15"):
+    with pytest.raises(
+        ValueError, match=r"has 17 keypoints but the config sets .*NUM_KEYPOINTS = 15"
+    ):
         check_keypoint_count(cfg)

@@ -1,13 +1,12 @@
 """The codec interface: every codec implements it, and a new codec plugs into the heads by
 registration and ``MODEL.KPEXT.TARGET.CODEC`` alone, with no edit to any head."""
+
 from dataclasses import dataclass
 from typing import Optional
 
 import pytest
 import torch
-
-from detectron2.structures import Boxes, Instances
-from detectron2.utils.events import EventStorage
+from test_heads import SHAPE, K, fit, head_cfg, training_instances
 
 from kpext.modeling.codecs import (
     CODECS,
@@ -19,7 +18,8 @@ from kpext.modeling.codecs import (
 from kpext.modeling.codecs.base import codec_class
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead
 
-from test_heads import K, SHAPE, fit, head_cfg, training_instances
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
 
 
 @dataclass

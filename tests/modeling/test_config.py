@@ -1,15 +1,12 @@
 """kpext's config keys: every shipped config loads and builds its head, moved keys name their
 new place, and the keys each head is documented to read reach it."""
+
 import glob
 import os
 
 import pytest
 import torch
-
-from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.roi_heads.keypoint_head import build_keypoint_head
-from detectron2.utils.events import EventStorage
+from test_heads import SHAPE, head_cfg, training_instances
 
 from kpext import add_kpext_config
 from kpext.config import RENAMED_KEYS
@@ -17,7 +14,10 @@ from kpext.engine.inference import load_inference_cfg
 from kpext.modeling.codecs import OneHotCodec
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
-from test_heads import SHAPE, head_cfg, training_instances
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.roi_heads.keypoint_head import build_keypoint_head
+from detectron2.utils.events import EventStorage
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(

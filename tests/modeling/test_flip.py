@@ -1,14 +1,15 @@
 """TEST.KPEXT.FLIP: mirrored RoI features, heatmaps mirrored back with left/right swapped."""
+
 import pytest
 import torch
+
+from kpext import add_kpext_config
+from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.layers import ShapeSpec
 from detectron2.structures import Boxes, Instances
-
-from kpext import add_kpext_config
-from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
 NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
 FLIP = [0, 2, 1, 4, 3]
@@ -20,7 +21,8 @@ def flip_cfg():
     if DATASET not in DatasetCatalog.list():
         DatasetCatalog.register(DATASET, lambda: [])
         MetadataCatalog.get(DATASET).set(
-            keypoint_names=NAMES, keypoint_flip_map=[("left_eye", "right_eye"), ("left_ear", "right_ear")]
+            keypoint_names=NAMES,
+            keypoint_flip_map=[("left_eye", "right_eye"), ("left_ear", "right_ear")],
         )
     cfg = get_cfg()
     add_kpext_config(cfg)

@@ -1,4 +1,5 @@
 """GaussianCodec: exact sub-pixel targets, DARK decoding against a brute-force reference."""
+
 import math
 
 import numpy as np
@@ -7,24 +8,24 @@ import torch
 
 from kpext.modeling.codecs import GaussianCodec, GaussianTargets, OneHotCodec, build_codec
 
-
 # ---------------------------------------------------------------------------
 # Brute-force reference: one map at a time, numpy, written from the paper's recipe.
 # ---------------------------------------------------------------------------
 
+
 def blur_zero_padded(m: np.ndarray, sigma: float, size: int) -> np.ndarray:
     """2D Gaussian blur by summing shifted copies of the zero-padded map."""
     taps = np.arange(size) - size // 2
-    k1 = np.exp(-taps.astype(np.float64) ** 2 / (2 * sigma * sigma))
+    k1 = np.exp(-(taps.astype(np.float64) ** 2) / (2 * sigma * sigma))
     k2 = np.outer(k1, k1) / k1.sum() ** 2
     h, w = m.shape
     pad = size // 2
     padded = np.zeros((h + 2 * pad, w + 2 * pad))
-    padded[pad:pad + h, pad:pad + w] = m
+    padded[pad : pad + h, pad : pad + w] = m
     out = np.zeros((h, w))
     for a in range(size):
         for b in range(size):
-            out += k2[a, b] * padded[a:a + h, b:b + w]
+            out += k2[a, b] * padded[a : a + h, b : b + w]
     return out
 
 
@@ -46,10 +47,12 @@ def refine_one(m: np.ndarray, sigma: float, size: int):
         log_map = np.full_like(m, np.log(1e-10))
     else:
         log_map = np.log(np.maximum(blurred * (m.max() / blurred.max()), 1e-10))
-    L = log_map[i - 1:i + 2, j - 1:j + 2]  # L[1 + dy, 1 + dx]
+    L = log_map[i - 1 : i + 2, j - 1 : j + 2]  # L[1 + dy, 1 + dx]
     grad = np.array([(L[1, 2] - L[1, 0]) / 2, (L[2, 1] - L[0, 1]) / 2])
     dxy = (L[2, 2] - L[2, 0] - L[0, 2] + L[0, 0]) / 4
-    hess = np.array([[L[1, 2] - 2 * L[1, 1] + L[1, 0], dxy], [dxy, L[2, 1] - 2 * L[1, 1] + L[0, 1]]])
+    hess = np.array(
+        [[L[1, 2] - 2 * L[1, 1] + L[1, 0], dxy], [dxy, L[2, 1] - 2 * L[1, 1] + L[0, 1]]]
+    )
     if np.linalg.det(hess) <= 0:
         return qx, qy, "saddle"
     if np.trace(hess) >= 0:
@@ -84,6 +87,7 @@ def decode_reference(heatmaps, boxes, sigma, kernel_size=None):
 # Helpers
 # ---------------------------------------------------------------------------
 
+
 def random_boxes(num: int, gen: torch.Generator) -> torch.Tensor:
     """Boxes 20-300 px per side, sides drawn independently (aspect ratios up to 15)."""
     xy = torch.rand(num, 2, generator=gen, dtype=torch.float64) * 200
@@ -102,7 +106,9 @@ def to_image(uv: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
 def error_in_cells(xy: torch.Tensor, uv: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
     """R x K x 2 absolute error of image-space predictions, measured in heatmap cells."""
     h, w = size
-    cells_per_px = torch.stack([w / (boxes[:, 2] - boxes[:, 0]), h / (boxes[:, 3] - boxes[:, 1])], dim=1)
+    cells_per_px = torch.stack(
+        [w / (boxes[:, 2] - boxes[:, 0]), h / (boxes[:, 3] - boxes[:, 1])], dim=1
+    )
     return (xy - to_image(uv, boxes, size)).abs() * cells_per_px[:, None, :]
 
 
@@ -121,6 +127,7 @@ def with_visibility(xy: torch.Tensor, v: float = 2.0) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # Construction and factory
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "kwargs",
@@ -159,6 +166,7 @@ def test_build_codec():
 # Encoding
 # ---------------------------------------------------------------------------
 
+
 def test_encode_exact_cell_values():
     # 56 x 56 heatmap on a 112 x 28 box: 0.5 cell per px along x, 2 cells per px along y.
     sigma = 1.7
@@ -180,7 +188,9 @@ def test_encode_peak_cell_and_centroid_match_keypoint():
     boxes = random_boxes(10, gen)
     # 6 sigma from the border: the truncated tails move the centroid by < 1e-8 cell.
     uv = random_interior_keypoints(10, 7, size, 6 * sigma, gen)
-    targets = GaussianCodec(sigma=sigma).encode(with_visibility(to_image(uv, boxes, size)), boxes, size)
+    targets = GaussianCodec(sigma=sigma).encode(
+        with_visibility(to_image(uv, boxes, size)), boxes, size
+    )
     maps = targets.heatmaps
     mass = maps.sum(dim=(2, 3))
     cu = (maps.sum(dim=2) * (torch.arange(48, dtype=torch.float64) + 0.5)).sum(dim=2) / mass
@@ -197,14 +207,14 @@ def test_encode_weights_visibility_and_roi_bounds():
     size = (56, 56)
     boxes = torch.tensor([[0.0, 0.0, 56.0, 112.0]])  # x: 1 cell/px, y: 0.5 cell/px
     uv_v = [
-        (10.2, 20.7, 2),   # visible, inside
-        (10.2, 20.7, 1),   # labelled but occluded: still a target
-        (10.2, 20.7, 0),   # unlabelled
+        (10.2, 20.7, 2),  # visible, inside
+        (10.2, 20.7, 1),  # labelled but occluded: still a target
+        (10.2, 20.7, 0),  # unlabelled
         (-0.01, 20.0, 2),  # left of the RoI
-        (56.0, 20.0, 2),   # exactly on the far edge: outside [0, W)
-        (0.0, 0.0, 2),     # exactly on the near corner: inside
-        (20.0, 56.0, 2),   # below the RoI
-        (20.0, -3.0, 2),   # above
+        (56.0, 20.0, 2),  # exactly on the far edge: outside [0, W)
+        (0.0, 0.0, 2),  # exactly on the near corner: inside
+        (20.0, 56.0, 2),  # below the RoI
+        (20.0, -3.0, 2),  # above
         (55.99, 55.99, 2),  # last cell
     ]
     kp = torch.tensor([[[u, 2 * v, vis] for u, v, vis in uv_v]])
@@ -230,6 +240,7 @@ def test_encode_degenerate_box_and_no_rois():
 # ---------------------------------------------------------------------------
 # Round trip
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [(56, 56), (64, 48)])
 @pytest.mark.parametrize("sigma", [1.5, 2.3, 3.0])
@@ -261,7 +272,9 @@ def test_roundtrip_near_the_border(sigma):
     size = (28, 28)
     gen = torch.Generator().manual_seed(7)
     boxes = random_boxes(16, gen).double()
-    uv = torch.rand(16, 17, 2, generator=gen, dtype=torch.float64) * 3 + 1.0  # 1..4 cells from the top/left
+    uv = (
+        torch.rand(16, 17, 2, generator=gen, dtype=torch.float64) * 3 + 1.0
+    )  # 1..4 cells from the top/left
     flip = torch.rand(16, 17, 2, generator=gen) < 0.5
     uv = torch.where(flip, size[0] - uv, uv)  # ... or from the bottom/right
     keypoints = with_visibility(to_image(uv, boxes, size))
@@ -273,7 +286,9 @@ def test_roundtrip_near_the_border(sigma):
 def test_score_is_peak_cell_value():
     size = (56, 56)
     boxes = torch.tensor([[0.0, 0.0, 112.0, 56.0], [30.0, 40.0, 86.0, 152.0]], dtype=torch.float64)
-    uv = torch.tensor([[[20.5, 30.5], [10.5, 11.5]], [[33.2, 17.9], [40.75, 8.1]]], dtype=torch.float64)
+    uv = torch.tensor(
+        [[[20.5, 30.5], [10.5, 11.5]], [[33.2, 17.9], [40.75, 8.1]]], dtype=torch.float64
+    )
     codec = GaussianCodec(sigma=2.0)
     targets = codec.encode(with_visibility(to_image(uv, boxes, size)), boxes, size)
     score = codec.decode(targets.heatmaps, boxes)[..., 2]
@@ -287,6 +302,7 @@ def test_score_is_peak_cell_value():
 # ---------------------------------------------------------------------------
 # Decoding against the brute-force reference
 # ---------------------------------------------------------------------------
+
 
 def crafted_maps(h: int, w: int):
     """Maps that steer decoding down each path, with the path the reference must take."""
@@ -303,18 +319,20 @@ def crafted_maps(h: int, w: int):
     # A spike between two broad hills: after the blur, it sits in a valley.
     valley = bump(11.5, 10.5, 0.3) + bump(6.5, 10.5, 2.0, 0.95) + bump(16.5, 10.5, 2.0, 0.95)
     # A spike off the middle of a crater: after the blur, it sits on the side of a pit.
-    crater = bump(12.5, 10.5, 0.3) + 0.95 * np.exp(-((np.hypot(xx - 12.9, yy - 10.2) - 4.0) ** 2) / 2.0)
+    crater = bump(12.5, 10.5, 0.3) + 0.95 * np.exp(
+        -((np.hypot(xx - 12.9, yy - 10.2) - 4.0) ** 2) / 2.0
+    )
     # Negative everywhere, the highest cell beside a deep pit: nothing to refine,
     # although the negated map would have a maximum there.
     negative = -0.5 - 4 * bump(12.1, 10.9, 2.0)
     negative[10, 12] = -0.1
     return [
-        (np.zeros((h, w)), "border"),            # flat: argmax is the first cell
+        (np.zeros((h, w)), "border"),  # flat: argmax is the first cell
         (np.full((h, w), 0.3), "border"),
-        (bump(0.5, 0.5, 2.0), "border"),          # corner peak
-        (bump(12.3, 0.4, 2.0), "border"),         # top edge
-        (bump(w - 0.6, 9.7, 1.8), "border"),      # right edge
-        (bump(9.8, 11.3, 2.0) - 2.0, "saddle"),   # all negative: the log is flat
+        (bump(0.5, 0.5, 2.0), "border"),  # corner peak
+        (bump(12.3, 0.4, 2.0), "border"),  # top edge
+        (bump(w - 0.6, 9.7, 1.8), "border"),  # right edge
+        (bump(9.8, 11.3, 2.0) - 2.0, "saddle"),  # all negative: the log is flat
         (one_hot, "dark"),
         (bump(5.2, 6.9, 2.0), "dark"),
         (far, "far"),
@@ -332,7 +350,7 @@ def random_peaked_maps(num: int, h: int, w: int, rng: np.random.Generator) -> np
         cx, cy = rng.uniform(-1, w + 1), rng.uniform(-1, h + 1)
         s, a = rng.uniform(1.0, 3.5), rng.uniform(0.2, 1.2)
         noise = rng.normal(0, rng.choice([0.01, 0.05, 0.2]), (h + 2, w + 2))
-        smooth = sum(noise[a_:a_ + h, b_:b_ + w] for a_ in range(3) for b_ in range(3)) / 9
+        smooth = sum(noise[a_ : a_ + h, b_ : b_ + w] for a_ in range(3) for b_ in range(3)) / 9
         maps[n] = a * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)) + smooth
     return maps
 
@@ -357,7 +375,9 @@ def test_reference_hits_every_path(reference_case):
     _, _, _, _, paths, crafted_paths = reference_case
     assert list(paths[-1]) == crafted_paths
     # The random maps exercise DARK and the border fallback too ("far" is covered by the crafted maps).
-    counts = {p: int((paths[:-1] == p).sum()) for p in ("dark", "border", "saddle", "minimum", "far")}
+    counts = {
+        p: int((paths[:-1] == p).sum()) for p in ("dark", "border", "saddle", "minimum", "far")
+    }
     assert counts["dark"] >= 20 and counts["border"] >= 3, counts
 
 
@@ -405,7 +425,9 @@ def test_decode_no_rois_flat_maps_and_half_precision():
     gen = torch.Generator().manual_seed(3)
     uv = random_interior_keypoints(4, 5, (56, 56), 5.0, gen)
     b16_boxes = random_boxes(4, gen).float()
-    targets = codec.encode(with_visibility(to_image(uv, b16_boxes.double(), (56, 56))).float(), b16_boxes, (56, 56))
+    targets = codec.encode(
+        with_visibility(to_image(uv, b16_boxes.double(), (56, 56))).float(), b16_boxes, (56, 56)
+    )
     half = targets.heatmaps.bfloat16()
     out = codec.decode(half, b16_boxes)
     assert out.dtype == torch.float32

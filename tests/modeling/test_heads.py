@@ -1,16 +1,17 @@
 """GaussianKeypointHead and HourglassKeypointHead: training, inference outputs, config errors."""
+
 import pytest
 import torch
+
+from kpext import add_kpext_config
+from kpext.modeling.codecs import GaussianCodec
+from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 from detectron2.structures import Boxes, Instances, Keypoints
 from detectron2.utils.events import EventStorage
-
-from kpext import add_kpext_config
-from kpext.modeling.codecs import GaussianCodec
-from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
 K = 4
 SHAPE = ShapeSpec(channels=16, height=14, width=14)
@@ -37,7 +38,9 @@ def training_instances(num: int, seed: int) -> Instances:
     inst.proposal_boxes = Boxes(boxes)
     inst.gt_boxes = Boxes(boxes + torch.randn(num, 4, generator=g))
     kp = torch.zeros(num, K, 3)
-    kp[..., :2] = boxes[:, None, :2] + (torch.rand(num, K, 2, generator=g) * 0.8 + 0.1) * (boxes[:, None, 2:] - boxes[:, None, :2])
+    kp[..., :2] = boxes[:, None, :2] + (torch.rand(num, K, 2, generator=g) * 0.8 + 0.1) * (
+        boxes[:, None, 2:] - boxes[:, None, :2]
+    )
     kp[..., 2] = 2
     kp[0, 1, 2] = 0  # one unlabelled keypoint: no target
     inst.gt_keypoints = Keypoints(kp)
@@ -100,7 +103,9 @@ def test_group_norm_fits_thin_hourglasses(channels, expected):
     cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = channels
     cfg.MODEL.KPEXT.HOURGLASS.NORM = "GN"
     head = HourglassKeypointHead(cfg, SHAPE)
-    norms = {(m.num_channels, m.num_groups) for m in head.modules() if isinstance(m, torch.nn.GroupNorm)}
+    norms = {
+        (m.num_channels, m.num_groups) for m in head.modules() if isinstance(m, torch.nn.GroupNorm)
+    }
     assert norms == expected
     assert head.layers(torch.randn(2, SHAPE.channels, 14, 14))[-1].shape == (2, K, 28, 28)
 

@@ -1,6 +1,11 @@
 """KpextKRCNNHead against Detectron2's KRCNNConvDeconvUpsampleHead and its decoding."""
+
 import pytest
 import torch
+
+from kpext import add_kpext_config
+from kpext.modeling.codecs import OneHotCodec
+from kpext.modeling.heads import KpextKRCNNHead
 
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
@@ -9,10 +14,6 @@ from detectron2.modeling.roi_heads.keypoint_head import KRCNNConvDeconvUpsampleH
 from detectron2.structures import Boxes, Instances, Keypoints
 from detectron2.structures.keypoints import heatmaps_to_keypoints
 from detectron2.utils.events import EventStorage
-
-from kpext import add_kpext_config
-from kpext.modeling.codecs import OneHotCodec
-from kpext.modeling.heads import KpextKRCNNHead
 
 K = 5
 SHAPE = ShapeSpec(channels=16, height=14, width=14)
@@ -34,7 +35,9 @@ def random_training_instances(num: int, image_size: int = 200) -> Instances:
     boxes = torch.cat([xy, xy + torch.rand(num, 2) * 80 + 10], dim=1)
     inst.proposal_boxes = Boxes(boxes)
     kp = torch.rand(num, K, 3)
-    kp[..., :2] = boxes[:, None, :2] + (kp[..., :2] * 1.2 - 0.1) * (boxes[:, None, 2:] - boxes[:, None, :2])
+    kp[..., :2] = boxes[:, None, :2] + (kp[..., :2] * 1.2 - 0.1) * (
+        boxes[:, None, 2:] - boxes[:, None, :2]
+    )
     kp[..., 2] = (torch.rand(num, K) > 0.3).float() * 2
     kp[0, 0, :2] = boxes[0, 2:]  # exactly on the far edge: Detectron2 puts it in the last cell
     kp[0, 0, 2] = 2

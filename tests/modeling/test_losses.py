@@ -1,4 +1,5 @@
 """Heatmap and coordinate losses against independent numpy / loop computations."""
+
 import contextlib
 import io
 import math
@@ -16,7 +17,25 @@ from kpext.modeling.losses import (
     weighted_heatmap_mse,
 )
 
-COCO_SIGMAS = [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]
+COCO_SIGMAS = [
+    0.26,
+    0.25,
+    0.25,
+    0.35,
+    0.35,
+    0.79,
+    0.79,
+    0.72,
+    0.72,
+    0.62,
+    0.62,
+    1.07,
+    1.07,
+    0.87,
+    0.87,
+    0.89,
+    0.89,
+]
 
 
 def random_weights(r: int, k: int) -> torch.Tensor:
@@ -28,6 +47,7 @@ def random_weights(r: int, k: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # weighted_heatmap_mse
 # ---------------------------------------------------------------------------
+
 
 def mse_reference(pred, target, weights, normalizer=None):
     pred, target, weights = (np.asarray(t, dtype=np.float64) for t in (pred, target, weights))
@@ -69,7 +89,9 @@ def test_mse_bfloat16_computed_in_float32():
     weights = torch.ones(2, 3)
     loss = weighted_heatmap_mse(pred, target, weights)
     assert loss.dtype == torch.float32
-    assert float(loss) == pytest.approx(mse_reference(pred.detach().float(), target, weights), rel=1e-5)
+    assert float(loss) == pytest.approx(
+        mse_reference(pred.detach().float(), target, weights), rel=1e-5
+    )
     loss.backward()
     assert pred.grad.dtype == torch.bfloat16 and pred.grad.abs().sum() > 0
     assert weighted_heatmap_mse(pred, target, torch.zeros(2, 3)).dtype == torch.float32
@@ -88,6 +110,7 @@ def test_mse_gradient_is_analytic():
 # ---------------------------------------------------------------------------
 # heatmap_focal_loss
 # ---------------------------------------------------------------------------
+
 
 def focal_reference(logits, target, weights, alpha=2.0, beta=4.0, normalizer=None):
     """Per-map loop; positives are each map's highest target cell."""
@@ -114,7 +137,9 @@ def centernet_neg_loss(pred_prob, gt):
     pos = gt.eq(1).float()
     neg = gt.lt(1).float()
     pos_loss = (torch.log(pred_prob) * torch.pow(1 - pred_prob, 2) * pos).sum()
-    neg_loss = (torch.log(1 - pred_prob) * torch.pow(pred_prob, 2) * torch.pow(1 - gt, 4) * neg).sum()
+    neg_loss = (
+        torch.log(1 - pred_prob) * torch.pow(pred_prob, 2) * torch.pow(1 - gt, 4) * neg
+    ).sum()
     return -(pos_loss + neg_loss) / pos.sum()
 
 
@@ -138,9 +163,9 @@ def test_focal_matches_loops_with_off_grid_peaks():
     loss = heatmap_focal_loss(logits, target, weights)
     assert loss.dtype == torch.float32
     assert float(loss) == pytest.approx(focal_reference(logits, target, weights), rel=1e-5)
-    assert float(heatmap_focal_loss(logits, target, weights, alpha=1.5, beta=3.0, normalizer=4.0)) == pytest.approx(
-        focal_reference(logits, target, weights, 1.5, 3.0, 4.0), rel=1e-5
-    )
+    assert float(
+        heatmap_focal_loss(logits, target, weights, alpha=1.5, beta=3.0, normalizer=4.0)
+    ) == pytest.approx(focal_reference(logits, target, weights, 1.5, 3.0, 4.0), rel=1e-5)
 
 
 def test_focal_equals_centernet_when_peaks_are_on_cell_centres():
@@ -179,7 +204,9 @@ def test_focal_zero_weights_and_bfloat16():
     half = (torch.randn(2, 2, 6, 6) * 2).bfloat16().requires_grad_()
     loss = heatmap_focal_loss(half, target, torch.ones(2, 2))
     assert loss.dtype == torch.float32
-    assert float(loss) == pytest.approx(focal_reference(half.detach().float(), target, torch.ones(2, 2)), rel=1e-5)
+    assert float(loss) == pytest.approx(
+        focal_reference(half.detach().float(), target, torch.ones(2, 2)), rel=1e-5
+    )
     loss.backward()
     assert half.grad.abs().sum() > 0
 
@@ -187,6 +214,7 @@ def test_focal_zero_weights_and_bfloat16():
 # ---------------------------------------------------------------------------
 # soft_argmax_2d
 # ---------------------------------------------------------------------------
+
 
 def test_soft_argmax_of_sharp_map_is_cell_centre():
     maps = torch.zeros(2, 3, 7, 9)
@@ -227,6 +255,7 @@ def test_soft_argmax_bfloat16_is_float32():
 # oks_loss
 # ---------------------------------------------------------------------------
 
+
 def random_instances(r: int, k: int):
     gt = torch.rand(r, k, 3) * 100
     gt[..., 2] = (torch.rand(r, k) > 0.3).float() * 2
@@ -240,7 +269,10 @@ def test_oks_loss_zero_for_perfect_and_grows_with_distance():
     sigmas = torch.tensor(COCO_SIGMAS)
     assert float(oks_loss(gt[..., :2], gt, areas, sigmas)) == pytest.approx(0.0, abs=1e-7)
     direction = torch.randn(4, 17, 2)
-    losses = [float(oks_loss(gt[..., :2] + t * direction, gt, areas, sigmas)) for t in (0.5, 2.0, 8.0, 32.0)]
+    losses = [
+        float(oks_loss(gt[..., :2] + t * direction, gt, areas, sigmas))
+        for t in (0.5, 2.0, 8.0, 32.0)
+    ]
     assert all(a < b for a, b in zip(losses, losses[1:])) and losses[-1] < 1
 
 
@@ -249,7 +281,7 @@ def test_oks_loss_hand_computed_instance():
     gt = torch.tensor([[[10.0, 20.0, 2.0], [50.0, 50.0, 0.0], [30.0, 40.0, 1.0]]])
     pred = torch.tensor([[[13.0, 24.0], [0.0, 0.0], [30.0, 41.0]]])
     area, sigmas = 400.0, [0.5, 0.2, 0.25]
-    e0 = 25.0 / (2 * area * (2 * 0.5) ** 2)    # d^2 = 3^2 + 4^2
+    e0 = 25.0 / (2 * area * (2 * 0.5) ** 2)  # d^2 = 3^2 + 4^2
     e2 = 1.0 / (2 * area * (2 * 0.25) ** 2)
     expected = 1 - (math.exp(-e0) + math.exp(-e2)) / 2
     loss = oks_loss(pred, gt, torch.tensor([area]), sigmas)
@@ -268,19 +300,34 @@ def test_oks_loss_matches_pycocotools():
     sigmas = np.array(COCO_SIGMAS)
     images = [{"id": i + 1, "width": 200, "height": 200} for i in range(3)]
     annotations = [
-        {"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "area": float(areas[i]),
-         "bbox": [0.0, 0.0, 100.0, 100.0], "keypoints": gt[i].reshape(-1).tolist(),
-         "num_keypoints": int((gt[i, :, 2] > 0).sum())}
+        {
+            "id": i + 1,
+            "image_id": i + 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": float(areas[i]),
+            "bbox": [0.0, 0.0, 100.0, 100.0],
+            "keypoints": gt[i].reshape(-1).tolist(),
+            "num_keypoints": int((gt[i, :, 2] > 0).sum()),
+        }
         for i in range(3)
     ]
     results = [
-        {"image_id": i + 1, "category_id": 1, "score": 1.0,
-         "keypoints": torch.cat([pred[i], torch.ones(17, 1)], dim=1).reshape(-1).tolist()}
+        {
+            "image_id": i + 1,
+            "category_id": 1,
+            "score": 1.0,
+            "keypoints": torch.cat([pred[i], torch.ones(17, 1)], dim=1).reshape(-1).tolist(),
+        }
         for i in range(3)
     ]
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+        coco_gt.dataset = {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "person"}],
+        }
         coco_gt.createIndex()
         evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), "keypoints")
         evaluator.params.kpt_oks_sigmas = sigmas
@@ -326,5 +373,12 @@ def test_spatial_softmax_cross_entropy_unchanged():
     valid = torch.tensor([[True, False, True], [True, True, False]])
     loss = spatial_softmax_cross_entropy(logits, index, valid, None)
     flat = logits.reshape(6, 16)
-    expected = -sum(torch.log_softmax(flat[n], 0)[index.reshape(-1)[n]] for n in range(6) if valid.reshape(-1)[n]) / 4
+    expected = (
+        -sum(
+            torch.log_softmax(flat[n], 0)[index.reshape(-1)[n]]
+            for n in range(6)
+            if valid.reshape(-1)[n]
+        )
+        / 4
+    )
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)

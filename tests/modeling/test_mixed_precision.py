@@ -1,12 +1,12 @@
 """Under autocast the heads' losses and decoded keypoints stay float32."""
+
 import pytest
 import torch
-
-from detectron2.utils.events import EventStorage
+from test_heads import SHAPE, head_cfg, training_instances
 
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
-from test_heads import SHAPE, head_cfg, training_instances
+from detectron2.utils.events import EventStorage
 
 
 @pytest.mark.parametrize("head_cls", [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead])
@@ -28,8 +28,12 @@ def test_losses_are_float32_under_bfloat16_autocast(head_cls, oks):
 def test_decoding_half_precision_heatmaps_keeps_full_precision_coordinates(head_cls):
     head = head_cls(head_cfg(), SHAPE).eval()
     heatmaps = torch.randn(3, 4, 28, 28) * 3
-    boxes = torch.tensor([[700.0, 500.0, 950.0, 900.0]] * 3)  # large coordinates: fp16 spacing is 0.5 px
+    boxes = torch.tensor(
+        [[700.0, 500.0, 950.0, 900.0]] * 3
+    )  # large coordinates: fp16 spacing is 0.5 px
     full = head.decode(heatmaps, boxes)
     half = head.decode(heatmaps.bfloat16().float().half(), boxes)
     assert half.dtype == torch.float32
-    assert (half[..., :2] - full[..., :2]).abs().max() < 2.0  # same cells, coordinates not rounded to fp16
+    assert (
+        half[..., :2] - full[..., :2]
+    ).abs().max() < 2.0  # same cells, coordinates not rounded to fp16

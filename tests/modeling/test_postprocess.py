@@ -1,14 +1,15 @@
 """Pose NMS by OKS: the OKS matrix, hard and soft suppression, and the Instances wrapper."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from detectron2.structures import Boxes, Instances
-
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_OKS_SIGMAS
 from kpext.modeling.postprocess import apply_pose_nms, keypoint_oks_matrix, pose_nms
+
+from detectron2.structures import Boxes, Instances
 
 SIGMAS = torch.tensor([COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES])
 K = len(SIGMAS)
@@ -30,7 +31,9 @@ def box_of(pose: torch.Tensor) -> torch.Tensor:
     return torch.cat([pose[:, :2].min(0).values, pose[:, :2].max(0).values])
 
 
-def oks_loop(a: np.ndarray, b: np.ndarray, area: float, sigmas: np.ndarray, thr: float = 0.0) -> float:
+def oks_loop(
+    a: np.ndarray, b: np.ndarray, area: float, sigmas: np.ndarray, thr: float = 0.0
+) -> float:
     """COCO's OKS of ``b`` against reference ``a``, one keypoint at a time."""
     counted = [k for k in range(len(sigmas)) if a[k, 2] > thr] or list(range(len(sigmas)))
     total = 0.0
@@ -40,14 +43,18 @@ def oks_loop(a: np.ndarray, b: np.ndarray, area: float, sigmas: np.ndarray, thr:
     return total / len(counted)
 
 
-def hard_nms_loop(kpts: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, thr: float):
+def hard_nms_loop(
+    kpts: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, thr: float
+):
     """Textbook greedy NMS: take the best remaining, drop all it overlaps, repeat."""
     remaining = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     keep = []
     while remaining:
         best = remaining.pop(0)
         keep.append(best)
-        remaining = [j for j in remaining if oks_loop(kpts[best], kpts[j], areas[best], sigmas) <= thr]
+        remaining = [
+            j for j in remaining if oks_loop(kpts[best], kpts[j], areas[best], sigmas) <= thr
+        ]
     return keep
 
 
@@ -67,7 +74,9 @@ def person_with_duplicate(seed: int = 0):
 
 def test_oks_matrix_matches_loop():
     g = torch.Generator().manual_seed(1)
-    a = torch.rand(4, K, 3, generator=g) * torch.tensor([60.0, 80.0, 1.0]) + torch.tensor([20.0, 10.0, 0.0])
+    a = torch.rand(4, K, 3, generator=g) * torch.tensor([60.0, 80.0, 1.0]) + torch.tensor(
+        [20.0, 10.0, 0.0]
+    )
     b = a[torch.tensor([0, 2, 1, 3, 0])].clone()
     b[..., :2] += torch.randn(5, K, 2, generator=g) * 4
     a[1, :, 2] = 0.0  # no keypoint above the threshold: all keypoints count
@@ -118,7 +127,9 @@ def test_soft_oks_lowers_duplicate_score_and_keeps_it():
 
 def test_soft_oks_drops_scores_below_floor():
     kpts, scores, areas, _ = person_with_duplicate()
-    keep, _ = pose_nms(kpts, scores, areas, SIGMAS, method="soft-oks", soft_sigma=0.05, score_floor=0.01)
+    keep, _ = pose_nms(
+        kpts, scores, areas, SIGMAS, method="soft-oks", soft_sigma=0.05, score_floor=0.01
+    )
     assert keep.tolist() == [0, 2]
 
 
@@ -154,7 +165,12 @@ def test_hard_nms_matches_brute_force(seed):
     thr = 0.3
 
     keep, new_scores = pose_nms(
-        torch.from_numpy(kpts), torch.from_numpy(scores), torch.from_numpy(areas), SIGMAS.double(), "oks", thr
+        torch.from_numpy(kpts),
+        torch.from_numpy(scores),
+        torch.from_numpy(areas),
+        SIGMAS.double(),
+        "oks",
+        thr,
     )
     expected = hard_nms_loop(kpts, scores, areas, SIGMAS.numpy().astype(np.float64), thr)
     assert keep.tolist() == expected

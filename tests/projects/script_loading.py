@@ -1,4 +1,5 @@
 """Import a project script (projects/*/name.py, not a package) as a module for its tests."""
+
 import importlib.util
 import os
 from types import ModuleType

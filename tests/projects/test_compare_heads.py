@@ -1,4 +1,5 @@
 """projects/FaceLandmarks/compare_heads.py: the table's numbers, the picture's layout, clear errors."""
+
 import json
 import os
 
@@ -23,7 +24,10 @@ def _run(tmp_path, name, head, error, ap, pictures=("000001.jpg", "000002.jpg"))
 
 
 def test_table_compares_each_run_with_the_first(tmp_path, capsys):
-    runs = [_run(tmp_path, "a", "StockHead", 2.0, 50.0), _run(tmp_path, "b", "HourglassKeypointHead", 1.5, 62.5)]
+    runs = [
+        _run(tmp_path, "a", "StockHead", 2.0, 50.0),
+        _run(tmp_path, "b", "HourglassKeypointHead", 1.5, 62.5),
+    ]
     compare.main(runs)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(rows) == 3  # header, two runs
@@ -50,7 +54,10 @@ def test_missing_metrics_name_the_file(tmp_path):
 
 
 def test_runs_without_common_pictures_are_an_error(tmp_path):
-    runs = [_run(tmp_path, "a", "A", 2.0, 50.0, pictures=("1.jpg",)), _run(tmp_path, "b", "B", 1.0, 60.0, pictures=("2.jpg",))]
+    runs = [
+        _run(tmp_path, "a", "A", 2.0, 50.0, pictures=("1.jpg",)),
+        _run(tmp_path, "b", "B", 1.0, 60.0, pictures=("2.jpg",)),
+    ]
     with pytest.raises(SystemExit, match="no prediction pictures in common"):
         compare.main(runs + ["--picture", str(tmp_path / "x.png")])
 
@@ -64,4 +71,6 @@ def test_runs_on_different_datasets_are_named(tmp_path, capsys):
     json.dump(summary, open(metrics_path, "w"))
     compare.main([a, b])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert "dataset" in rows[0] and "kpext_faces68_val" in rows[2] and "kpext_faces15_val" in rows[1]
+    assert (
+        "dataset" in rows[0] and "kpext_faces68_val" in rows[2] and "kpext_faces15_val" in rows[1]
+    )

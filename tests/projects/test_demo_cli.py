@@ -1,4 +1,5 @@
 """projects/PoseEstimation/demo.py: bad input stops cleanly; images and a video run with a tiny random model."""
+
 import json
 import os
 import subprocess
@@ -7,13 +8,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
+from script_loading import load_script
 
 import kpext
 from kpext.data.synthetic.people import SyntheticConfig, render_image
-from script_loading import load_script
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO_ROOT, "projects", "PoseEstimation", "demo.py")
@@ -54,7 +56,9 @@ def tiny(tmp_path_factory):
     rng = np.random.default_rng(0)
     images = []
     for i in range(2):
-        image, _ = render_image(SyntheticConfig(num_images=1, width=128, height=128, max_people=2), rng)
+        image, _ = render_image(
+            SyntheticConfig(num_images=1, width=128, height=128, max_people=2), rng
+        )
         images.append(folder / "images" / f"person_{i}.jpg")
         os.makedirs(images[-1].parent, exist_ok=True)
         cv2.imwrite(str(images[-1]), image)
@@ -84,14 +88,25 @@ def demo_error(argv):
 
 
 def tree(folder):
-    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+    return sorted(
+        os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs
+    )
 
 
 def test_missing_input_file(tiny, tmp_path):
     missing = str(tmp_path / "nowhere.jpg")
     out = tmp_path / "out"
     message = demo_error(
-        ["--config-file", tiny["config"], "--input", missing, "--output", str(out), "MODEL.WEIGHTS", tiny["weights"]]
+        [
+            "--config-file",
+            tiny["config"],
+            "--input",
+            missing,
+            "--output",
+            str(out),
+            "MODEL.WEIGHTS",
+            tiny["weights"],
+        ]
     )
     assert missing in message and "not found" in message
     assert not out.exists()
@@ -101,7 +116,15 @@ def test_unreadable_image(tiny, tmp_path):
     fake = tmp_path / "fake.jpg"
     fake.write_text("not a picture\n")
     out = tmp_path / "out"
-    argv = ["--config-file", tiny["config"], "--input", tiny["images"][0], str(fake), "--output", str(out)]
+    argv = [
+        "--config-file",
+        tiny["config"],
+        "--input",
+        tiny["images"][0],
+        str(fake),
+        "--output",
+        str(out),
+    ]
     message = demo_error(argv + ["MODEL.WEIGHTS", tiny["weights"]])
     assert str(fake) in message and "cannot read image" in message
     assert not out.exists()  # checked before any picture is written
@@ -119,7 +142,9 @@ def test_video_that_cannot_be_opened(tiny, tmp_path):
 
 def test_config_without_weights_or_missing_weights(tiny, tmp_path):
     out = tmp_path / "out"
-    message = demo_error(["--config-file", tiny["config"], "--input", tiny["images"][0], "--output", str(out)])
+    message = demo_error(
+        ["--config-file", tiny["config"], "--input", tiny["images"][0], "--output", str(out)]
+    )
     assert tiny["config"] in message and "MODEL.WEIGHTS" in message
     missing = str(tmp_path / "no_model.pth")
     argv = ["--config-file", tiny["config"], "--video-input", tiny["video"], "--output", str(out)]
@@ -130,7 +155,14 @@ def test_config_without_weights_or_missing_weights(tiny, tmp_path):
 
 def test_bad_input_from_the_command_line_is_one_line_on_stderr(tiny, tmp_path):
     missing = str(tmp_path / "nowhere.mp4")
-    argv = ["--config-file", tiny["config"], "--video-input", missing, "--output", str(tmp_path / "out")]
+    argv = [
+        "--config-file",
+        tiny["config"],
+        "--video-input",
+        missing,
+        "--output",
+        str(tmp_path / "out"),
+    ]
     done = subprocess.run(
         [sys.executable, DEMO] + argv + ["MODEL.WEIGHTS", tiny["weights"]],
         capture_output=True,
@@ -147,9 +179,18 @@ def test_bad_input_from_the_command_line_is_one_line_on_stderr(tiny, tmp_path):
 def test_images_one_picture_per_input(tiny, tmp_path):
     out = tmp_path / "pictures"
     folder = os.path.dirname(tiny["images"][0])
-    argv = ["--config-file", tiny["config"], "--input", os.path.join(folder, "*.jpg"), "--output", str(out)]
+    argv = [
+        "--config-file",
+        tiny["config"],
+        "--input",
+        os.path.join(folder, "*.jpg"),
+        "--output",
+        str(out),
+    ]
     done = subprocess.run(
-        [sys.executable, DEMO] + argv + ["--confidence-threshold", "0.0", "MODEL.WEIGHTS", tiny["weights"]],
+        [sys.executable, DEMO]
+        + argv
+        + ["--confidence-threshold", "0.0", "MODEL.WEIGHTS", tiny["weights"]],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -166,8 +207,18 @@ def test_images_one_picture_per_input(tiny, tmp_path):
 def test_single_image_to_a_file(tiny, tmp_path):
     out = tmp_path / "one" / "drawn.png"
     demo.main(
-        ["--config-file", tiny["config"], "--input", tiny["images"][1], "--output", str(out),
-         "--confidence-threshold", "0.0", "MODEL.WEIGHTS", tiny["weights"]]  # fmt: skip
+        [
+            "--config-file",
+            tiny["config"],
+            "--input",
+            tiny["images"][1],
+            "--output",
+            str(out),
+            "--confidence-threshold",
+            "0.0",
+            "MODEL.WEIGHTS",
+            tiny["weights"],
+        ]  # fmt: skip
     )
     assert tree(out.parent) == ["drawn.png"]
 
@@ -175,13 +226,26 @@ def test_single_image_to_a_file(tiny, tmp_path):
 def test_video_same_frames_size_and_fps_with_jsonl(tiny, tmp_path):
     out = tmp_path / "video_out"
     demo.main(
-        ["--config-file", tiny["config"], "--video-input", tiny["video"], "--output", str(out),
-         "--confidence-threshold", "0.0", "MODEL.WEIGHTS", tiny["weights"]]  # fmt: skip
+        [
+            "--config-file",
+            tiny["config"],
+            "--video-input",
+            tiny["video"],
+            "--output",
+            str(out),
+            "--confidence-threshold",
+            "0.0",
+            "MODEL.WEIGHTS",
+            tiny["weights"],
+        ]  # fmt: skip
     )
     assert tree(out) == ["walk.jsonl", "walk.mp4"]
     capture = cv2.VideoCapture(str(out / "walk.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == VIDEO_FRAMES
-    assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (128, 96)
+    assert (
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    ) == (128, 96)
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
     capture.release()
     with open(out / "walk.jsonl") as f:
@@ -200,7 +264,17 @@ def test_video_same_frames_size_and_fps_with_jsonl(tiny, tmp_path):
 
 def test_overrides_after_the_image_list_are_taken_as_overrides():
     args = demo.get_parser().parse_args(
-        ["--config-file", "c.yaml", "--output", "out", "--input", "a.jpg", "b/*.jpg", "MODEL.WEIGHTS", "w.pth"]
+        [
+            "--config-file",
+            "c.yaml",
+            "--output",
+            "out",
+            "--input",
+            "a.jpg",
+            "b/*.jpg",
+            "MODEL.WEIGHTS",
+            "w.pth",
+        ]
     )
     demo.split_trailing_opts(args)
     assert args.input == ["a.jpg", "b/*.jpg"] and args.opts == ["MODEL.WEIGHTS", "w.pth"]

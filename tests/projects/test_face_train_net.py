@@ -1,5 +1,6 @@
 """projects/FaceLandmarks/train_net.py --num-gpus 2 without CUDA: two CPU processes over GLOO
 (kpext.engine.launch) train, evaluate and draw."""
+
 import json
 import os
 import subprocess

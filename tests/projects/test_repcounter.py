@@ -1,4 +1,5 @@
 """projects/RepCounter: exact counts from pose records, through the library and the command line."""
+
 import json
 import os
 import re
@@ -8,12 +9,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from motion_helpers import repetition_sequence
+from script_loading import load_script
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
 from kpext.video import RepetitionCounter
 from kpext.video.repcount import analyse_repetitions, main_track_id
-from motion_helpers import repetition_sequence
-from script_loading import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COUNT_REPS = os.path.join(REPO_ROOT, "projects", "RepCounter", "count_reps.py")
@@ -70,7 +71,9 @@ def test_library_counts_exactly(kind, reps):
     assert result.track_id == 1 and len(result.running) == len(records)
     assert result.running[-1] == reps and np.all(np.diff(result.running) >= 0)
     assert len(result.rep_frames) == reps and result.frames_seen == len(records) - 3
-    assert RepetitionCounter().count(result.signal) == reps  # the running count ends on the batch count
+    assert (
+        RepetitionCounter().count(result.signal) == reps
+    )  # the running count ends on the batch count
 
 
 def test_ankles_count_jumps_but_not_squats():
@@ -88,7 +91,11 @@ def test_nobody_and_bad_names():
 
 def run_script(script, *args, timeout=120):
     return subprocess.run(
-        [sys.executable, script, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout
+        [sys.executable, script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=timeout,
     )
 
 
@@ -102,7 +109,11 @@ def test_count_reps_cli_on_keypoints_jsonl(tmp_path):
         assert re.search(r"^(\d+) repetitions", done.stdout, re.M).group(1) == str(reps)
         with open(summary) as f:
             data = json.load(f)
-        assert data["repetitions"] == reps and data["track_id"] == 1 and len(data["rep_frames"]) == reps
+        assert (
+            data["repetitions"] == reps
+            and data["track_id"] == 1
+            and len(data["rep_frames"]) == reps
+        )
 
 
 def load_count_reps():
@@ -129,25 +140,55 @@ def test_count_reps_bad_input_is_one_line(tmp_path):
 def test_rendered_video_ground_truth_counted_and_drawn(tmp_path, kind, reps):
     """make_synthetic_video.py's ground truth -> count_reps.py draws the running count on its video."""
     video = tmp_path / f"{kind}.mp4"
-    made = run_script(MAKE_VIDEO, "--kind", kind, "--reps", reps, "--walkers", 1, "--size", 128, 128, "--output", video)
+    made = run_script(
+        MAKE_VIDEO,
+        "--kind",
+        kind,
+        "--reps",
+        reps,
+        "--walkers",
+        1,
+        "--size",
+        128,
+        128,
+        "--output",
+        video,
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     with open(tmp_path / f"{kind}.truth.json") as f:
         truth = json.load(f)
     with open(tmp_path / f"{kind}.jsonl") as f:
         records = [json.loads(line) for line in f]
     assert truth["repetitions"] == reps and len(records) == truth["frames"]
-    assert all(any(p["track_id"] == 1 for p in r["persons"]) for r in records)  # the exerciser is always seen
+    assert all(
+        any(p["track_id"] == 1 for p in r["persons"]) for r in records
+    )  # the exerciser is always seen
     assert any(p["track_id"] == 2 for r in records for p in r["persons"])  # the walker passes
 
     out = tmp_path / "counted" / f"{kind}_count.mp4"
-    done = run_script(COUNT_REPS, "--keypoints-jsonl", tmp_path / f"{kind}.jsonl", "--video-input", video, "--output", out)
+    done = run_script(
+        COUNT_REPS,
+        "--keypoints-jsonl",
+        tmp_path / f"{kind}.jsonl",
+        "--video-input",
+        video,
+        "--output",
+        out,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"^(\d+) repetitions", done.stdout, re.M).group(1) == str(reps)
     assert sorted(os.listdir(out.parent)) == [f"{kind}_count.mp4", f"{kind}_count.summary.json"]
     capture = cv2.VideoCapture(str(out))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == truth["frames"]
-    assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (128, 128)
+    assert (
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    ) == (128, 128)
     capture.release()
     with open(out.parent / f"{kind}_count.summary.json") as f:
         summary = json.load(f)
-    assert summary["repetitions"] == reps and summary["track_id"] == 1 and summary["frames"] == truth["frames"]
+    assert (
+        summary["repetitions"] == reps
+        and summary["track_id"] == 1
+        and summary["frames"] == truth["frames"]
+    )

@@ -4,6 +4,7 @@ CI has no GPU, so ``--cpu-smoke`` is what keeps the GPU check runnable: the same
 install step, ``train_net.py`` launch (the first run over GLOO in two processes) and
 report format as on the GPU machine.
 """
+
 import importlib.util
 import json
 import os
@@ -17,7 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _load_gpu_check():
-    spec = importlib.util.spec_from_file_location("kpext_tools_gpu_check", os.path.join(REPO, "tools", "gpu_check.py"))
+    spec = importlib.util.spec_from_file_location(
+        "kpext_tools_gpu_check", os.path.join(REPO, "tools", "gpu_check.py")
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -33,8 +36,13 @@ def make_wheel(folder, name="kpext_probe", version="0.1", tag="py3-none-any"):
     path = os.path.join(folder, f"{name}-{version}-{tag}.whl")
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"{name}.py", "VALUE = 42\n")
-        z.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        z.writestr(f"{dist_info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n")
+        z.writestr(
+            f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        z.writestr(
+            f"{dist_info}/WHEEL",
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
+        )
         z.writestr(f"{dist_info}/RECORD", "")
     return path
 
@@ -43,8 +51,12 @@ def test_wheel_selection_keeps_what_this_python_installs():
     tags = {"py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp311-abi3-manylinux2014_x86_64"}
     assert gpu_check.wheel_tags("a/pkg-1.0-py3-none-any.whl") == ("py3", "none", "any")
     assert gpu_check.wheel_fits("x-1-py3-none-any.whl", tags)
-    assert gpu_check.wheel_fits("y-1-cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags)
-    assert not gpu_check.wheel_fits("z-1-cp312-cp312-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags)
+    assert gpu_check.wheel_fits(
+        "y-1-cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags
+    )
+    assert not gpu_check.wheel_fits(
+        "z-1-cp312-cp312-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags
+    )
     with pytest.raises(ValueError):
         gpu_check.wheel_tags("notawheel.whl")
 
@@ -82,10 +94,18 @@ def test_parse_training_reads_speed_memory_and_ap(tmp_path):
         "[..] d2.engine.hooks INFO: Overall training speed: 27 iterations in 0:00:05 (0.1852 s / it)\n"
     )
     (tmp_path / "metrics.json").write_text(
-        json.dumps({"iteration": 19, "time": 0.2}) + "\n" + json.dumps({"iteration": 29, "bbox/AP": 1.5, "keypoints/AP": 0.25}) + "\n"
+        json.dumps({"iteration": 19, "time": 0.2})
+        + "\n"
+        + json.dumps({"iteration": 29, "bbox/AP": 1.5, "keypoints/AP": 0.25})
+        + "\n"
     )
     found = gpu_check.parse_training(str(tmp_path))
-    assert found == {"train_s_per_iter": 0.1852, "train_max_mem_mb": 5120.0, "box_ap": 1.5, "kp_ap": 0.25}
+    assert found == {
+        "train_s_per_iter": 0.1852,
+        "train_max_mem_mb": 5120.0,
+        "box_ap": 1.5,
+        "kp_ap": 0.25,
+    }
     (tmp_path / "log.txt").write_text("no speed line (fewer than 4 iterations)\n")
     assert gpu_check.parse_training(str(tmp_path))["train_s_per_iter"] == 0.2
 
@@ -97,19 +117,39 @@ def _run(head, precision, s_per_iter, status="trained"):
 
 
 def test_rows_ratios_to_stock_at_the_same_precision():
-    runs = [_run("stock", "fp32", 0.4), _run("stock", "amp", 0.2), _run("gaussian", "fp32", 0.3), _run("gaussian", "amp", 0.3)]
+    runs = [
+        _run("stock", "fp32", 0.4),
+        _run("stock", "amp", 0.2),
+        _run("gaussian", "fp32", 0.3),
+        _run("gaussian", "amp", 0.3),
+    ]
     timings = {
-        "stock_fp32": {"infer_img_s_b1": 10.0, "infer_img_s_b8": 20.0, "detections_per_image": 20.0},
+        "stock_fp32": {
+            "infer_img_s_b1": 10.0,
+            "infer_img_s_b8": 20.0,
+            "detections_per_image": 20.0,
+        },
         "stock_amp": {"infer_img_s_b1": 20.0, "infer_img_s_b8": 40.0, "detections_per_image": 20.0},
-        "gaussian_fp32": {"infer_img_s_b1": 15.0, "infer_img_s_b8": 30.0, "detections_per_image": 20.0},
+        "gaussian_fp32": {
+            "infer_img_s_b1": 15.0,
+            "infer_img_s_b8": 30.0,
+            "detections_per_image": 20.0,
+        },
         "gaussian_amp": {"error": "boom"},
     }
     rows = {(r["head"], r["precision"]): r for r in gpu_check.build_rows(runs, timings)}
-    assert rows["stock", "fp32"]["status"] == "ok" and rows["stock", "fp32"]["train_s_per_iter_vs_stock"] == 1.0
+    assert (
+        rows["stock", "fp32"]["status"] == "ok"
+        and rows["stock", "fp32"]["train_s_per_iter_vs_stock"] == 1.0
+    )
     assert rows["gaussian", "fp32"]["train_s_per_iter_vs_stock"] == 0.75
     assert rows["gaussian", "fp32"]["infer_img_s_b1_vs_stock"] == 1.5
-    assert rows["gaussian", "amp"]["train_s_per_iter_vs_stock"] == 1.5  # against stock AMP, not stock fp32
-    assert rows["gaussian", "amp"]["status"] == "failed" and "boom" in rows["gaussian", "amp"]["error"]
+    assert (
+        rows["gaussian", "amp"]["train_s_per_iter_vs_stock"] == 1.5
+    )  # against stock AMP, not stock fp32
+    assert (
+        rows["gaussian", "amp"]["status"] == "failed" and "boom" in rows["gaussian", "amp"]["error"]
+    )
     assert rows["gaussian", "amp"]["infer_img_s_b1_vs_stock"] is None
 
 
@@ -127,16 +167,32 @@ def _wheelhouse_for_smoke(tmp_path):
 
 def test_cpu_smoke_run_writes_the_report(tmp_path):
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "GPU_WHEELHOUSE": _wheelhouse_for_smoke(tmp_path)}
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "OUT": str(out),
+        "GPU_WHEELHOUSE": _wheelhouse_for_smoke(tmp_path),
+    }
     done = subprocess.run(["bash", os.path.join(REPO, "tools", "gpu_check.sh"), "--cpu-smoke", "--heads", "stock,gaussian"],
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     report = json.loads((out / "report.json").read_text())
     assert report["profile"] == "cpu-smoke" and report["install"]["used"]
     assert report["environment"]["torch"] and report["environment"]["device"] == "cpu"
-    assert [s["step"] for s in report["steps"]] == ["install", "data", "train stock_fp32", "train gaussian_fp32", "infer"]
+    assert [s["step"] for s in report["steps"]] == [
+        "install",
+        "data",
+        "train stock_fp32",
+        "train gaussian_fp32",
+        "infer",
+    ]
     rows = {(r["head"], r["precision"]): r for r in report["rows"]}
-    assert sorted(rows) == [("gaussian", "amp"), ("gaussian", "fp32"), ("stock", "amp"), ("stock", "fp32")]
+    assert sorted(rows) == [
+        ("gaussian", "amp"),
+        ("gaussian", "fp32"),
+        ("stock", "amp"),
+        ("stock", "fp32"),
+    ]
     for head in ("stock", "gaussian"):
         row = rows[head, "fp32"]
         assert row["status"] == "ok", row
@@ -146,7 +202,10 @@ def test_cpu_smoke_run_writes_the_report(tmp_path):
             assert row[f"{name}_vs_stock"] == expected
         assert row["detections_per_image"] == 20.0  # score threshold 0: equal work for every head
         assert row["kp_ap"] is not None and row["box_ap"] is not None
-        assert rows[head, "amp"]["status"] == "skipped" and rows[head, "amp"]["error"] == "AMP needs CUDA"
+        assert (
+            rows[head, "amp"]["status"] == "skipped"
+            and rows[head, "amp"]["error"] == "AMP needs CUDA"
+        )
     assert rows["stock", "fp32"]["processes"] == 2  # the GLOO path of kpext.engine.launch
     assert rows["gaussian", "fp32"]["processes"] == 1
     md = (out / "report.md").read_text()
@@ -159,20 +218,30 @@ def test_cpu_smoke_run_writes_the_report(tmp_path):
 def test_gpu_plan_configs_merge(tmp_path):
     """Every run of the GPU profile merges into a valid config: full-size R50-FPN on CUDA,
     the head the row names, AMP on its AMP rows, 8 loader workers."""
-    from detectron2.config import get_cfg
-
     from kpext.config import add_kpext_config
 
-    runs = gpu_check.plan_runs(gpu_check.gpu_profile(), str(tmp_path), [h[0] for h in gpu_check.HEADS])
-    assert [r.name for r in runs] == [f"{h[0]}_{p}" for h in gpu_check.HEADS for p in ("fp32", "amp")]
+    from detectron2.config import get_cfg
+
+    runs = gpu_check.plan_runs(
+        gpu_check.gpu_profile(), str(tmp_path), [h[0] for h in gpu_check.HEADS]
+    )
+    assert [r.name for r in runs] == [
+        f"{h[0]}_{p}" for h in gpu_check.HEADS for p in ("fp32", "amp")
+    ]
     for run in runs:
         cfg = get_cfg()
         add_kpext_config(cfg)
         cfg.merge_from_file(os.path.join(REPO, run.config_file))
         cfg.merge_from_list(run.overrides)
         assert cfg.MODEL.ROI_KEYPOINT_HEAD.NAME == run.head_class
-        assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.DEVICE == "cuda" and cfg.MODEL.WEIGHTS == ""
+        assert (
+            cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.DEVICE == "cuda" and cfg.MODEL.WEIGHTS == ""
+        )
         assert cfg.SOLVER.AMP.ENABLED == (run.precision == "amp")
-        assert cfg.DATALOADER.NUM_WORKERS == 8 and cfg.SOLVER.MAX_ITER == 30 and cfg.SOLVER.IMS_PER_BATCH == 8
+        assert (
+            cfg.DATALOADER.NUM_WORKERS == 8
+            and cfg.SOLVER.MAX_ITER == 30
+            and cfg.SOLVER.IMS_PER_BATCH == 8
+        )
         assert cfg.DATASETS.TRAIN == ("kpext_synth_train",) and cfg.INPUT.MIN_SIZE_TRAIN == (800,)
         assert run.processes == 1

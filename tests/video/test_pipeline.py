@@ -1,5 +1,6 @@
 """Video pipeline with a fake predictor: frames, size and fps kept, stable track ids, COCO coordinates,
 undecodable frames, and no half-written output."""
+
 import json
 import os
 import signal
@@ -8,8 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from detectron2.data import MetadataCatalog
-from detectron2.structures import Boxes, Instances
 
 from kpext.data.keypoint_metadata import oks_sigmas_for_count
 from kpext.video.pipeline import (
@@ -28,6 +27,9 @@ from kpext.video.pipeline import (
     write_pose_video,
 )
 from kpext.video.tracking import KeypointSmoother
+
+from detectron2.data import MetadataCatalog
+from detectron2.structures import Boxes, Instances
 
 SIZE = 128
 FPS = 25.0
@@ -61,10 +63,14 @@ def keypoints_in_box(box):
 
 def make_instances(boxes, keypoints, scores, image_size=(SIZE, SIZE)):
     instances = Instances(image_size)
-    instances.pred_boxes = Boxes(torch.tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 4))
+    instances.pred_boxes = Boxes(
+        torch.tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 4)
+    )
     instances.scores = torch.tensor(scores, dtype=torch.float32)
     instances.pred_classes = torch.zeros(len(scores), dtype=torch.int64)
-    instances.pred_keypoints = torch.tensor(np.asarray(keypoints), dtype=torch.float32).reshape(-1, NUM_KEYPOINTS, 3)
+    instances.pred_keypoints = torch.tensor(np.asarray(keypoints), dtype=torch.float32).reshape(
+        -1, NUM_KEYPOINTS, 3
+    )
     return instances
 
 
@@ -81,7 +87,9 @@ class BrightRectanglePredictor:
     def __call__(self, image):
         ys, xs = np.nonzero(image[..., 1] > 128)
         moving = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-        keypoints = np.stack([keypoints_in_box(moving), keypoints_in_box(STATIC_BOX)]).astype(np.float32)
+        keypoints = np.stack([keypoints_in_box(moving), keypoints_in_box(STATIC_BOX)]).astype(
+            np.float32
+        )
         self.outputs.append((np.array(moving), keypoints.astype(np.float64)))
         order = [0, 1] if len(self.outputs) % 2 else [1, 0]
         boxes = np.array([moving, STATIC_BOX])[order]
@@ -114,7 +122,9 @@ def square_video(tmp_path_factory):
 
 
 def draw_with_skeletons(result):
-    return draw_tracked_persons(result.image, result.persons, MetadataCatalog.get("kpext_synth_val"), 0.05)
+    return draw_tracked_persons(
+        result.image, result.persons, MetadataCatalog.get("kpext_synth_val"), 0.05
+    )
 
 
 def test_video_source_reads_size_fps_and_frames(square_video):
@@ -123,23 +133,35 @@ def test_video_source_reads_size_fps_and_frames(square_video):
     assert source.fps == pytest.approx(FPS)
     assert source.frame_count == NUM_FRAMES
     frames = list(source)
-    assert len(frames) == NUM_FRAMES and all(f is not None and f.shape == (SIZE, SIZE, 3) for f in frames)
+    assert len(frames) == NUM_FRAMES and all(
+        f is not None and f.shape == (SIZE, SIZE, 3) for f in frames
+    )
 
 
 def test_pose_video_keeps_frames_size_fps_and_tracks(square_video, tmp_path):
     source = VideoSource(str(square_video))
     predictor = BrightRectanglePredictor()
-    runner = VideoPoseRunner(predictor, fps=source.fps)  # no smoother: keypoints are the predictor's
+    runner = VideoPoseRunner(
+        predictor, fps=source.fps
+    )  # no smoother: keypoints are the predictor's
     out = tmp_path / "out" / "square_pose.mp4"
     summary = write_pose_video(
-        runner.run(source), str(out), source.fps, source.size, draw_with_skeletons, jsonl_path_for(str(out))
+        runner.run(source),
+        str(out),
+        source.fps,
+        source.size,
+        draw_with_skeletons,
+        jsonl_path_for(str(out)),
     )
 
     assert summary.num_frames == NUM_FRAMES and summary.undecodable_frames == []
     (count, width, height, fps), frames = read_back(out)
     assert (count, width, height, len(frames)) == (NUM_FRAMES, SIZE, SIZE, NUM_FRAMES)
     assert fps == pytest.approx(FPS)
-    assert sorted(os.listdir(out.parent)) == ["square_pose.jsonl", "square_pose.mp4"]  # no temporaries left
+    assert sorted(os.listdir(out.parent)) == [
+        "square_pose.jsonl",
+        "square_pose.mp4",
+    ]  # no temporaries left
 
     records = read_pose_jsonl(str(tmp_path / "out" / "square_pose.jsonl"))
     assert [r["frame"] for r in records] == list(range(NUM_FRAMES))
@@ -210,7 +232,9 @@ def test_undecodable_frames_keep_the_frame_count(tmp_path):
     # a broken frame is the previous written frame; black when nothing came before
     expected_levels = [0, 45, 60, 75, 75, 75] + gray_levels[6:]
     for frame, level in zip(written, expected_levels):
-        assert abs(float(frame.mean()) - level) < 7.0  # levels are 15 apart; mp4v shifts them a little
+        assert (
+            abs(float(frame.mean()) - level) < 7.0
+        )  # levels are 15 apart; mp4v shifts them a little
 
     records = read_pose_jsonl(jsonl_path_for(str(out)))
     assert len(records) == len(frames)
@@ -279,11 +303,25 @@ def test_failed_writes_leave_no_file(tmp_path):
 
     out = tmp_path / "out" / "v.mp4"
     with pytest.raises(RuntimeError, match="drawing failed"):
-        write_pose_video(VideoPoseRunner(no_one).run(frames), str(out), FPS, (SIZE, SIZE), failing_draw, jsonl_path_for(str(out)))
+        write_pose_video(
+            VideoPoseRunner(no_one).run(frames),
+            str(out),
+            FPS,
+            (SIZE, SIZE),
+            failing_draw,
+            jsonl_path_for(str(out)),
+        )
     assert os.listdir(out.parent) == []
 
     with pytest.raises(VideoError, match="no frame could be decoded"):
-        write_pose_video(VideoPoseRunner(no_one).run([None] * 4), str(out), FPS, (SIZE, SIZE), failing_draw, jsonl_path_for(str(out)))
+        write_pose_video(
+            VideoPoseRunner(no_one).run([None] * 4),
+            str(out),
+            FPS,
+            (SIZE, SIZE),
+            failing_draw,
+            jsonl_path_for(str(out)),
+        )
     assert os.listdir(out.parent) == []
 
 
@@ -293,7 +331,9 @@ def test_jsonl_records_round_trip_to_detectron2_coordinates():
     record = frame_to_jsonl_record(FrameResult(3, 0.1, None, [person], decoded=True))
     assert json.loads(json.dumps(record)) == record
     assert record["frame"] == 3 and record["persons"][0]["bbox"] == [10.0, 20.0, 40.0, 80.0]
-    assert record["persons"][0]["keypoints"][:2] == pytest.approx(list(keypoints[0, :2] - 0.5), abs=1e-3)
+    assert record["persons"][0]["keypoints"][:2] == pytest.approx(
+        list(keypoints[0, :2] - 0.5), abs=1e-3
+    )
     (back,) = persons_from_jsonl_record(record)
     assert back.track_id == 7 and back.score == pytest.approx(0.875)
     np.testing.assert_allclose(back.box, person.box)
@@ -334,7 +374,12 @@ def test_sigterm_while_writing_deletes_the_temporaries(tmp_path):
     with pytest.raises(SystemExit) as stop:
         with exit_on_sigterm():
             write_pose_video(
-                VideoPoseRunner(no_one).run(frames), str(out), FPS, (SIZE, SIZE), terminated_at_frame_2, jsonl_path_for(str(out))
+                VideoPoseRunner(no_one).run(frames),
+                str(out),
+                FPS,
+                (SIZE, SIZE),
+                terminated_at_frame_2,
+                jsonl_path_for(str(out)),
             )
     assert stop.value.code == 128 + signal.SIGTERM
     assert os.listdir(tmp_path) == []

@@ -1,19 +1,28 @@
 """Repetition counting (jumps, squats) on synthetic keypoint sequences with jitter and dropped frames."""
+
 import numpy as np
 import pytest
+from motion_helpers import STANDING_LAYOUT, repetition_sequence
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES as NAMES
 from kpext.video import RepetitionCounter, count_cycles, estimate_person_height, vertical_signal
-from motion_helpers import STANDING_LAYOUT, repetition_sequence
 
 # (kind, repetitions, generator options): different speeds (frames per repetition) and amplitudes
 SCENARIOS = {
     "1 jump": ("jump", 1, dict(rep_frames=(24, 36), amplitude=(0.15, 0.25))),
     "3 jumps": ("jump", 3, dict(rep_frames=(24, 36), amplitude=(0.15, 0.25))),
-    "7 quick small jumps": ("jump", 7, dict(rep_frames=(16, 22), amplitude=(0.08, 0.12), rest_frames=(4, 10))),
+    "7 quick small jumps": (
+        "jump",
+        7,
+        dict(rep_frames=(16, 22), amplitude=(0.08, 0.12), rest_frames=(4, 10)),
+    ),
     "7 slow high jumps": ("jump", 7, dict(rep_frames=(30, 45), amplitude=(0.25, 0.35))),
     "5 slow deep squats": ("squat", 5, dict(rep_frames=(35, 50), amplitude=(0.2, 0.3))),
-    "5 quick shallow squats": ("squat", 5, dict(rep_frames=(20, 28), amplitude=(0.12, 0.16), rest_frames=(2, 6))),
+    "5 quick shallow squats": (
+        "squat",
+        5,
+        dict(rep_frames=(20, 28), amplitude=(0.12, 0.16), rest_frames=(2, 6)),
+    ),
 }
 
 

@@ -1,9 +1,10 @@
 """PoseTracker identities on a synthetic video, One-Euro filtering and per-track smoothing."""
+
 import numpy as np
 import pytest
+from motion_helpers import walking_people_video
 
 from kpext.video import KeypointSmoother, OneEuroFilter, PoseTracker, greedy_match
-from motion_helpers import walking_people_video
 
 # One-Euro parameters for the walking video: 1 Hz at rest removes most of the
 # 3 px jitter; beta = 0.02 (per px/s) opens the cutoff to ~1.5 Hz at the
@@ -13,7 +14,9 @@ SMOOTHING = dict(min_cutoff=1.0, beta=0.02, d_cutoff=1.0, freq=30.0)
 
 def track_video(video, tracker):
     """Per frame: (true person ids, track ids)."""
-    return [(fr.person_ids, tracker.update(fr.keypoints, fr.boxes, fr.scores)) for fr in video.frames]
+    return [
+        (fr.person_ids, tracker.update(fr.keypoints, fr.boxes, fr.scores)) for fr in video.frames
+    ]
 
 
 def assert_one_id_per_person(assignments, num_people):
@@ -33,9 +36,13 @@ def assert_one_id_per_person(assignments, num_people):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("match", ["oks", "iou"])
 def test_ids_consistent_across_shuffles_and_gap(seed, match):
-    video = walking_people_video(num_frames=60, fps=30.0, jitter=3.0, gaps=[(1, 28, 3)], shuffle=True, seed=seed)
+    video = walking_people_video(
+        num_frames=60, fps=30.0, jitter=3.0, gaps=[(1, 28, 3)], shuffle=True, seed=seed
+    )
     assert not video.present[1, 28:31].any() and video.present[1, 31]
-    assert any(list(fr.person_ids) != sorted(fr.person_ids) for fr in video.frames)  # really shuffled
+    assert any(
+        list(fr.person_ids) != sorted(fr.person_ids) for fr in video.frames
+    )  # really shuffled
 
     ids = assert_one_id_per_person(track_video(video, PoseTracker(match=match, max_age=10)), 3)
     # ids count up from 1 in order of appearance (all three appear in frame 0)
@@ -91,8 +98,10 @@ def mean_errors_raw_and_smoothed(video, smoother):
 def test_one_euro_smoothing_reduces_jitter_error(seed):
     video = walking_people_video(num_frames=60, fps=30.0, jitter=3.0, gaps=[(1, 28, 3)], seed=seed)
     raw_err, smooth_err = mean_errors_raw_and_smoothed(video, KeypointSmoother(**SMOOTHING))
-    print(f"seed {seed}: mean keypoint error raw {raw_err:.3f} px, One-Euro {smooth_err:.3f} px "
-          f"(ratio {smooth_err / raw_err:.3f})")
+    print(
+        f"seed {seed}: mean keypoint error raw {raw_err:.3f} px, One-Euro {smooth_err:.3f} px "
+        f"(ratio {smooth_err / raw_err:.3f})"
+    )
     # 2-D Gaussian jitter of sigma 3 px: mean distance 3 * sqrt(pi / 2) = 3.76 px
     assert raw_err == pytest.approx(3.0 * np.sqrt(np.pi / 2), rel=0.05)
     assert smooth_err <= 0.7 * raw_err

@@ -50,6 +50,7 @@ Image ``i`` of split ``s`` is drawn from ``numpy.random.default_rng([seed,
 crc32(s), i])``: it does not depend on how many images are generated, and the
 same settings give byte-identical CSV and JSON files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -155,7 +156,11 @@ class FaceSynthConfig:
         if not 0.2 <= self.min_face_frac <= 1.2:
             reject_setting("min_face_frac", "must be in [0.2, 1.2]", self.min_face_frac)
         if not self.min_face_frac <= self.max_face_frac <= 1.2:
-            reject_setting("max_face_frac", f"must be in [min_face_frac ({self.min_face_frac}), 1.2]", self.max_face_frac)
+            reject_setting(
+                "max_face_frac",
+                f"must be in [min_face_frac ({self.min_face_frac}), 1.2]",
+                self.max_face_frac,
+            )
         if not 0.0 <= self.max_roll <= 90.0:
             reject_setting("max_roll", "must be in [0, 90] degrees", self.max_roll)
         if not 0.0 <= self.max_yaw <= 35.0:
@@ -306,7 +311,9 @@ def _sample_shape(rng: np.random.Generator) -> FaceShape:
 def _sample_expression(rng: np.random.Generator) -> Expression:
     """One of a few expressions (neutral 35%, smile 25%, talking 15%, frown 13%,
     surprise 12%) with random strength and gaze."""
-    kind = rng.choice(["neutral", "smile", "surprise", "frown", "talk"], p=[0.35, 0.25, 0.12, 0.13, 0.15])
+    kind = rng.choice(
+        ["neutral", "smile", "surprise", "frown", "talk"], p=[0.35, 0.25, 0.12, 0.13, 0.15]
+    )
     gaze = (_uniform(rng, -1, 1), _uniform(rng, -0.6, 0.6))
     if kind == "smile":
         return Expression(eye_open=_uniform(rng, 0.7, 1.0), smile=_uniform(rng, 0.4, 1.0),
@@ -356,7 +363,10 @@ def sample_face_spec(rng: np.random.Generator, cfg: FaceSynthConfig) -> FaceSpec
         free_low = _PLACEMENT_MARGIN_PX - low
         free_high = size - _PLACEMENT_MARGIN_PX - high
         if np.all(free_low <= free_high):
-            center = (_uniform(rng, free_low[0], free_high[0]), _uniform(rng, free_low[1], free_high[1]))
+            center = (
+                _uniform(rng, free_low[0], free_high[0]),
+                _uniform(rng, free_low[1], free_high[1]),
+            )
             return FaceSpec(shape, expression, FacePose(center, scale, roll, yaw), look)
         scale *= 0.92  # landmarks do not fit: a smaller face
     raise AssertionError("could not fit a face into the image")  # unreachable for valid configs
@@ -372,7 +382,9 @@ _HEAD_DEPTH = 0.75
 def _depth(x: np.ndarray, y: np.ndarray, shape: FaceShape) -> np.ndarray:
     """Depth of the face surface at canonical (x, y): a rounded head, flat at the sides."""
     across = np.clip(1.0 - (np.asarray(x) / shape.head_rx) ** 2, 0.0, 1.0)
-    return _HEAD_DEPTH * np.sqrt(across) * (1.0 - 0.15 * (np.asarray(y) / shape.head_ry_bottom) ** 2)
+    return (
+        _HEAD_DEPTH * np.sqrt(across) * (1.0 - 0.15 * (np.asarray(y) / shape.head_ry_bottom) ** 2)
+    )
 
 
 def _on_face(xy: Sequence[Sequence[float]], shape: FaceShape, lift: float = 0.0) -> np.ndarray:
@@ -406,7 +418,10 @@ def _eye(shape: FaceShape, expr: Expression, side: float) -> Tuple[np.ndarray, n
     h = 0.075 * expr.eye_open
     inner, outer = (cx - side * w, cy + 0.01), (cx + side * w, cy - 0.01)
     upper_inner, upper_outer = (cx - side * w / 3, cy - 0.95 * h), (cx + side * w / 3, cy - h)
-    lower_inner, lower_outer = (cx - side * w / 3, cy + 0.75 * h), (cx + side * w / 3, cy + 0.75 * h)
+    lower_inner, lower_outer = (
+        (cx - side * w / 3, cy + 0.75 * h),
+        (cx + side * w / 3, cy + 0.75 * h),
+    )
     if side < 0:  # right eye: outer, upper outer, upper inner, inner, lower inner, lower outer
         contour = [outer, upper_outer, upper_inner, inner, lower_inner, lower_outer]
     else:  # left eye: inner, upper inner, upper outer, outer, lower outer, lower inner
@@ -551,15 +566,21 @@ def _fill(canvas: np.ndarray, points: np.ndarray, value: float) -> None:
     cv2.fillPoly(canvas, [_cv_points(points)], float(value), cv2.LINE_AA, shift=CV_SHIFT)
 
 
-def _line(canvas: np.ndarray, points: np.ndarray, value: float, width_px: float, closed: bool = False) -> None:
+def _line(
+    canvas: np.ndarray, points: np.ndarray, value: float, width_px: float, closed: bool = False
+) -> None:
     thickness = max(1, int(round(width_px * SUPERSAMPLE)))
-    cv2.polylines(canvas, [_cv_points(points)], closed, float(value), thickness, cv2.LINE_AA, shift=CV_SHIFT)
+    cv2.polylines(
+        canvas, [_cv_points(points)], closed, float(value), thickness, cv2.LINE_AA, shift=CV_SHIFT
+    )
 
 
 def _disc(canvas: np.ndarray, center: np.ndarray, radius_px: float, value: float) -> None:
     c = _cv_points(center).reshape(2)
     r = int(round(radius_px * SUPERSAMPLE * (1 << CV_SHIFT)))
-    cv2.circle(canvas, (int(c[0]), int(c[1])), max(r, 1), float(value), -1, cv2.LINE_AA, shift=CV_SHIFT)
+    cv2.circle(
+        canvas, (int(c[0]), int(c[1])), max(r, 1), float(value), -1, cv2.LINE_AA, shift=CV_SHIFT
+    )
 
 
 def _chaikin(points: np.ndarray, closed: bool, iterations: int = 3) -> np.ndarray:
@@ -596,10 +617,14 @@ def _draw_background(rng: np.random.Generator, canvas: np.ndarray) -> None:
             cv2.rectangle(canvas, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), value, -1)
         elif kind == 1:
             center = tuple(int(v) for v in rng.uniform(0, 1, 2) * size)
-            cv2.circle(canvas, center, int(_uniform(rng, 0.03, 0.25) * size), value, -1, cv2.LINE_AA)
+            cv2.circle(
+                canvas, center, int(_uniform(rng, 0.03, 0.25) * size), value, -1, cv2.LINE_AA
+            )
         else:
             p0, p1 = (tuple(int(v) for v in rng.uniform(0, 1, 2) * size) for _ in range(2))
-            cv2.line(canvas, p0, p1, value, max(1, int(_uniform(rng, 0.005, 0.04) * size)), cv2.LINE_AA)
+            cv2.line(
+                canvas, p0, p1, value, max(1, int(_uniform(rng, 0.005, 0.04) * size)), cv2.LINE_AA
+            )
 
 
 def _draw_body_and_back_hair(canvas: np.ndarray, spec: FaceSpec, project) -> None:
@@ -620,7 +645,11 @@ def _draw_head(canvas: np.ndarray, face_mask: np.ndarray, spec: FaceSpec, lm, pr
     shape, look = spec.shape, spec.look
     ear_y = shape.eye_y + 0.5 * shape.nose_length
     for side in (-1.0, 1.0):
-        _fill(canvas, project(_ellipse(side * shape.head_rx * 0.97, ear_y, 0.1, 0.2, 16)), look.skin * 0.88)
+        _fill(
+            canvas,
+            project(_ellipse(side * shape.head_rx * 0.97, ear_y, 0.1, 0.2, 16)),
+            look.skin * 0.88,
+        )
     _fill(face_mask, lm["outline_2d"], 1.0)
     _fill(canvas, lm["outline_2d"], look.skin)
 
@@ -691,7 +720,9 @@ def _draw_nose(canvas: np.ndarray, spec: FaceSpec, lm, project) -> None:
     nose = lm["nose_2d"]
     tip_y = shape.eye_y + shape.nose_length
     shade_side = -1.0 if pose.yaw > 0 else 1.0
-    bridge = _on_face([(shade_side * 0.07, shape.eye_y + 0.1), (shade_side * 0.09, tip_y - 0.02)], shape, 0.1)
+    bridge = _on_face(
+        [(shade_side * 0.07, shape.eye_y + 0.1), (shade_side * 0.09, tip_y - 0.02)], shape, 0.1
+    )
     _line(canvas, project(bridge), look.skin * 0.85, 0.03 * pose.scale)
     _disc(canvas, nose[3], 0.05 * pose.scale, min(255.0, look.skin * 1.12))
     for side in (-1.0, 1.0):
@@ -707,7 +738,9 @@ def _draw_mouth(canvas: np.ndarray, spec: FaceSpec, lm) -> None:
     if expr.mouth_open > 0.02:
         _fill(canvas, _chaikin(inner, closed=True, iterations=2), look.skin * 0.15)
         if expr.smile > 0.3:  # teeth under the upper lip
-            teeth = np.concatenate([inner[:5], (inner[[4, 3, 2, 1, 0]] * 0.6 + inner[[4, 5, 6, 7, 0]] * 0.4)])
+            teeth = np.concatenate(
+                [inner[:5], (inner[[4, 3, 2, 1, 0]] * 0.6 + inner[[4, 5, 6, 7, 0]] * 0.4)]
+            )
             _fill(canvas, teeth, min(250.0, look.sclera))
     else:
         _line(canvas, _chaikin(inner[:5], False, 2), look.lips * 0.5, max(0.5, 0.025 * pose.scale))
@@ -722,9 +755,16 @@ def _draw_glasses(canvas: np.ndarray, spec: FaceSpec, project) -> None:
         rim = _chaikin(np.array([[cx - rim_w, cy - rim_h], [cx + rim_w, cy - rim_h],
                                  [cx + rim_w, cy + rim_h], [cx - rim_w, cy + rim_h]]), True, 3)  # fmt: skip
         _line(canvas, project(_on_face(rim, shape, 0.12)), look.glasses_shade, width, closed=True)
-        temple = [(side * (shape.eye_dx + rim_w), shape.eye_y - 0.05), (side * shape.head_rx, shape.eye_y - 0.03)]
+        temple = [
+            (side * (shape.eye_dx + rim_w), shape.eye_y - 0.05),
+            (side * shape.head_rx, shape.eye_y - 0.03),
+        ]
         _line(canvas, project(_on_face(temple, shape, 0.08)), look.glasses_shade, width)
-    bridge = [(-(shape.eye_dx - rim_w), shape.eye_y - 0.04), (0.0, shape.eye_y - 0.07), (shape.eye_dx - rim_w, shape.eye_y - 0.04)]
+    bridge = [
+        (-(shape.eye_dx - rim_w), shape.eye_y - 0.04),
+        (0.0, shape.eye_y - 0.07),
+        (shape.eye_dx - rim_w, shape.eye_y - 0.04),
+    ]
     _line(canvas, project(_on_face(bridge, shape, 0.2)), look.glasses_shade, width)
 
 
@@ -735,12 +775,21 @@ def _occluder_polygons(rng: np.random.Generator, spec: FaceSpec) -> List[Tuple[n
         angle = _uniform(rng, 0, math.pi)
         through = np.array([_uniform(rng, -0.7, 0.7), _uniform(rng, -0.6, 1.0)])
         half = _uniform(rng, 0.08, 0.22)
-        d, n = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
+        d, n = (
+            np.array([math.cos(angle), math.sin(angle)]),
+            np.array([-math.sin(angle), math.cos(angle)]),
+        )
         bar = np.array([through - 3 * d - half * n, through + 3 * d - half * n,
                         through + 3 * d + half * n, through - 3 * d + half * n])  # fmt: skip
         return [(bar, _uniform(rng, 0, 255))]
     # a hand over the mouth, a cheek or an eye, fingers pointing up or sideways
-    targets = [(0.0, shape.mouth_y), (0.55, 0.35), (-0.55, 0.35), (shape.eye_dx, shape.eye_y), (-shape.eye_dx, shape.eye_y)]
+    targets = [
+        (0.0, shape.mouth_y),
+        (0.55, 0.35),
+        (-0.55, 0.35),
+        (shape.eye_dx, shape.eye_y),
+        (-shape.eye_dx, shape.eye_y),
+    ]
     palm_x, palm_y = targets[int(rng.integers(len(targets)))]
     palm = np.array([palm_x, palm_y]) + rng.uniform(-0.12, 0.12, 2) + np.array([0.0, 0.35])
     direction = _uniform(rng, -math.pi * 0.8, -math.pi * 0.2)  # towards the top of the image
@@ -748,7 +797,19 @@ def _occluder_polygons(rng: np.random.Generator, spec: FaceSpec) -> List[Tuple[n
     n = np.array([-d[1], d[0]])
     skin = spec.look.skin * _uniform(rng, 0.85, 1.1)
     polygons = [(_ellipse(*palm, 0.3, 0.3, 20), skin)]
-    polygons.append((np.array([palm - 0.25 * n, palm + 0.25 * n, palm + 0.25 * n - 1.2 * d, palm - 0.25 * n - 1.2 * d]), skin))
+    polygons.append(
+        (
+            np.array(
+                [
+                    palm - 0.25 * n,
+                    palm + 0.25 * n,
+                    palm + 0.25 * n - 1.2 * d,
+                    palm - 0.25 * n - 1.2 * d,
+                ]
+            ),
+            skin,
+        )
+    )
     for k in range(4):
         base = palm + (k - 1.5) * 0.13 * n + 0.22 * d
         length = 0.42 - 0.06 * abs(k - 1.5)
@@ -773,7 +834,9 @@ def _draw_occluder(
         hidden = _sample_mask(mask, points) > 0.5
         if hidden.mean() <= _MAX_OCCLUDED_SHARE:
             for polygon, value in polygons:
-                _fill(canvas, project(np.column_stack([polygon, np.full(len(polygon), 0.5)])), value)
+                _fill(
+                    canvas, project(np.column_stack([polygon, np.full(len(polygon), 0.5)])), value
+                )
             return hidden
     return np.zeros(len(points), dtype=bool)
 
@@ -785,7 +848,9 @@ def _sample_mask(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     return mask[ij[:, 1], ij[:, 0]]
 
 
-def _shade_face(canvas: np.ndarray, face_mask: np.ndarray, rng: np.random.Generator, spec: FaceSpec) -> None:
+def _shade_face(
+    canvas: np.ndarray, face_mask: np.ndarray, rng: np.random.Generator, spec: FaceSpec
+) -> None:
     """Light from one side over the whole picture, and darker face edges (roundness)."""
     size = canvas.shape[0]
     blur = max(3, int(0.25 * spec.pose.scale * SUPERSAMPLE) | 1)
@@ -915,7 +980,9 @@ def generate_face_split(
     if not split or not all(c.isalnum() or c in "_-" for c in split):
         raise ValueError(f"split name must use letters, digits, '_' or '-', got {split!r}")
     rows, boxes, annotations68, images = [], {}, [], []
-    progress = tqdm(range(cfg.num_images), desc=f"faces {split}", unit="img", disable=not show_progress)
+    progress = tqdm(
+        range(cfg.num_images), desc=f"faces {split}", unit="img", disable=not show_progress
+    )
     for index in progress:
         rng = image_rng(cfg.seed, split, index)
         face = render_face(sample_face_spec(rng, cfg), rng, cfg)
@@ -959,12 +1026,16 @@ def face_split_is_current(out_root: str, split: str, cfg: FaceSynthConfig) -> bo
         except (OSError, ValueError):
             return False
         info = data.get("info", {}) if isinstance(data, dict) else {}
-        if info.get("version") != GENERATOR_VERSION or info.get("config") != dataclasses.asdict(cfg):
+        if info.get("version") != GENERATOR_VERSION or info.get("config") != dataclasses.asdict(
+            cfg
+        ):
             return False
         if info.get("converter_version") != CONVERTER_VERSION:
             return False
     folder = face_image_dir(out_root, split)
-    return all(os.path.isfile(os.path.join(folder, im["file_name"])) for im in data.get("images", []))
+    return all(
+        os.path.isfile(os.path.join(folder, im["file_name"])) for im in data.get("images", [])
+    )
 
 
 def ensure_face_dataset(

@@ -1,5 +1,6 @@
 """What kpext's image renderers share: sub-pixel drawing with OpenCV and the
 per-image random generators that make every image reproducible on its own."""
+
 from __future__ import annotations
 
 import zlib

@@ -16,6 +16,7 @@ Register a new codec with :func:`register_codec`; ``MODEL.KPEXT.TARGET.CODEC``
 then selects it for every head built through :class:`~kpext.modeling.heads.CodecKeypointHead`,
 with no edit to any head.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -42,6 +42,7 @@ the Newton step is taken on the log of the raw map instead: a Gaussian target is
 sampled, not truncated, so its log is still exactly quadratic there; the price is
 less smoothing of noisy predictions in that band.
 """
+
 from __future__ import annotations
 
 import functools
@@ -147,7 +148,9 @@ class GaussianCodec(KeypointCodec):
         """Sigmoid of the focal loss's logits; the MSE's output is a heatmap already."""
         return raw.sigmoid() if self.loss_name == "focal" else raw
 
-    def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> GaussianTargets:
+    def encode(
+        self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]
+    ) -> GaussianTargets:
         """Args:
             keypoints: R x K x 3 (x, y, v) in continuous image coordinates.
             boxes: R x 4 RoIs (x0, y0, x1, y1).
@@ -268,8 +271,9 @@ def neighbourhood_3x3(maps: torch.Tensor, row: torch.Tensor, col: torch.Tensor) 
     return torch.gather(maps.reshape(r, k, h * w), 2, index).reshape(r, k, 3, 3)
 
 
-def quarter_offsets(window: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
-                    size: Tuple[int, int]) -> torch.Tensor:
+def quarter_offsets(
+    window: torch.Tensor, row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int]
+) -> torch.Tensor:
     """Quarter-cell shift towards the higher neighbour (SimpleBaseline / Hourglass).
 
     Args:
@@ -289,19 +293,25 @@ def quarter_offsets(window: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
 
 
 @functools.lru_cache(maxsize=32)
-def window_blur_kernel(sigma: float, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def window_blur_kernel(
+    sigma: float, kernel_size: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """3 x (kernel_size + 2) matrix: row ``a`` holds the normalised Gaussian taps centred
     on patch index ``a + kernel_size // 2`` (cached: built once per setting)."""
     radius = kernel_size // 2
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     norm = torch.exp(-(taps**2) / (2 * sigma**2)).sum()
-    offset = torch.arange(kernel_size + 2, dtype=torch.float64)[None, :] - (torch.arange(3, dtype=torch.float64)[:, None] + radius)
+    offset = torch.arange(kernel_size + 2, dtype=torch.float64)[None, :] - (
+        torch.arange(3, dtype=torch.float64)[:, None] + radius
+    )
     matrix = torch.exp(-(offset**2) / (2 * sigma**2)) / norm
     matrix = torch.where(offset.abs() <= radius, matrix, torch.zeros_like(matrix))
     return matrix.to(dtype=dtype, device=device)
 
 
-def blurred_window(maps: torch.Tensor, row: torch.Tensor, col: torch.Tensor, sigma: float, kernel_size: int) -> torch.Tensor:
+def blurred_window(
+    maps: torch.Tensor, row: torch.Tensor, col: torch.Tensor, sigma: float, kernel_size: int
+) -> torch.Tensor:
     """Zero-padded Gaussian blur of each map, evaluated at the 3 x 3 cells around its peak.
 
     Only the (kernel_size + 2)^2 patch around each peak is read, so the cost does
@@ -327,13 +337,17 @@ def blurred_window(maps: torch.Tensor, row: torch.Tensor, col: torch.Tensor, sig
     return kernel @ patch @ kernel.T
 
 
-def blur_reaches_border(row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int], radius: int) -> torch.Tensor:
+def blur_reaches_border(
+    row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int], radius: int
+) -> torch.Tensor:
     """R x K bool: the blur kernel around the 3 x 3 window of the peak reaches past the map's edge."""
     h, w = size
     return (row <= radius) | (col <= radius) | (row >= h - 1 - radius) | (col >= w - 1 - radius)
 
 
-def log_rescaled(window: torch.Tensor, peak: torch.Tensor, blurred_peak: torch.Tensor) -> torch.Tensor:
+def log_rescaled(
+    window: torch.Tensor, peak: torch.Tensor, blurred_peak: torch.Tensor
+) -> torch.Tensor:
     """DARK's modulated log ``log(max(b * max(m) / max(b), 1e-10))`` on a neighbourhood.
 
     Args:
@@ -348,8 +362,9 @@ def log_rescaled(window: torch.Tensor, peak: torch.Tensor, blurred_peak: torch.T
     return torch.log((window * scale[..., None, None]).clamp(min=LOG_FLOOR))
 
 
-def dark_offsets(window: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
-                 size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+def dark_offsets(
+    window: torch.Tensor, row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int]
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Newton step ``-H^-1 g`` from the peak cell on the log-modulated map.
 
     Args:

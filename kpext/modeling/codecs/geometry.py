@@ -7,6 +7,7 @@ the same convention: cell ``(i, j)`` (row ``i``, column ``j``) spans
 ``(j + 0.5, i + 0.5)``. A RoI ``(x0, y0, x1, y1)`` maps linearly onto a heatmap of
 ``W x H`` cells: continuous image x ``x0`` -> heatmap ``0`` and ``x1`` -> heatmap ``W``.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -14,7 +15,9 @@ from typing import Tuple
 import torch
 
 
-def image_to_heatmap(points: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def image_to_heatmap(
+    points: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]
+) -> torch.Tensor:
     """Map continuous image coordinates into continuous heatmap coordinates.
 
     Args:
@@ -30,7 +33,9 @@ def image_to_heatmap(points: torch.Tensor, boxes: torch.Tensor, size: Tuple[int,
     return (points - origin) * scale
 
 
-def heatmap_to_image(coords: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def heatmap_to_image(
+    coords: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]
+) -> torch.Tensor:
     """Inverse of :func:`image_to_heatmap`.
 
     Args:

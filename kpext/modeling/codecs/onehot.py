@@ -16,6 +16,7 @@ maximum except when a second, almost equal mode overshoots more; there the
 result can differ from Detectron2's by picking the other mode; so can a box a
 few pixels wide, whose few output pixels may all miss the peak.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,6 @@ import torch.nn.functional as F
 from ..losses import spatial_softmax_cross_entropy
 from .base import KeypointCodec, check_loss, register_codec
 from .geometry import image_to_heatmap
-
 
 # Longest box side (pixels) a TorchScript-traced model decodes exactly: Detectron2's
 # largest default test size. Tracing makes the search window this large for every box.
@@ -73,7 +73,9 @@ class OneHotCodec(KeypointCodec):
         see :class:`~kpext.modeling.codecs.base.KeypointCodec` for the arguments."""
         return spatial_softmax_cross_entropy(raw, targets.index, targets.valid, normalizer)
 
-    def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> OneHotTargets:
+    def encode(
+        self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]
+    ) -> OneHotTargets:
         """Args:
             keypoints: R x K x 3 (x, y, v) in continuous image coordinates.
             boxes: R x 4 RoIs (x0, y0, x1, y1).
@@ -104,7 +106,9 @@ class OneHotCodec(KeypointCodec):
             R x K x 3 (x, y, score) in continuous image coordinates; the score is
             Detectron2's: the bicubic peak's softmax weight over the H x W cells.
         """
-        logits = logits.detach().float()  # half-precision heatmaps would round box-scale coordinates
+        logits = (
+            logits.detach().float()
+        )  # half-precision heatmaps would round box-scale coordinates
         boxes = boxes.detach().to(logits.dtype)
         r, k, h, w = logits.shape
         if r == 0:
@@ -115,7 +119,10 @@ class OneHotCodec(KeypointCodec):
 
         flat = logits.reshape(r, k, h * w)
         peak = flat.argmax(dim=2)
-        peak_col, peak_row = (peak % w).to(logits.dtype), torch.div(peak, w, rounding_mode="floor").to(logits.dtype)
+        peak_col, peak_row = (
+            (peak % w).to(logits.dtype),
+            torch.div(peak, w, rounding_mode="floor").to(logits.dtype),
+        )
         cols, col_mask = _output_window(peak_col, out_w, w, self.window)
         rows, row_mask = _output_window(peak_row, out_h, h, self.window)
 
@@ -125,7 +132,9 @@ class OneHotCodec(KeypointCodec):
         best_value, best = values.flatten(2).max(dim=2)
         lx = cols.shape[-1]
         best_col = torch.gather(cols, 2, (best % lx)[..., None])[..., 0]
-        best_row = torch.gather(rows, 2, torch.div(best, lx, rounding_mode="floor")[..., None])[..., 0]
+        best_row = torch.gather(rows, 2, torch.div(best, lx, rounding_mode="floor")[..., None])[
+            ..., 0
+        ]
 
         x = (best_col + 0.5) * (widths / out_w)[:, None] + boxes[:, None, 0]
         y = (best_row + 0.5) * (heights / out_h)[:, None] + boxes[:, None, 1]
@@ -164,8 +173,13 @@ def _output_window(peak: torch.Tensor, out_size: torch.Tensor, in_size: int, rad
     return index, mask
 
 
-def _sample_bicubic(logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                    out_h: torch.Tensor, out_w: torch.Tensor) -> torch.Tensor:
+def _sample_bicubic(
+    logits: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    out_h: torch.Tensor,
+    out_w: torch.Tensor,
+) -> torch.Tensor:
     """Values of ``interpolate(logits, (out_h, out_w), mode="bicubic")`` at given pixels.
 
     Args:

@@ -1,4 +1,5 @@
 """ROI keypoint heads; importing this module registers them in ROI_KEYPOINT_HEAD_REGISTRY."""
+
 from .base import KeypointHeadBase, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 from .gaussian import GaussianKeypointHead

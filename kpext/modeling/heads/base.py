@@ -6,6 +6,7 @@ from a codec (:class:`~kpext.modeling.codecs.KeypointCodec`), so the same networ
 can be trained with another scheme and a new scheme serves every head. Also here:
 the config readers and the weight initialisation the heads share.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -173,16 +174,24 @@ class KeypointHeadBase(nn.Module):
         self.stage_loss_weights = list(stage_loss_weights)
         self.oks_loss_weight = oks_loss_weight
         self.soft_argmax_beta = soft_argmax_beta
-        self.register_buffer("oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False
+        )
         if flip_indices is not None and sorted(flip_indices) != list(range(num_keypoints)):
-            raise ValueError(f"flip_indices must be a permutation of {num_keypoints} keypoints, got {list(flip_indices)}")
+            raise ValueError(
+                f"flip_indices must be a permutation of {num_keypoints} keypoints, got {list(flip_indices)}"
+            )
         self.flip_indices = None if flip_indices is None else list(flip_indices)
 
     def layers(self, x: torch.Tensor):
         raise NotImplementedError
 
     def heatmap_losses(
-        self, stages: List[torch.Tensor], keypoints: torch.Tensor, boxes: torch.Tensor, num_images: int
+        self,
+        stages: List[torch.Tensor],
+        keypoints: torch.Tensor,
+        boxes: torch.Tensor,
+        num_images: int,
     ) -> Dict[str, torch.Tensor]:
         """The codec's loss of every stage's R x K x H x W heatmaps against R x K x 3 keypoints
         in R x 4 RoIs: ``loss_keypoint`` for the last stage, ``loss_keypoint_stack{i}`` for the
@@ -213,19 +222,27 @@ class KeypointHeadBase(nn.Module):
         """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score)."""
         return self.codec.decode(heatmaps, boxes)
 
-    def losses(self, stages: List[torch.Tensor], instances: List[Instances]) -> Dict[str, torch.Tensor]:
+    def losses(
+        self, stages: List[torch.Tensor], instances: List[Instances]
+    ) -> Dict[str, torch.Tensor]:
         keypoints, boxes = gather_keypoint_targets(instances)
         if keypoints is None:
             record_skipped_batch()
             zero = sum(s.sum() for s in stages) * 0
-            return {"loss_keypoint": zero} if self.oks_loss_weight <= 0 else {"loss_keypoint": zero, "loss_keypoint_oks": zero}
+            return (
+                {"loss_keypoint": zero}
+                if self.oks_loss_weight <= 0
+                else {"loss_keypoint": zero, "loss_keypoint_oks": zero}
+            )
         losses = self.heatmap_losses(stages, keypoints, boxes, len(instances))
         if self.oks_loss_weight > 0:
             last = stages[-1]
             coords = soft_argmax_2d(last, self.soft_argmax_beta)
             xy = heatmap_to_image(coords, boxes, last.shape[-2:])
             areas = torch.cat([i.gt_boxes.area() for i in instances if len(i)])
-            losses["loss_keypoint_oks"] = oks_loss(xy, keypoints, areas, self.oks_sigmas) * self.oks_loss_weight
+            losses["loss_keypoint_oks"] = (
+                oks_loss(xy, keypoints, areas, self.oks_sigmas) * self.oks_loss_weight
+            )
         return losses
 
     def predict_heatmaps(self, x: torch.Tensor) -> torch.Tensor:
@@ -247,6 +264,10 @@ class KeypointHeadBase(nn.Module):
             stages = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             return self.losses(stages, instances)
         heatmaps = self.predict_heatmaps(x)
-        boxes = torch.cat([i.pred_boxes.tensor for i in instances]) if instances else x.new_zeros((0, 4))
+        boxes = (
+            torch.cat([i.pred_boxes.tensor for i in instances])
+            if instances
+            else x.new_zeros((0, 4))
+        )
         attach_predictions(instances, self.decode(heatmaps, boxes), heatmaps)
         return instances

@@ -4,6 +4,7 @@ The Gaussian and hourglass heads build on it; :class:`KpextKRCNNHead` does not,
 since it fixes Detectron2's one-hot codec and loss to stay identical to
 Detectron2's head.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union

@@ -1,4 +1,5 @@
 """GaussianKeypointHead: a light conv stack regressing 2D Gaussian heatmaps."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,7 +48,15 @@ class GaussianKeypointHead(CodecKeypointHead):
         convs = []
         for dim in conv_dims:
             convs.append(
-                Conv2d(channels, dim, 3, padding=1, bias=not norm, norm=get_norm(norm, dim), activation=nn.ReLU())
+                Conv2d(
+                    channels,
+                    dim,
+                    3,
+                    padding=1,
+                    bias=not norm,
+                    norm=get_norm(norm, dim),
+                    activation=nn.ReLU(),
+                )
             )
             channels = dim
         self.convs = nn.Sequential(*convs)
@@ -71,4 +80,3 @@ class GaussianKeypointHead(CodecKeypointHead):
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         return self.predictor(self.upsample(self.convs(x)))
-

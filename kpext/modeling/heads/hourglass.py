@@ -1,4 +1,5 @@
 """HourglassKeypointHead: stacked hourglasses with intermediate supervision (Newell et al. 2016)."""
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,11 @@ class Residual(nn.Module):
             hourglass_norm(norm, mid) or nn.Identity(), nn.ReLU(),
             nn.Conv2d(mid, out_channels, 1),
         )  # fmt: skip
-        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+        self.skip = (
+            nn.Identity()
+            if in_channels == out_channels
+            else nn.Conv2d(in_channels, out_channels, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.skip(x)
@@ -54,7 +59,11 @@ class Hourglass(nn.Module):
         super().__init__()
         self.skip = Residual(channels, channels, norm)
         self.down = Residual(channels, channels, norm)
-        self.inner = Hourglass(depth - 1, channels, norm) if depth > 1 else Residual(channels, channels, norm)
+        self.inner = (
+            Hourglass(depth - 1, channels, norm)
+            if depth > 1
+            else Residual(channels, channels, norm)
+        )
         self.up = Residual(channels, channels, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,21 +111,38 @@ class HourglassKeypointHead(CodecKeypointHead):
                 f"for {num_stacks} stacks"
             )
         k = self.num_keypoints
-        stem = [Conv2d(input_shape.channels, channels, 3, padding=1, norm=hourglass_norm(norm, channels), activation=nn.ReLU())]
+        stem = [
+            Conv2d(
+                input_shape.channels,
+                channels,
+                3,
+                padding=1,
+                norm=hourglass_norm(norm, channels),
+                activation=nn.ReLU(),
+            )
+        ]
         for _ in range(num_upsample):
             stem += [ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.ReLU()]
         self.stem = nn.Sequential(*stem)
-        self.hourglasses = nn.ModuleList(Hourglass(depth, channels, norm) for _ in range(num_stacks))
+        self.hourglasses = nn.ModuleList(
+            Hourglass(depth, channels, norm) for _ in range(num_stacks)
+        )
         self.features = nn.ModuleList(
             nn.Sequential(
                 Residual(channels, channels, norm),
-                Conv2d(channels, channels, 1, norm=hourglass_norm(norm, channels), activation=nn.ReLU()),
+                Conv2d(
+                    channels, channels, 1, norm=hourglass_norm(norm, channels), activation=nn.ReLU()
+                ),
             )
             for _ in range(num_stacks)
         )
         self.predictors = nn.ModuleList(nn.Conv2d(channels, k, 1) for _ in range(num_stacks))
-        self.merge_features = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1))
-        self.merge_predictions = nn.ModuleList(nn.Conv2d(k, channels, 1) for _ in range(num_stacks - 1))
+        self.merge_features = nn.ModuleList(
+            nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1)
+        )
+        self.merge_predictions = nn.ModuleList(
+            nn.Conv2d(k, channels, 1) for _ in range(num_stacks - 1)
+        )
         init_heatmap_layers(self, list(self.predictors), self.codec.predictor_bias)
 
     @classmethod
@@ -136,7 +162,9 @@ class HourglassKeypointHead(CodecKeypointHead):
     def layers(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stem(x)
         predictions = []
-        for i, (hourglass, features, predictor) in enumerate(zip(self.hourglasses, self.features, self.predictors)):
+        for i, (hourglass, features, predictor) in enumerate(
+            zip(self.hourglasses, self.features, self.predictors)
+        ):
             feat = features(hourglass(x))
             pred = predictor(feat)
             predictions.append(pred)

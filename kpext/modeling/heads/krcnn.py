@@ -3,6 +3,7 @@
 Same network and loss as Detectron2's ``KRCNNConvDeconvUpsampleHead`` (parameter
 names match, so its checkpoints load), with vectorised decoding.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
@@ -101,4 +102,3 @@ class KpextKRCNNHead(KeypointHeadBase):
         for module in self.children():
             x = module(x)
         return F.interpolate(x, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
-
