@@ -7,6 +7,7 @@ or any other registered keypoint set alike. The pictures of predictions
 (:func:`draw_keypoint_predictions`), the video pipeline
 (:func:`kpext.video.pipeline.draw_tracked_persons`) and RepCounter draw with it.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ __all__ = [
     "skeleton_edges",
     "instance_color",
     "draw_skeletons",
+    "draw_annotations",
     "scale_instances",
     "draw_keypoint_predictions",
     "detections_to_draw",
@@ -52,7 +54,9 @@ def skeleton_edges(metadata: Any, num_keypoints: int) -> List[Tuple[int, int, Co
     """
     names = list(metadata.get("keypoint_names", None) or [])
     if len(names) != num_keypoints:
-        raise ValueError(f"the metadata names {len(names)} keypoints, but the keypoints have {num_keypoints}")
+        raise ValueError(
+            f"the metadata names {len(names)} keypoints, but the keypoints have {num_keypoints}"
+        )
     index = {name: i for i, name in enumerate(names)}
     edges = []
     for name_a, name_b, color in metadata.get("keypoint_connection_rules", None) or []:
@@ -78,7 +82,9 @@ def _fixed(xy: np.ndarray) -> Tuple[int, int]:
     return int(round(xy[0] * (1 << _SHIFT))), int(round(xy[1] * (1 << _SHIFT)))
 
 
-def _draw_label(image: np.ndarray, text: str, corner: Tuple[float, float], color: Color, scale: float) -> None:
+def _draw_label(
+    image: np.ndarray, text: str, corner: Tuple[float, float], color: Color, scale: float
+) -> None:
     """``text`` on a box of ``color`` whose bottom-left corner is ``corner`` (moved inside the image)."""
     thickness = max(1, int(round(scale * 2)))
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -87,7 +93,16 @@ def _draw_label(image: np.ndarray, text: str, corner: Tuple[float, float], color
     cv2.rectangle(image, (x, y - height - baseline), (x + width, y), _bgr(color), -1)
     # dark text on light boxes, light text on dark ones
     text_color = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
-    cv2.putText(image, text, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, thickness, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        text,
+        (x, y - baseline),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        text_color,
+        thickness,
+        cv2.LINE_AA,
+    )
 
 
 def draw_skeletons(
@@ -139,9 +154,13 @@ def draw_skeletons(
         thickness = max(1, int(round(np.sqrt(out.shape[0] * out.shape[1]) / 300)))
     radius = thickness + 1
     font_scale = max(0.3, np.sqrt(out.shape[0] * out.shape[1]) / 1000)
-    hidden = np.zeros((num_people, num_keypoints), bool) if hidden is None else np.asarray(hidden, bool)
+    hidden = (
+        np.zeros((num_people, num_keypoints), bool) if hidden is None else np.asarray(hidden, bool)
+    )
     hidden = hidden.reshape(num_people, num_keypoints)
-    point_colors = [DEFAULT_POINT_COLOR] * num_keypoints if point_colors is None else list(point_colors)
+    point_colors = (
+        [DEFAULT_POINT_COLOR] * num_keypoints if point_colors is None else list(point_colors)
+    )
     colors = [instance_color(i) for i in range(num_people)] if colors is None else list(colors)
 
     for person in range(num_people):
@@ -149,14 +168,26 @@ def draw_skeletons(
         shown = kps[person, :, 2] > keypoint_threshold
         for a, b, color in edges:
             if shown[a] and shown[b]:
-                cv2.line(out, _fixed(xy[a]), _fixed(xy[b]), _bgr(color), thickness, cv2.LINE_AA, _SHIFT)
+                cv2.line(
+                    out, _fixed(xy[a]), _fixed(xy[b]), _bgr(color), thickness, cv2.LINE_AA, _SHIFT
+                )
         for k in np.flatnonzero(shown):
             fill = 1 if hidden[person, k] else -1
-            cv2.circle(out, _fixed(xy[k]), radius << _SHIFT, _bgr(point_colors[k]), fill, cv2.LINE_AA, _SHIFT)
+            cv2.circle(
+                out,
+                _fixed(xy[k]),
+                radius << _SHIFT,
+                _bgr(point_colors[k]),
+                fill,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
         if boxes is not None:
             x0, y0, x1, y1 = np.asarray(boxes[person], dtype=np.float64) - coordinate_offset
             color = _bgr(colors[person])
-            cv2.rectangle(out, _fixed((x0, y0)), _fixed((x1, y1)), color, thickness, cv2.LINE_AA, _SHIFT)
+            cv2.rectangle(
+                out, _fixed((x0, y0)), _fixed((x1, y1)), color, thickness, cv2.LINE_AA, _SHIFT
+            )
             corner = (x0, y0)
         elif shown.any():
             corner = (xy[shown, 0].min(), xy[shown, 1].min() - radius)
@@ -165,6 +196,33 @@ def draw_skeletons(
         if labels is not None and corner is not None:
             _draw_label(out, labels[person], corner, colors[person], font_scale)
     return out
+
+
+def draw_annotations(
+    image_bgr: np.ndarray, annotations: Sequence[Any], metadata: Any
+) -> np.ndarray:
+    """A copy of ``image_bgr`` with labelled keypoints drawn (dataset previews).
+
+    Args:
+        annotations: COCO annotation dicts (``keypoints`` as flat x, y, v triples in
+            COCO pixel indices) or K x 3 arrays of the same.
+        metadata: the dataset's metadata (``MetadataCatalog.get(name)`` or a dict with
+            ``keypoint_names`` and ``keypoint_connection_rules``); lines take the rules'
+            colours (the synthetic and COCO sets: left orange, right blue, centre green).
+    Labelled keypoints (v > 0) are drawn; occluded ones (v = 1) as rings.
+    """
+    rows = [
+        np.asarray(a.get("keypoints") if isinstance(a, dict) else a, dtype=np.float64).reshape(
+            -1, 3
+        )
+        for a in annotations
+    ]
+    if not rows:
+        return np.ascontiguousarray(image_bgr).copy()
+    kps = np.stack(rows)
+    return draw_skeletons(
+        image_bgr, kps, metadata, 0.0, hidden=kps[..., 2] == 1, coordinate_offset=0.0, thickness=1
+    )
 
 
 def scale_instances(instances: Instances, factor: float) -> Instances:
@@ -210,7 +268,9 @@ def draw_keypoint_predictions(
     instances = instances.to("cpu")
     factor = max(1.0, min_size / min(image_bgr.shape[:2]))
     if factor > 1.0:
-        image_bgr = cv2.resize(image_bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+        image_bgr = cv2.resize(
+            image_bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR
+        )
         instances = scale_instances(instances, factor)
     if len(instances) == 0 or not instances.has("pred_keypoints"):
         return np.ascontiguousarray(image_bgr).copy()
@@ -224,7 +284,9 @@ def draw_keypoint_predictions(
     )
 
 
-def detections_to_draw(instances: Instances, score_threshold: float, max_detections: int = 0) -> Instances:
+def detections_to_draw(
+    instances: Instances, score_threshold: float, max_detections: int = 0
+) -> Instances:
     """The detections scoring at least ``score_threshold``, best first, at most
     ``max_detections`` of them (0: all)."""
     instances = instances[instances.scores >= score_threshold]
@@ -235,7 +297,9 @@ def detections_to_draw(instances: Instances, score_threshold: float, max_detecti
 
 
 @torch.no_grad()
-def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_images: int) -> List[str]:
+def save_prediction_pictures(
+    cfg, model, dataset_name: str, out_dir: str, num_images: int
+) -> List[str]:
     """Run ``model`` on the first ``num_images`` of a dataset and save pictures of its predictions.
 
     Returns the written file paths.
@@ -255,11 +319,19 @@ def save_prediction_pictures(cfg, model, dataset_name: str, out_dir: str, num_im
         tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         height, width = image.shape[:2]
         output = model([{"image": tensor, "height": height, "width": width}])[0]["instances"]
-        output = detections_to_draw(output, cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD, cfg.TEST.KPEXT.VIS_MAX_DETECTIONS)
-        picture = draw_keypoint_predictions(
-            image, output, metadata, cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD, cfg.TEST.KPEXT.VIS_MIN_SIZE
+        output = detections_to_draw(
+            output, cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD, cfg.TEST.KPEXT.VIS_MAX_DETECTIONS
         )
-        path = os.path.join(out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".jpg")
+        picture = draw_keypoint_predictions(
+            image,
+            output,
+            metadata,
+            cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
+            cfg.TEST.KPEXT.VIS_MIN_SIZE,
+        )
+        path = os.path.join(
+            out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".jpg"
+        )
         cv2.imwrite(path, picture)
         written.append(path)
     model.train(was_training)
@@ -280,6 +352,8 @@ def save_test_pictures(cfg, model) -> List[str]:
     out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
     # only this process draws: the bare model, as a DistributedDataParallel forward could wait for the others
     model = getattr(model, "module", model)
-    paths = save_prediction_pictures(cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS)
+    paths = save_prediction_pictures(
+        cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS
+    )
     print(f"Wrote {len(paths)} pictures of predictions to {os.path.abspath(out_dir)}", flush=True)
     return paths

@@ -58,6 +58,7 @@ facts, defined with its registration in :mod:`kpext.data.builtin`
 :func:`~kpext.data.builtin.synthetic_image_dir`,
 :data:`~kpext.data.builtin.SYNTHETIC_CATEGORY`).
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -76,7 +77,7 @@ from tqdm import tqdm
 from ...geometry import continuous_to_coco, pixel_containing
 from ..builtin import SYNTHETIC_CATEGORY, synthetic_annotation_path, synthetic_image_dir
 from ..generation import check_count_and_seed, reject_setting, write_json_atomically
-from ..keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
+from ..keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 from .render import CV_SHIFT, image_rng, to_cv_fixed_point
 
 __all__ = [
@@ -101,7 +102,6 @@ __all__ = [
     "split_is_current",
     "generate_split",
     "ensure_synthetic_dataset",
-    "draw_annotations",
 ]
 
 # Bump whenever the images or labels produced for a given config change, so that
@@ -155,7 +155,9 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending setting (and its CLI flag)."""
-        check_count_and_seed(self, ("width", "height", "min_people", "max_people", "max_distractors", "jpeg_quality"))
+        check_count_and_seed(
+            self, ("width", "height", "min_people", "max_people", "max_distractors", "jpeg_quality")
+        )
         for name in ("width", "height"):
             if not 64 <= getattr(self, name) <= 4096:
                 reject_setting(name, "must be between 64 and 4096 pixels", getattr(self, name))
@@ -165,12 +167,16 @@ class SyntheticConfig:
             reject_setting("max_people", "must be at most 20 (COCO keypoint evaluation keeps 20 "
                  "detections per image)", self.max_people)  # fmt: skip
         if self.max_people < self.min_people:
-            reject_setting("max_people", f"must be >= min_people ({self.min_people})", self.max_people)
+            reject_setting(
+                "max_people", f"must be >= min_people ({self.min_people})", self.max_people
+            )
         if not 8 <= self.min_person_height <= self.height:
             reject_setting("min_person_height", f"must be between 8 and the image height "
                  f"({self.height}) pixels", self.min_person_height)  # fmt: skip
         if not 0.0 < self.max_person_height_frac <= 1.0:
-            reject_setting("max_person_height_frac", "must be in (0, 1]", self.max_person_height_frac)
+            reject_setting(
+                "max_person_height_frac", "must be in (0, 1]", self.max_person_height_frac
+            )
         if self.max_person_height_frac * self.height < self.min_person_height:
             reject_setting("max_person_height_frac", f"times the image height ({self.height}) must be "
                  f">= min_person_height ({self.min_person_height})",
@@ -835,6 +841,7 @@ def sample_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> List[PersonS
 # Drawing
 # ---------------------------------------------------------------------------
 
+
 def _fill(image: np.ndarray, polygon: np.ndarray, color, antialias: bool = True) -> None:
     line = cv2.LINE_AA if antialias else cv2.LINE_8
     cv2.fillConvexPoly(image, to_cv_fixed_point(polygon), color, line, CV_SHIFT)
@@ -842,7 +849,9 @@ def _fill(image: np.ndarray, polygon: np.ndarray, color, antialias: bool = True)
 
 def _outline(image: np.ndarray, polygon: np.ndarray, color: BGR) -> None:
     """A thin darker edge, which keeps overlapping parts of one colour apart."""
-    cv2.polylines(image, [to_cv_fixed_point(polygon)], True, _tint(color, 0, 0.45), 1, cv2.LINE_AA, CV_SHIFT)
+    cv2.polylines(
+        image, [to_cv_fixed_point(polygon)], True, _tint(color, 0, 0.45), 1, cv2.LINE_AA, CV_SHIFT
+    )
 
 
 def _draw_capsule_shaded(image: np.ndarray, part: Part) -> None:
@@ -1237,32 +1246,3 @@ def ensure_synthetic_dataset(
 # ---------------------------------------------------------------------------
 # Visualisation
 # ---------------------------------------------------------------------------
-
-
-def draw_annotations(image: np.ndarray, annotations: Sequence[Any]) -> np.ndarray:
-    """A copy of ``image`` with skeletons drawn: left side orange, right side blue,
-    centre green; visible keypoints filled, hidden (v=1) ones as rings.
-
-    ``annotations`` holds label dicts, COCO annotation dicts, or (17, 3) arrays
-    in COCO pixel-index coordinates.
-    """
-    out = image.copy()
-    side_color = {"left": (0, 140, 255), "right": (255, 120, 0)}
-    for ann in annotations:
-        kps = ann.get("keypoints") if isinstance(ann, dict) else ann
-        kps = np.asarray(kps, dtype=np.float64).reshape(-1, 3)
-        for a, b in COCO_PERSON_SKELETON:
-            (xa, ya, va), (xb, yb, vb) = kps[a - 1], kps[b - 1]
-            if va > 0 and vb > 0:
-                names = COCO_PERSON_KEYPOINT_NAMES[a - 1], COCO_PERSON_KEYPOINT_NAMES[b - 1]
-                sides = {n.split("_")[0] for n in names} & set(side_color)
-                color = side_color[sides.pop()] if len(sides) == 1 else (0, 200, 0)
-                start, end = (int(round(xa)), int(round(ya))), (int(round(xb)), int(round(yb)))
-                cv2.line(out, start, end, color, 1, cv2.LINE_AA)
-        for j, (x, y, v) in enumerate(kps):
-            if v > 0:
-                side = COCO_PERSON_KEYPOINT_NAMES[j].split("_")[0]
-                color = side_color.get(side, (0, 200, 0))
-                center = (int(round(x)), int(round(y)))
-                cv2.circle(out, center, 2, color, -1 if v == 2 else 1, cv2.LINE_AA)
-    return out
