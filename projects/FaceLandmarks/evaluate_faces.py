@@ -21,6 +21,7 @@ size), and reported as:
 The results are returned as ``{"face_keypoints": {...}}`` and written to
 ``face_metrics.json`` in ``output_dir``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,6 +32,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+
+import kpext  # noqa: F401  (applies kpext.compat before detectron2 is imported)
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
@@ -184,7 +187,10 @@ class FaceKeypointErrorEvaluator(DatasetEvaluator):
                 return {}
             predictions = {k: v for part in gathered for k, v in part.items()}
         results = face_keypoint_errors(
-            ground_truth_faces(self.dataset_name), predictions, self.keypoint_names, self.reference_size
+            ground_truth_faces(self.dataset_name),
+            predictions,
+            self.keypoint_names,
+            self.reference_size,
         )
         logger.info(
             "Face keypoints on %s: mean error %.2f px, RMSE %.2f px (at %d px), NME %.2f%% "
@@ -194,8 +200,13 @@ class FaceKeypointErrorEvaluator(DatasetEvaluator):
         )  # fmt: skip
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
-            with open(os.path.join(self.output_dir, "face_metrics.json"), "w", encoding="utf-8") as f:
+            with open(
+                os.path.join(self.output_dir, "face_metrics.json"), "w", encoding="utf-8"
+            ) as f:
                 # NaN (nothing to measure) is not JSON: write null
-                safe = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in results.items()}
+                safe = {
+                    k: (None if isinstance(v, float) and np.isnan(v) else v)
+                    for k, v in results.items()
+                }
                 json.dump({"dataset": self.dataset_name, **safe}, f, indent=1)
         return {"face_keypoints": results}
