@@ -1,4 +1,5 @@
 """Keypoint losses: pure functions over tensors, shared by every head."""
+
 from __future__ import annotations
 
 import torch
@@ -31,17 +32,47 @@ def spatial_softmax_cross_entropy(
     return loss / (valid.sum() if normalizer is None else normalizer)
 
 
+def soft_target_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, normalizer: float | None
+) -> torch.Tensor:
+    """Cross-entropy of a softmax over the H*W cells against target distributions.
+
+    ``-sum_cells target * log_softmax(logits)`` per keypoint: Mask R-CNN's loss
+    (:func:`spatial_softmax_cross_entropy`) with a soft target instead of one cell.
+
+    Args:
+        logits: R x K x H x W.
+        targets: R x K x H x W, each valid map summing to 1.
+        valid: R x K bool, which targets count.
+        normalizer: divide the summed loss by this; None divides by the number of valid targets.
+    Returns:
+        Scalar (float32 or wider); ``0 * logits.sum()`` when nothing is valid.
+    """
+    r, k, h, w = logits.shape
+    valid = valid.reshape(-1)
+    if r * k == 0 or not bool(valid.any()):
+        return _no_target_loss(logits)
+    flat = _at_least_float32(logits.reshape(r * k, h * w)[valid])
+    target = targets.reshape(r * k, h * w)[valid].to(flat.dtype)
+    loss = -(target * F.log_softmax(flat, dim=1)).sum()
+    return loss / (valid.sum() if normalizer is None else normalizer)
+
+
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """float16/bfloat16 -> float32 (mixed precision); float32 and float64 unchanged."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point() else t
+    return (
+        t.float() if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point() else t
+    )
 
 
 def _no_target_loss(pred: torch.Tensor) -> torch.Tensor:
-    """Zero that keeps ``pred`` in the graph (DistributedDataParallel needs every parameter used)."""
+    """Zero that keeps ``pred`` in the graph (DistributedDataParallel needs every parameter)."""
     return _at_least_float32(pred).sum() * 0
 
 
-def _normalise(total: torch.Tensor, weights: torch.Tensor, normalizer: float | None) -> torch.Tensor:
+def _normalise(
+    total: torch.Tensor, weights: torch.Tensor, normalizer: float | None
+) -> torch.Tensor:
     """Divide by ``normalizer``, or by the number of targets with weight > 0 when it is None."""
     return total / ((weights > 0).sum() if normalizer is None else normalizer)
 

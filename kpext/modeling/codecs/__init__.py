@@ -3,6 +3,7 @@
 Every codec implements :class:`KeypointCodec` (encode, loss, activation, decode);
 ``MODEL.KPEXT.TARGET.CODEC`` picks a registered one by name.
 """
+
 from .base import (
     CODECS,
     KeypointCodec,
@@ -14,6 +15,7 @@ from .base import (
 from .gaussian import GaussianCodec, GaussianTargets
 from .geometry import heatmap_to_image, image_to_heatmap
 from .onehot import OneHotCodec, OneHotTargets
+from .softmax_gaussian import SoftmaxGaussianCodec
 
 __all__ = [
     "CODECS",
@@ -26,6 +28,7 @@ __all__ = [
     "OneHotTargets",
     "GaussianCodec",
     "GaussianTargets",
+    "SoftmaxGaussianCodec",
     "image_to_heatmap",
     "heatmap_to_image",
 ]
