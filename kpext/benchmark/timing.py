@@ -1,10 +1,11 @@
 """Time the keypoint branch (RoI pooling, head network, decoding) on fixed boxes."""
+
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Dict, Tuple
 
 import torch
 
@@ -28,7 +29,7 @@ class KeypointBranchTiming:
 
 
 def fixed_boxes(image_size, num_boxes: int, seed: int = 0) -> torch.Tensor:
-    """``num_boxes`` person-like boxes (taller than wide) inside an H x W image, same for every head."""
+    """``num_boxes`` person-like boxes (taller than wide) in an H x W image, alike for all heads."""
     h, w = image_size
     g = torch.Generator().manual_seed(seed)
     heights = torch.empty(num_boxes).uniform_(0.15, 0.8, generator=g) * h
@@ -73,30 +74,82 @@ def time_keypoint_branch(
             logits of an untrained 8-conv head).
     """
     model.eval()
-    roi_heads = model.roi_heads
     images = model.preprocess_image([{"image": image}])
     features = model.backbone(images.tensor)
-    feature_list = [features[f] for f in roi_heads.keypoint_in_features]
-    boxes = Boxes(fixed_boxes(image.shape[-2:], num_boxes).to(images.tensor.device))
+    steps = branch_steps(model, features, fixed_boxes(image.shape[-2:], num_boxes), trained)
+    pool_ms, head_ms, decode_ms = (
+        _median_ms(steps[s], repeats) for s in ("pool", "head", "decode")
+    )
+    return KeypointBranchTiming(pool_ms / num_boxes, head_ms / num_boxes, decode_ms / num_boxes)
+
+
+def branch_steps(model, features, boxes: torch.Tensor, trained: bool = True):
+    """Callables for the pool, head and decode steps of ``model``'s keypoint branch on fixed inputs.
+
+    Args:
+        features: FPN level -> 1 x C x h x w features of one image.
+        boxes: N x 4 boxes in that image's coordinates.
+        trained: see :func:`time_keypoint_branch`.
+    """
+    roi_heads = model.roi_heads
     head = roi_heads.keypoint_head
-
-    pooled = roi_heads.keypoint_pooler(feature_list, [boxes])
-    pool_ms = _median_ms(lambda: roi_heads.keypoint_pooler(feature_list, [boxes]), repeats)
-    head_ms = _median_ms(lambda: head.layers(pooled), repeats)
-
+    feature_list = [features[f] for f in roi_heads.keypoint_in_features]
+    box_list = [Boxes(boxes.to(feature_list[0].device))]
+    pooled = roi_heads.keypoint_pooler(feature_list, box_list)
     outputs = head.layers(pooled)
     if not trained:
         last = outputs[-1] if isinstance(outputs, list) else outputs
         outputs = peaked_heatmaps(last.shape).to(last.device)
     if isinstance(head, KeypointHeadBase):
         heatmaps = head.inference_heatmaps(outputs[-1] if isinstance(outputs, list) else outputs)
-        decode = lambda: head.decode(heatmaps, boxes.tensor)  # noqa: E731
+        decode = lambda: head.decode(heatmaps, box_list[0].tensor)  # noqa: E731
     else:  # Detectron2's stock head: its own decoding loop
-        instances = Instances(tuple(image.shape[-2:]))
-        instances.pred_boxes = boxes
+        h, w = feature_list[0].shape[-2:]
+        instances = Instances((h * 4, w * 4))
+        instances.pred_boxes = box_list[0]
         decode = lambda: keypoint_rcnn_inference(outputs, [instances])  # noqa: E731
-    decode_ms = _median_ms(decode, repeats)
-    return KeypointBranchTiming(pool_ms / num_boxes, head_ms / num_boxes, decode_ms / num_boxes)
+    return {
+        "pool": lambda: roi_heads.keypoint_pooler(feature_list, box_list),
+        "head": lambda: head.layers(pooled),
+        "decode": decode,
+    }
+
+
+@torch.no_grad()
+def interleaved_branch_timing(
+    models: Dict[str, Tuple[torch.nn.Module, Dict[str, torch.Tensor]]],
+    boxes: torch.Tensor,
+    repeats: int = 7,
+    trained: bool = True,
+) -> Dict[str, KeypointBranchTiming]:
+    """Per-box pool/head/decode time of several models, alternated round by round.
+
+    Each round times every model's every step once, so a change in machine load
+    touches all models alike; the result is the median over ``repeats`` rounds
+    (after one warm-up round). ``models``: name -> (model, one image's FPN features).
+    """
+    steps = {}
+    for name, (model, features) in models.items():
+        model.eval()
+        steps[name] = branch_steps(model, features, boxes, trained)
+    samples = {name: {step: [] for step in fns} for name, fns in steps.items()}
+    for round_index in range(repeats + 1):
+        for name, fns in steps.items():
+            for step, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                if round_index:  # round 0 warms up
+                    samples[name][step].append(time.perf_counter() - start)
+    n = len(boxes)
+    return {
+        name: KeypointBranchTiming(
+            *(
+                statistics.median(samples[name][step]) * 1000.0 / n
+                for step in ("pool", "head", "decode")
+            )
+        )
+        for name in steps
+    }
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -1,73 +1,113 @@
 #!/usr/bin/env python
-"""Compare keypoint heads in one run: same data, seed, backbone and schedule.
+"""Keypoint heads side by side on one frozen detector, several seeds, intervals.
 
-    make bench                    # full run (about 50 minutes on a 2-core CPU)
-    BENCH_QUICK=1 make bench      # smoke run: a few iterations per head
+    make bench                    # full run (see the Makefile for its measured duration)
+    BENCH_QUICK=1 make bench      # smoke run (a few minutes): tiny data, few iterations, 2 seeds
 
-For each head: train on kpext_synth_train with the synthetic CPU config, evaluate
-on kpext_synth_val (COCOEvaluator, OKS keypoint AP), time training iterations and
-the keypoint branch (pool + head + decode) on 20 fixed boxes. A second table times
-the keypoint branch of the full-size R50-FPN COCO configs (Detectron2's 8 x 512 stock
-head) on a 480 x 640 image, untrained. Writes output/bench/heads.json and heads.md.
+1. A shared detector (backbone, RPN, box head of the synthetic CPU config, trained
+   once WITHOUT a keypoint head, so no compared head shaped it) is cached under
+   ``output/bench/`` keyed by config and data; its features, proposals and detections
+   are cached in memory (``kpext.benchmark.shared_detector``).
+2. Every head trains on that frozen detector for the same iterations and data order
+   per seed (``kpext.benchmark.head_training``), seeds interleaved across heads.
+3. Two OKS keypoint APs per head on ``kpext_synth_val``: on the ground-truth boxes
+   (keypoint localisation alone) and on the shared detector's detections.
+4. Paired bootstrap over val images and seeds: each head's AP minus stock's, with a
+   95% interval (``kpext.benchmark.keypoint_ap``).
+5. Timing in this process, heads alternated round by round, median of repeats, as
+   ratios to stock: keypoint branch ms per box (pool + head + decode) at the CPU
+   config and at full size (R50-FPN, 800 px short side, Detectron2's 8 x 512 stock
+   head, 20 and 100 boxes), decoding alone, head training s/iter.
 
-Environment: BENCH_QUICK=1, BENCH_ITERS (default: the config's), BENCH_HEADS
-(comma-separated row names), BENCH_OUT (default output/bench), BENCH_FULLSIZE_ONLY=1
-(only the full-size timing table, written to fullsize.json/md).
+Writes ``output/bench/heads.json`` (``rows``: one per head), ``heads.md`` and ``heads.png``.
+
+Environment: BENCH_QUICK=1; BENCH_HEADS (comma-separated row names); BENCH_SEEDS
+(default 3); BENCH_ITERS (head iterations); BENCH_DET_ITERS (detector iterations);
+BENCH_OUT (default output/bench); BENCH_THREADS (torch threads, default all cores);
+BENCH_SKIP_FULLSIZE=1 (no full-size timing).
 """
+
+from __future__ import annotations
+
 import json
 import logging
 import os
-import statistics
+import subprocess
 import sys
 import time
+from typing import Dict, List
 
+import numpy as np
 import torch
 
-import kpext  # noqa: F401  (registers heads and datasets)
+import kpext
+from kpext.benchmark.head_training import HeadResult, evaluate_head, train_head
+from kpext.benchmark.keypoint_ap import paired_bootstrap
+from kpext.benchmark.shared_detector import (
+    cached_images_on_disk,
+    detector_cfg,
+    load_frozen_model,
+    train_shared_detector,
+)
+from kpext.benchmark.timing import count_parameters, fixed_boxes, interleaved_branch_timing
+from kpext.data import dataset_oks_sigmas
+from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
+
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog
-from detectron2.data.detection_utils import read_image
-from detectron2.data import transforms as T
-from detectron2.engine import HookBase
+from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
-from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-from kpext.benchmark.timing import count_parameters, time_keypoint_branch
-from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
-from kpext.engine import KpextTrainer
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SEED = 0
 
 # (row name, synthetic config, full-size COCO config)
 VARIANTS = [
     ("stock", "keypoint_rcnn_R18_FPN_stock.yaml", "keypoint_rcnn_R50_FPN_stock.yaml"),
+    # KpextKRCNNHead has the stock head's network, loss and parameter names (tested bitwise):
+    # it is not trained again but evaluated on stock's trained weights, so its row isolates
+    # the decoding (exactly paired with stock: same weights, same seeds).
     ("kpext_krcnn", "keypoint_rcnn_R18_FPN_kpext.yaml", "keypoint_rcnn_R50_FPN_kpext.yaml"),
     ("gaussian", "keypoint_rcnn_R18_FPN_gaussian.yaml", "keypoint_rcnn_R50_FPN_gaussian.yaml"),
     ("hourglass", "keypoint_rcnn_R18_FPN_hourglass.yaml", "keypoint_rcnn_R50_FPN_hourglass.yaml"),
-    ("gaussian_oks", "keypoint_rcnn_R18_FPN_gaussian_oks.yaml", "keypoint_rcnn_R50_FPN_gaussian_oks.yaml"),
+    (
+        "gaussian_oks",
+        "keypoint_rcnn_R18_FPN_gaussian_oks.yaml",
+        "keypoint_rcnn_R50_FPN_gaussian_oks.yaml",
+    ),
 ]
-AP_FIELDS = ("AP", "AP50", "AP75", "APm", "APl")
+REFERENCE = "stock"
+# Rows evaluated on another row's trained weights instead of training their own.
+SAME_WEIGHTS_AS = {"kpext_krcnn": "stock"}
+# Keypoint RoIs per image for the head training (Detectron2's default 512, the synthetic
+# config's 128): fewer RoIs per iteration make a head iteration cheap on a CPU.
+BENCH_OVERRIDES = ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64"]
 
 logger = logging.getLogger("kpext.bench")
 
 
-class IterationTimes(HookBase):
-    """Wall time of each training iteration (data loading included)."""
+class Settings:
+    """The run's sizes, from the environment (full run or BENCH_QUICK smoke run)."""
 
-    def __init__(self):
-        self.times = []
-
-    def before_step(self):
-        self._start = time.perf_counter()
-
-    def after_step(self):
-        self.times.append(time.perf_counter() - self._start)
-
-    def median_after_warmup(self) -> float:
-        steady = self.times[len(self.times) // 5 :] or self.times
-        return statistics.median(steady)
+    def __init__(self, env=os.environ):
+        self.quick = env.get("BENCH_QUICK", "0") not in ("", "0")
+        self.out = env.get("BENCH_OUT", os.path.join("output", "bench"))
+        self.seeds = list(range(int(env.get("BENCH_SEEDS", "2" if self.quick else "3"))))
+        self.head_iters = int(env.get("BENCH_ITERS", "8" if self.quick else "600"))
+        self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "600"))
+        self.train_limit = 24 if self.quick else None
+        self.val_limit = 12 if self.quick else None
+        self.timing_repeats = 2 if self.quick else 7
+        self.fullsize_repeats = 1 if self.quick else 3
+        self.fullsize_boxes = (20,) if self.quick else (20, 100)
+        self.skip_fullsize = env.get("BENCH_SKIP_FULLSIZE", "0") not in ("", "0")
+        self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+        wanted = [n for n in env.get("BENCH_HEADS", "").split(",") if n]
+        unknown = sorted(set(wanted) - {v[0] for v in VARIANTS})
+        if unknown:
+            raise SystemExit(
+                f"BENCH_HEADS: unknown head(s) {unknown}; known: {[v[0] for v in VARIANTS]}"
+            )
+        self.variants = [v for v in VARIANTS if not wanted or v[0] in wanted or v[0] == REFERENCE]
 
 
 def load_cfg(path: str, overrides=()):
@@ -78,162 +118,328 @@ def load_cfg(path: str, overrides=()):
     return cfg
 
 
-def synthetic_overrides(name: str, out_root: str, quick: bool):
-    opts = ["OUTPUT_DIR", os.path.join(out_root, name), "SEED", str(SEED), "TEST.EVAL_PERIOD", "0"]
-    iters = os.environ.get("BENCH_ITERS") or ("20" if quick else None)
-    if iters:
-        n = int(iters)
-        opts += ["SOLVER.MAX_ITER", str(n), "SOLVER.STEPS", f"({int(n * 0.8)}, {int(n * 0.92)})",
-                 "SOLVER.WARMUP_ITERS", str(min(50, n // 2)), "SOLVER.CHECKPOINT_PERIOD", str(10 * n)]
-    return opts
-
-
-def first_val_image(cfg) -> torch.Tensor:
-    record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
-    image = read_image(record["file_name"], format=cfg.INPUT.FORMAT)
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    image = resize.get_transform(image).apply_image(image)
-    return torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
-
-
-def train_and_measure(name: str, config: str, out_root: str, quick: bool) -> dict:
-    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), synthetic_overrides(name, out_root, quick))
+def synthetic_cfg(config: str):
+    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), BENCH_OVERRIDES)
     cfg.freeze()
-    seed_all_rng(SEED)
-    trainer = KpextTrainer(cfg)
-    timer = IterationTimes()
-    trainer.register_hooks([timer])
-    trainer.resume_or_load(resume=False)
-    trainer.train()
-    # DefaultTrainer keeps the final evaluation here (train() returns it only with TEST.EXPECTED_RESULTS).
-    results = getattr(trainer, "_last_eval_results", None) or KpextTrainer.test(cfg, trainer.model)
-    timing = time_keypoint_branch(trainer.model, first_val_image(cfg), repeats=3 if quick else 9)
-    row = {
-        "name": name,
-        "head": cfg.MODEL.ROI_KEYPOINT_HEAD.NAME,
-        "config": f"configs/synthetic/{config}",
-        "iterations": cfg.SOLVER.MAX_ITER,
-        "train_s_per_iter": timer.median_after_warmup(),
-        "branch_ms_per_box": timing.branch_ms,
-        "pool_ms_per_box": timing.pool_ms,
-        "head_ms_per_box": timing.head_ms,
-        "decode_ms_per_box": timing.decode_ms,
-        "params": count_parameters(trainer.model.roi_heads.keypoint_head),
-    }
-    keypoints = results.get("keypoints", {}) if results else {}
-    for field in AP_FIELDS:
-        value = keypoints.get(field, float("nan"))
-        row[field] = None if value != value else value  # NaN (e.g. no large persons) -> null in JSON
-    return row
+    return cfg
 
 
-def fullsize_timing(name: str, config: str, quick: bool) -> dict:
-    """Keypoint-branch timing of a full-size COCO config, untrained, on a 480 x 640 image."""
-    cfg = load_cfg(os.path.join(REPO, "configs", "coco", config), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"])
-    seed_all_rng(SEED)
-    model = build_model(cfg)
-    image = torch.rand(3, 480, 640) * 255
-    timing = time_keypoint_branch(model, image, repeats=2 if quick else 5, trained=False)
-    return {
-        "name": name,
-        "head": cfg.MODEL.ROI_KEYPOINT_HEAD.NAME,
-        "config": f"configs/coco/{config}",
-        "branch_ms_per_box": timing.branch_ms,
-        "pool_ms_per_box": timing.pool_ms,
-        "head_ms_per_box": timing.head_ms,
-        "decode_ms_per_box": timing.decode_ms,
-        "params": count_parameters(model.roi_heads.keypoint_head),
-    }
+def coco_subset(json_file: str, image_ids) -> "object":
+    """A pycocotools COCO of the given images only: a subset is scored against itself."""
+    from pycocotools.coco import COCO
+
+    with open(json_file) as f:
+        data = json.load(f)
+    keep = set(image_ids)
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    coco = COCO()
+    coco.dataset = data
+    coco.createIndex()
+    return coco
 
 
-def fmt(value, digits=1):
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def accuracy_table(rows) -> str:
-    stock = next((r for r in rows if r["name"] == "stock"), rows[0])
-    lines = [
-        "| head | registry name | kp AP | AP50 | AP75 | APm | APl | train s/iter | branch ms/box | decode ms/box | params | AP - stock | branch / stock | decode speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        delta = None if r["AP"] is None or stock["AP"] is None else r["AP"] - stock["AP"]
-        lines.append(
-            f"| {r['name']} | {r['head']} | {fmt(r['AP'])} | {fmt(r['AP50'])} | {fmt(r['AP75'])} | {fmt(r['APm'])} "
-            f"| {fmt(r['APl'])} | {r['train_s_per_iter']:.2f} | {r['branch_ms_per_box']:.2f} | {r['decode_ms_per_box']:.3f} "
-            f"| {r['params'] / 1e6:.2f}M | {fmt(delta)} | {r['branch_ms_per_box'] / stock['branch_ms_per_box']:.2f}x "
-            f"| {stock['decode_ms_per_box'] / r['decode_ms_per_box']:.0f}x |"
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         )
-    return "\n".join(lines)
-
-
-def timing_table(rows) -> str:
-    stock = next((r for r in rows if r["name"] == "stock"), rows[0])
-    lines = [
-        "| head | pool ms/box | head ms/box | decode ms/box | branch ms/box | params | branch / stock | decode speed-up |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r['pool_ms_per_box']:.2f} | {r['head_ms_per_box']:.2f} | {r['decode_ms_per_box']:.3f} "
-            f"| {r['branch_ms_per_box']:.2f} | {r['params'] / 1e6:.2f}M | {r['branch_ms_per_box'] / stock['branch_ms_per_box']:.2f}x "
-            f"| {stock['decode_ms_per_box'] / r['decode_ms_per_box']:.0f}x |"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
-    return "\n".join(lines)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_heads(settings: Settings, detector_weights: str, train_cache, val_cache, coco_gt, sigmas):
+    """Train and evaluate every head for every seed (heads alternate within a seed)."""
+    results: Dict[str, List[HeadResult]] = {name: [] for name, _, _ in settings.variants}
+    models = {}
+    for seed in settings.seeds:
+        trained_heads = {}
+        for name, config, _ in settings.variants:
+            cfg = synthetic_cfg(config)
+            torch.manual_seed(seed)
+            model = load_frozen_model(cfg, detector_weights)
+            start = time.perf_counter()
+            source = SAME_WEIGHTS_AS.get(name)
+            if source:
+                model.roi_heads.keypoint_head.load_state_dict(trained_heads[source].state_dict())
+                times = []
+            else:
+                times = train_head(model, cfg, train_cache, settings.head_iters, seed).seconds
+                trained_heads[name] = model.roi_heads.keypoint_head
+            result = evaluate_head(model, val_cache, cfg.DATASETS.TEST[0], coco_gt, sigmas)
+            result.iteration_s = times or results[source][-1].iteration_s
+            results[name].append(result)
+            logger.info(
+                "bench: %s seed %d: AP(gt boxes) %.1f, AP(detections) %.1f, %.3f s/iter, %.0f s",
+                name,
+                seed,
+                result.ap_gt,
+                result.ap_det,
+                result.train_s_per_iter,
+                time.perf_counter() - start,
+            )
+            if seed == settings.seeds[0]:
+                models[name] = model
+    return results, models
+
+
+def cpu_config_timing(settings: Settings, models, val_cache):
+    """Branch and decode ms/box of the trained seed-0 heads on one val image, alternated."""
+    image = val_cache[0]
+    features = {f: t.float() for f, t in image.features.items()}
+    boxes = fixed_boxes(image.targets.image_size, 20)
+    return interleaved_branch_timing(
+        {name: (m, features) for name, m in models.items()},
+        boxes,
+        settings.timing_repeats,
+        trained=True,
+    )
+
+
+def fullsize_timing(settings: Settings):
+    """Branch ms/box of the full-size R50-FPN configs (untrained) on an 800 x 1216 image."""
+    rows = {}
+    models = {}
+    for name, _, coco_config in settings.variants:
+        cfg = load_cfg(
+            os.path.join(REPO, "configs", "coco", coco_config),
+            ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"],
+        )
+        torch.manual_seed(0)
+        models[name] = build_model(cfg).eval()
+    first = next(iter(models.values()))
+    with torch.no_grad():
+        image = torch.rand(3, 800, 1216) * 255
+        images = first.preprocess_image([{"image": image}])
+        features = first.backbone(images.tensor)
+    for num_boxes in settings.fullsize_boxes:
+        boxes = fixed_boxes((800, 1216), num_boxes)
+        timing = interleaved_branch_timing(
+            {name: (m, features) for name, m in models.items()},
+            boxes,
+            settings.fullsize_repeats,
+            trained=False,
+        )
+        for name, t in timing.items():
+            rows.setdefault(name, {})[f"branch_ms_per_box_{num_boxes}"] = t.branch_ms
+            rows[name][f"decode_ms_per_box_{num_boxes}"] = t.decode_ms
+            rows[name]["params"] = count_parameters(models[name].roi_heads.keypoint_head)
+    return rows
+
+
+def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize):
+    stock_t = timing[REFERENCE]
+    rows = []
+    for name, config, _ in settings.variants:
+        runs = results[name]
+        ap_gt = [r.ap_gt for r in runs]
+        ap_det = [r.ap_det for r in runs]
+        t = timing[name]
+        row = {
+            "name": name,
+            "config": f"configs/synthetic/{config}",
+            "head": synthetic_cfg(config).MODEL.ROI_KEYPOINT_HEAD.NAME,
+            "ap_gt": float(np.mean(ap_gt)),
+            "ap_gt_std": float(np.std(ap_gt, ddof=1)) if len(ap_gt) > 1 else 0.0,
+            "ap_gt_runs": ap_gt,
+            "ap_det": float(np.mean(ap_det)),
+            "ap_det_std": float(np.std(ap_det, ddof=1)) if len(ap_det) > 1 else 0.0,
+            "ap_det_runs": ap_det,
+            "diff_gt_vs_stock": diffs_gt[name].mean,
+            "diff_gt_ci95": [diffs_gt[name].low, diffs_gt[name].high],
+            "diff_det_vs_stock": diffs_det[name].mean,
+            "diff_det_ci95": [diffs_det[name].low, diffs_det[name].high],
+            "branch_ms_per_box": t.branch_ms,
+            "branch_vs_stock": t.branch_ms / stock_t.branch_ms,
+            "decode_ms_per_box": t.decode_ms,
+            "decode_speedup": stock_t.decode_ms / t.decode_ms,
+            "train_s_per_iter": float(np.median([r.train_s_per_iter for r in runs])),
+            "train_vs_stock": float(np.median([r.train_s_per_iter for r in runs]))
+            / float(np.median([r.train_s_per_iter for r in results[REFERENCE]])),
+            "params_cpu_config": count_parameters(models[name].roi_heads.keypoint_head),
+        }
+        if fullsize:
+            full = fullsize[name]
+            row["fullsize"] = full
+            row["params_fullsize"] = full["params"]
+            for n in settings.fullsize_boxes:
+                row[f"fullsize_branch_vs_stock_{n}"] = (
+                    full[f"branch_ms_per_box_{n}"] / fullsize[REFERENCE][f"branch_ms_per_box_{n}"]
+                )
+        rows.append(row)
+    return rows
+
+
+def fmt_ci(ci) -> str:
+    return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
+
+
+def fullsize_ratios(row) -> str:
+    keys = sorted((k for k in row if k.startswith("fullsize_branch_vs_stock_")), key=len)
+    return ", ".join(f"{row[k]:.2f}x" for k in keys) or "n/a"
+
+
+# (column header, cell of a row)
+TABLE_COLUMNS = [
+    ("head", lambda r: r["name"]),
+    ("AP (gt boxes)", lambda r: f"{r['ap_gt']:.1f} ± {r['ap_gt_std']:.1f}"),
+    (
+        "diff vs stock [95% CI]",
+        lambda r: f"{r['diff_gt_vs_stock']:+.1f} {fmt_ci(r['diff_gt_ci95'])}",
+    ),
+    ("AP (detections)", lambda r: f"{r['ap_det']:.1f} ± {r['ap_det_std']:.1f}"),
+    (
+        "diff vs stock [95% CI]",
+        lambda r: f"{r['diff_det_vs_stock']:+.1f} {fmt_ci(r['diff_det_ci95'])}",
+    ),
+    ("branch ms/box", lambda r: f"{r['branch_ms_per_box']:.2f}"),
+    ("branch / stock", lambda r: f"{r['branch_vs_stock']:.2f}x"),
+    ("decode speed-up", lambda r: f"{r['decode_speedup']:.1f}x"),
+    ("train s/iter (head)", lambda r: f"{r['train_s_per_iter']:.3f} ({r['train_vs_stock']:.2f}x)"),
+    ("full size branch / stock (20, 100 boxes)", fullsize_ratios),
+]
+
+
+def markdown_table(report) -> str:
+    s = report["settings"]
+    caption = (
+        f"Keypoint heads on one frozen shared detector: {s['head_iterations']} head iterations x "
+        f"{len(report['seeds'])} seeds, kpext_synth_val ({s['val_images']} images); AP = OKS "
+        "keypoint AP (mean over seeds ± std); diff = paired difference to stock with a 95% "
+        "bootstrap interval over val images and seeds. "
+        f"Machine: {report['machine']}. Commit {report['commit']}, {report['wall_s'] / 60:.1f} min."
+        + (" QUICK smoke run: not a result." if report["quick"] else "")
+    )
+    lines = [
+        caption,
+        "",
+        "| " + " | ".join(h for h, _ in TABLE_COLUMNS) + " |",
+        "|" + "---|" * len(TABLE_COLUMNS),
+    ]
+    for r in report["rows"]:
+        lines.append("| " + " | ".join(cell(r) for _, cell in TABLE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    stock = next(r for r in report["rows"] if r["name"] == REFERENCE)
+    for r in report["rows"]:
+        low, high = r["diff_gt_ci95"]
+        y = stock["ap_gt"] + r["diff_gt_vs_stock"]
+        ax.errorbar(
+            r["branch_vs_stock"],
+            y,
+            yerr=[[r["diff_gt_vs_stock"] - low], [high - r["diff_gt_vs_stock"]]],
+            fmt="o",
+            capsize=4,
+        )
+        ax.annotate(r["name"], (r["branch_vs_stock"], y), textcoords="offset points", xytext=(6, 4))
+    ax.axhline(stock["ap_gt"], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("keypoint branch time per box / stock (CPU config)")
+    ax.set_ylabel("OKS keypoint AP on ground-truth boxes")
+    ax.set_title("Heads on one frozen detector (bars: 95% CI of the difference to stock)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:
-    quick = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
-    out_root = os.environ.get("BENCH_OUT", os.path.join("output", "bench"))
-    wanted = [n for n in os.environ.get("BENCH_HEADS", "").split(",") if n]
-    variants = [v for v in VARIANTS if not wanted or v[0] in wanted]
+    settings = Settings()
     setup_logger(name="fvcore")
     setup_logger()
     setup_logger(name="kpext")
-    os.makedirs(out_root, exist_ok=True)
-    ensure_synthetic_dataset(os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-
-    fullsize_only = os.environ.get("BENCH_FULLSIZE_ONLY", "0") not in ("", "0")
-    rows = []
-    for name, synthetic_config, _ in variants if not fullsize_only else []:
-        logger.info("=== bench: training %s (%s)", name, synthetic_config)
-        rows.append(train_and_measure(name, synthetic_config, out_root, quick))
-    fullsize = []
-    for name, _, coco_config in variants:
-        logger.info("=== bench: full-size timing %s (%s)", name, coco_config)
-        fullsize.append(fullsize_timing(name, coco_config, quick))
-
-    if fullsize_only:
-        markdown = "## Keypoint branch at full size (R50-FPN COCO configs, 480 x 640, 20 boxes, untrained)\n\n" + timing_table(fullsize) + "\n"
-        with open(os.path.join(out_root, "fullsize.json"), "w") as f:
-            json.dump(fullsize, f, indent=2)
-        with open(os.path.join(out_root, "fullsize.md"), "w") as f:
-            f.write(markdown)
-        print("\n" + markdown)
-        return 0
-    report = {
-        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, threads {torch.get_num_threads()}",
-        "quick": quick,
-        "heads": rows,
-        "fullsize_timing": fullsize,
-    }
-    with open(os.path.join(out_root, "heads.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(out_root, "heads_full.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    markdown = (
-        f"## Keypoint heads on kpext_synth_val ({rows[0]['iterations']} iterations, same seed and data)\n\n"
-        f"Machine: {report['machine']}{' — QUICK smoke run, not a result' if quick else ''}\n\n"
-        + accuracy_table(rows)
-        + "\n\n## Keypoint branch at full size (R50-FPN COCO configs, 480 x 640, 20 boxes, untrained)\n\n"
-        + timing_table(fullsize)
-        + "\n"
+    torch.set_num_threads(settings.threads)
+    start = time.perf_counter()
+    os.makedirs(settings.out, exist_ok=True)
+    ensure_synthetic_dataset(
+        os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS
     )
-    with open(os.path.join(out_root, "heads.md"), "w") as f:
+
+    stock_cfg = synthetic_cfg(settings.variants[0][1])
+    detector_weights = train_shared_detector(
+        stock_cfg, settings.det_iters, os.path.join(settings.out, "quick" if settings.quick else "")
+    )
+    box_model = load_frozen_model(detector_cfg(stock_cfg, settings.det_iters, ""), detector_weights)
+    flips = stock_cfg.INPUT.RANDOM_FLIP == "horizontal"
+    cache_dir = os.path.dirname(detector_weights)
+    train_cache = cached_images_on_disk(
+        os.path.join(cache_dir, "train_cache.pt"),
+        box_model,
+        stock_cfg,
+        stock_cfg.DATASETS.TRAIN[0],
+        train=True,
+        flips=flips,
+        limit=settings.train_limit,
+    )
+    val_name = stock_cfg.DATASETS.TEST[0]
+    val_cache = cached_images_on_disk(
+        os.path.join(cache_dir, "val_cache.pt"),
+        box_model,
+        stock_cfg,
+        val_name,
+        train=False,
+        limit=settings.val_limit,
+    )
+    coco_gt = coco_subset(MetadataCatalog.get(val_name).json_file, [c.image_id for c in val_cache])
+    sigmas = dataset_oks_sigmas(val_name, stock_cfg.TEST.KEYPOINT_OKS_SIGMAS)
+
+    results, models = run_heads(settings, detector_weights, train_cache, val_cache, coco_gt, sigmas)
+    diffs_gt = paired_bootstrap(
+        {n: [r.matches_gt for r in rs] for n, rs in results.items()}, REFERENCE
+    )
+    diffs_det = paired_bootstrap(
+        {n: [r.matches_det for r in rs] for n, rs in results.items()}, REFERENCE
+    )
+    logger.info("bench: timing the keypoint branch (CPU config)")
+    timing = cpu_config_timing(settings, models, val_cache)
+    fullsize = None
+    if not settings.skip_fullsize:
+        logger.info("bench: timing the keypoint branch at full size")
+        fullsize = fullsize_timing(settings)
+
+    report = {
+        "commit": git_commit(),
+        "machine": (
+            f"{os.cpu_count()} CPU cores, {settings.threads} torch threads, "
+            f"torch {torch.__version__}"
+        ),
+        "quick": settings.quick,
+        "seeds": settings.seeds,
+        "settings": {
+            "head_iterations": settings.head_iters,
+            "detector_iterations": settings.det_iters,
+            "train_items": len(train_cache),
+            "val_images": len(val_cache),
+            "detector_weights": detector_weights,
+        },
+        "rows": build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize),
+    }
+    report["wall_s"] = time.perf_counter() - start
+    with open(os.path.join(settings.out, "heads.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    markdown = markdown_table(report)
+    with open(os.path.join(settings.out, "heads.md"), "w") as f:
         f.write(markdown)
+    plot(report, os.path.join(settings.out, "heads.png"))
     print("\n" + markdown)
-    print(f"Wrote {os.path.join(out_root, 'heads.json')} and {os.path.join(out_root, 'heads.md')}")
+    print(f"Wrote {settings.out}/heads.json, heads.md and heads.png")
     return 0
 
 

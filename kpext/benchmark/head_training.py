@@ -1,0 +1,205 @@
+"""Train one keypoint head on the frozen shared detector's cache, and evaluate it two ways.
+
+Training follows Detectron2's keypoint branch exactly (``StandardROIHeads``): the
+cached RPN proposals plus the ground-truth boxes are labelled and sampled
+(``label_and_sample_proposals``), foreground proposals with a visible keypoint are
+pooled from the cached FPN features with the model's own ``ROIPooler`` (FPN level
+assignment included) and the head computes its losses. Only the head's parameters
+train, with the config's optimizer, schedule and gradient clipping.
+
+Evaluation runs the keypoint branch (``forward_with_given_boxes``) on
+1. the ground-truth boxes, score 1 (isolates keypoint localisation, as top-down
+   pose papers report it), and
+2. the shared detector's detections with their scores (what a user gets),
+and scores both with OKS keypoint AP, kept per image for the bootstrap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation.coco_evaluation import instances_to_coco_json
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.modeling.roi_heads.roi_heads import (
+    select_foreground_proposals,
+    select_proposals_with_visible_keypoints,
+)
+from detectron2.solver import build_lr_scheduler, build_optimizer
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from .keypoint_ap import ImageMatches, keypoint_ap, per_image_matches
+from .shared_detector import CachedImage, schedule_steps
+
+
+@dataclass
+class HeadResult:
+    """One trained head: per-image matches for both evaluations and the training speed."""
+
+    matches_gt: List[ImageMatches]
+    matches_det: List[ImageMatches]
+    iteration_s: List[float] = field(default_factory=list)
+    final_loss: float = float("nan")
+
+    @property
+    def ap_gt(self) -> float:
+        return 100 * keypoint_ap(self.matches_gt)
+
+    @property
+    def ap_det(self) -> float:
+        return 100 * keypoint_ap(self.matches_det)
+
+    @property
+    def train_s_per_iter(self) -> float:
+        steady = self.iteration_s[len(self.iteration_s) // 5 :] or self.iteration_s
+        return float(np.median(steady)) if steady else float("nan")
+
+
+def pool_keypoint_features(
+    roi_heads, images: Sequence[CachedImage], boxes: Sequence[Boxes]
+) -> torch.Tensor:
+    """R x C x S x S pooled features of each image's boxes, in image order.
+
+    Images are pooled one by one, so they may differ in size."""
+    pooled = []
+    for image, image_boxes in zip(images, boxes):
+        if len(image_boxes) == 0:
+            continue
+        feats = [image.features[f].float() for f in roi_heads.keypoint_in_features]
+        pooled.append(roi_heads.keypoint_pooler(feats, [image_boxes]))
+    if not pooled:
+        s = roi_heads.keypoint_pooler.output_size
+        channels = images[0].features[roi_heads.keypoint_in_features[0]].shape[1]
+        return torch.zeros((0, channels, *s))
+    return torch.cat(pooled)
+
+
+def keypoint_branch_losses(roi_heads, batch: Sequence[CachedImage]) -> Dict[str, torch.Tensor]:
+    """Detectron2's training path of the keypoint branch on cached images.
+
+    Call inside an ``EventStorage`` (the RoI sampler records statistics)."""
+    proposals = roi_heads.label_and_sample_proposals(
+        [c.proposals for c in batch], [c.targets for c in batch]
+    )
+    foreground, _ = select_foreground_proposals(proposals, roi_heads.num_classes)
+    foreground = select_proposals_with_visible_keypoints(foreground)
+    pooled = pool_keypoint_features(roi_heads, batch, [x.proposal_boxes for x in foreground])
+    return roi_heads.keypoint_head(pooled, [x for x in foreground if len(x)])
+
+
+def batch_order(num_items: int, batch_size: int, iterations: int, seed: int) -> np.ndarray:
+    """iterations x batch_size item indices: shuffled epochs, the same for every head at a seed."""
+    rng = np.random.default_rng(seed)
+    needed = iterations * batch_size
+    epochs = [rng.permutation(num_items) for _ in range(-(-needed // num_items))]
+    return np.concatenate(epochs)[:needed].reshape(iterations, batch_size)
+
+
+@dataclass
+class TrainingLog:
+    """Seconds and total loss of each head-training iteration."""
+
+    seconds: List[float]
+    losses: List[float]
+
+
+def train_head(
+    model, cfg: CfgNode, train_cache: Sequence[CachedImage], iterations: int, seed: int
+) -> TrainingLog:
+    """Train ``model.roi_heads.keypoint_head`` in place for ``iterations`` batches.
+
+    The rest of the model stays frozen and in eval mode. The solver is the config's
+    (optimizer, warm-up, steps at 80% and 92% of ``iterations``, gradient clipping).
+    """
+    roi_heads = model.roi_heads
+    head = roi_heads.keypoint_head
+    for p in head.parameters():
+        p.requires_grad_(True)
+    head.train()
+    solver_cfg = cfg.clone()
+    solver_cfg.defrost()
+    solver_cfg.SOLVER.MAX_ITER = iterations
+    solver_cfg.SOLVER.STEPS = schedule_steps(iterations)
+    solver_cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, max(1, iterations // 10))
+    optimizer = build_optimizer(solver_cfg, head)
+    scheduler = build_lr_scheduler(solver_cfg, optimizer)
+    order = batch_order(len(train_cache), cfg.SOLVER.IMS_PER_BATCH, iterations, seed)
+    log = TrainingLog([], [])
+    torch.manual_seed(seed)  # proposal sampling
+    with EventStorage(0) as storage:
+        for it, indices in enumerate(order):
+            storage.iter = it
+            start = time.perf_counter()
+            losses = keypoint_branch_losses(roi_heads, [train_cache[i] for i in indices])
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"head training diverged at iteration {it}: "
+                    f"{ {k: float(v) for k, v in losses.items()} }"
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            log.seconds.append(time.perf_counter() - start)
+            log.losses.append(float(loss))
+    head.eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return log
+
+
+def gt_box_instances(image: CachedImage) -> Instances:
+    """The image's ground-truth boxes as detections of score 1."""
+    n = len(image.gt_boxes)
+    size = image.targets.image_size
+    return Instances(
+        size,
+        pred_boxes=Boxes(image.gt_boxes),
+        scores=torch.ones(n),
+        pred_classes=torch.zeros(n, dtype=torch.int64),
+    )
+
+
+@torch.no_grad()
+def predict_keypoints(
+    model, val_cache: Sequence[CachedImage], dataset_name: str, on: str
+) -> List[dict]:
+    """COCO keypoint results of the trained head on ``on`` = "gt" boxes or "det" detections."""
+    meta = MetadataCatalog.get(dataset_name)
+    to_dataset_id = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+    results = []
+    for image in val_cache:
+        boxes = gt_box_instances(image) if on == "gt" else image.detections
+        if len(boxes) == 0:
+            continue
+        features = {f: t.float() for f, t in image.features.items()}
+        instances = model.roi_heads.forward_with_given_boxes(features, [_copy(boxes)])[0]
+        instances = detector_postprocess(instances, image.height, image.width)
+        for result in instances_to_coco_json(instances.to("cpu"), image.image_id):
+            result["category_id"] = to_dataset_id[result["category_id"]]
+            results.append(result)
+    return results
+
+
+def _copy(instances: Instances) -> Instances:
+    return Instances(instances.image_size, **{k: v for k, v in instances.get_fields().items()})
+
+
+def evaluate_head(model, val_cache, dataset_name: str, coco_gt, sigmas) -> HeadResult:
+    """Per-image OKS matches on ground-truth boxes and on the shared detections."""
+    return HeadResult(
+        matches_gt=per_image_matches(
+            coco_gt, predict_keypoints(model, val_cache, dataset_name, "gt"), sigmas
+        ),
+        matches_det=per_image_matches(
+            coco_gt, predict_keypoints(model, val_cache, dataset_name, "det"), sigmas
+        ),
+    )

@@ -1,0 +1,173 @@
+"""The head benchmark's pieces on a tiny synthetic set: shared detector cache, mirrored
+training images, head training on frozen features, evaluation on gt boxes and detections."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from kpext import add_kpext_config
+from kpext.benchmark.head_training import batch_order, evaluate_head, train_head
+from kpext.benchmark.keypoint_ap import keypoint_ap
+from kpext.benchmark.shared_detector import (
+    cache_images,
+    cached_images_on_disk,
+    detector_cfg,
+    load_frozen_model,
+    train_shared_detector,
+)
+from kpext.data import register_keypoint_coco
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "engine"))
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_data")
+    make_tiny_synthetic(root)
+    return root
+
+
+def tiny_cfg(root, head="KpextKRCNNHead"):
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.merge_from_file(BASE_CONFIG)
+    cfg.merge_from_list(TINY_OVERRIDES)
+    cfg.MODEL.ROI_KEYPOINT_HEAD.NAME = head
+    for split in ("train", "val"):
+        name = f"kpext_test_bench_{split}"
+        if name not in DatasetCatalog.list():
+            register_keypoint_coco(
+                name,
+                str(root / "synthetic" / "annotations" / f"person_keypoints_{split}.json"),
+                str(root / "synthetic" / split / "images"),
+            )
+    cfg.DATASETS.TRAIN = ("kpext_test_bench_train",)
+    cfg.DATASETS.TEST = ("kpext_test_bench_val",)
+    cfg.SOLVER.BASE_LR = 0.02
+    cfg.SOLVER.WARMUP_ITERS = 5
+    cfg.freeze()
+    return cfg
+
+
+def test_batch_order_is_seeded_and_covers_each_epoch():
+    a = batch_order(10, 4, 5, seed=3)
+    assert a.shape == (5, 4)
+    assert np.array_equal(a, batch_order(10, 4, 5, seed=3))
+    assert not np.array_equal(a, batch_order(10, 4, 5, seed=4))
+    assert sorted(a.ravel()[:10]) == list(range(10))  # the first epoch holds every item once
+
+
+def test_shared_detector_is_trained_once_and_cached(tiny_root, tmp_path):
+    cfg = tiny_cfg(tiny_root)
+    weights = train_shared_detector(cfg, 2, str(tmp_path))
+    assert os.path.exists(weights)
+    stamp = os.path.getmtime(weights)
+    assert train_shared_detector(cfg, 2, str(tmp_path)) == weights  # cached: no second training
+    assert os.path.getmtime(weights) == stamp
+    model = load_frozen_model(detector_cfg(cfg, 2, ""), weights)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert not hasattr(model.roi_heads, "keypoint_head")  # the detector never had a keypoint head
+
+
+def test_mirrored_training_images_swap_left_and_right(tiny_root):
+    cfg = tiny_cfg(tiny_root)
+    torch.manual_seed(0)
+    model = load_frozen_model(detector_cfg(cfg, 1, ""), _untrained_checkpoint(cfg))
+    cached = cache_images(
+        model, cfg, cfg.DATASETS.TRAIN[0], train=True, flips=True, limit=2, progress=False
+    )
+    assert len(cached) == 4  # plain, mirrored, plain, mirrored
+    plain, mirrored = cached[0], cached[1]
+    width = plain.targets.image_size[1]
+    left = COCO_PERSON_KEYPOINT_NAMES.index("left_wrist")
+    right = COCO_PERSON_KEYPOINT_NAMES.index("right_wrist")
+    kp, kp_m = plain.targets.gt_keypoints.tensor, mirrored.targets.gt_keypoints.tensor
+    visible = kp[:, left, 2] > 0
+    assert bool(visible.any())
+    # Continuous coordinates: x -> width - x, and the left wrist becomes the right one.
+    assert torch.allclose(kp_m[visible, right, 0], width - kp[visible, left, 0])
+    assert torch.allclose(kp_m[visible, right, 1], kp[visible, left, 1])
+    assert torch.allclose(
+        mirrored.features["p2"].float(),
+        model.backbone(_image_tensor(model, cfg, mirror=True))["p2"].to(torch.float16).float(),
+    )
+
+
+def _untrained_checkpoint(cfg):
+    """A checkpoint of an untrained box-only detector (the cache tests need no trained one)."""
+    import tempfile
+
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    folder = tempfile.mkdtemp()
+    DetectionCheckpointer(build_model(detector_cfg(cfg, 1, "")), save_dir=folder).save("untrained")
+    return os.path.join(folder, "untrained.pth")
+
+
+@torch.no_grad()
+def _image_tensor(model, cfg, mirror):
+    from detectron2.data.detection_utils import read_image
+
+    record = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])[0]
+    image = read_image(record["file_name"], format=cfg.INPUT.FORMAT)
+    if mirror:
+        image = image[:, ::-1]
+    tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)).astype("float32"))
+    return model.preprocess_image([{"image": tensor}]).tensor
+
+
+def test_head_training_on_the_frozen_detector_lowers_the_loss_and_evaluates(tiny_root, tmp_path):
+    cfg = tiny_cfg(tiny_root)
+    torch.manual_seed(0)
+    weights = _untrained_checkpoint(cfg)
+    box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
+    cache_file = str(tmp_path / "train.pt")
+    train_cache = cached_images_on_disk(
+        cache_file,
+        box_model,
+        cfg,
+        cfg.DATASETS.TRAIN[0],
+        train=True,
+        flips=True,
+        limit=3,
+        progress=False,
+    )
+    assert os.path.exists(cache_file)
+    assert len(cached_images_on_disk(cache_file, None, cfg, "unused")) == len(
+        train_cache
+    )  # read back, no model needed
+    val_cache = cache_images(box_model, cfg, cfg.DATASETS.TEST[0], train=False, progress=False)
+
+    torch.manual_seed(0)
+    model = load_frozen_model(cfg, weights)
+    frozen_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    log = train_head(model, cfg, train_cache, iterations=30, seed=0)
+    assert len(log.seconds) == len(log.losses) == 30
+    # Uniform logits over 56 x 56 cells cost log(3136) = 8.05: the head must learn from there.
+    assert np.mean(log.losses[-5:]) < np.mean(log.losses[:5]) - 1.0, log.losses
+    for k, v in model.backbone.state_dict().items():  # only the head trained
+        assert torch.equal(v, frozen_before[k]), k
+
+    from pycocotools.coco import COCO
+
+    from kpext.data import dataset_oks_sigmas
+
+    from detectron2.data import MetadataCatalog
+
+    name = cfg.DATASETS.TEST[0]
+    coco = COCO(MetadataCatalog.get(name).json_file)
+    result = evaluate_head(model, val_cache, name, coco, dataset_oks_sigmas(name))
+    assert len(result.matches_gt) == len(result.matches_det) == len(coco.getImgIds())
+    # On ground-truth boxes every non-ignored person gets exactly one detection.
+    num_gt = sum(m.num_gt for m in result.matches_gt)
+    assert num_gt > 0 and sum(len(m.scores) for m in result.matches_gt) >= num_gt
+    assert np.isfinite(keypoint_ap(result.matches_gt))
