@@ -5,7 +5,8 @@ keypoint JSON plus grey PNG images, ready for projects/FaceLandmarks.
 Examples (from the repository root)::
 
     python datasets/kaggle_faces_to_coco.py --csv training.csv --out datasets/kaggle_faces
-    python datasets/kaggle_faces_to_coco.py --csv training.csv --out DIR --box keypoints --box-margin 0.3
+    python datasets/kaggle_faces_to_coco.py --csv training.csv --out DIR \
+        --box keypoints --box-margin 0.3
     python datasets/kaggle_faces_to_coco.py --csv training.csv --out DIR --on-invalid skip
 
 Writes ``DIR/images/{train,val}/<row>.png`` and ``DIR/annotations/faces15_{train,val}.json``
@@ -27,6 +28,7 @@ from typing import List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# E402 below is expected: kpext is importable only after the sys.path set-up above.
 from kpext.data import KeypointDataError  # noqa: E402
 from kpext.data.faces import BOX_MODES, KAGGLE_IMAGE_SIZE, convert_kaggle_csv  # noqa: E402
 
@@ -77,8 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--csv: {args.csv} does not exist")
     try:
         report = convert_kaggle_csv(
-            args.csv, args.out, val_fraction=args.val_fraction, seed=args.seed, image_size=args.image_size,
-            box=args.box, box_margin=args.box_margin, on_invalid=args.on_invalid, show_progress=not args.quiet,
+            args.csv, args.out, val_fraction=args.val_fraction, seed=args.seed,
+            image_size=args.image_size, box=args.box, box_margin=args.box_margin,
+            on_invalid=args.on_invalid, show_progress=not args.quiet,
         )  # fmt: skip
     except ValueError as e:  # KeypointDataError is a ValueError: bad file, bad row or bad flag
         kind = "invalid input" if isinstance(e, KeypointDataError) else "invalid argument"

@@ -4,7 +4,7 @@ JSONs converted from them, and 68-point (iBUG) COCO JSONs on the same images.
 
 Examples (from the repository root)::
 
-    python datasets/make_faces.py                         # train (2000) + val (200) into datasets/faces
+    python datasets/make_faces.py          # train (2000) + val (200) into datasets/faces
     python datasets/make_faces.py --split val --num-images 20 --out /tmp/faces
     python datasets/make_faces.py --missing-fraction 0.7 --force   # as sparse as Kaggle's labels
 
@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# E402 below is expected: kpext is importable only after the sys.path set-up above.
 from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
 from kpext.data.synthetic.faces import (  # noqa: E402
     DEFAULT_FACE_SPLITS,
@@ -35,7 +36,8 @@ from kpext.data.synthetic.faces import (  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Generate the synthetic face-keypoint set (Kaggle CSV, 15- and 68-point COCO JSON).",
+        description="Generate the synthetic face-keypoint set "
+        "(Kaggle CSV, 15- and 68-point COCO JSON).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_split_arguments(parser, DEFAULT_FACE_SPLITS, os.path.join("datasets", "faces"), "faces")

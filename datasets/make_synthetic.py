@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# E402 below is expected: kpext is importable only after the sys.path set-up above.
 from kpext.data.builtin import synthetic_annotation_path  # noqa: E402
 from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
 from kpext.data.synthetic.people import (  # noqa: E402

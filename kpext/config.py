@@ -76,7 +76,8 @@ def add_kpext_config(cfg: CN) -> None:
     # Channels of the hourglass features.
     cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = 128
     # Norm inside residual blocks ("", "BN", "GN", "SyncBN"); GN: 32 groups, or the largest divisor
-    # of the channels below that. Faces (projects/FaceLandmarks) need GN: BN there broke the detector.
+    # of the channels below that. Faces (projects/FaceLandmarks) need GN: BN there broke the
+    # detector.
     cfg.MODEL.KPEXT.HOURGLASS.NORM = "BN"
     # Stride-2 transposed convs before the first hourglass (1: 14x14 RoIs -> 28x28 heatmaps).
     cfg.MODEL.KPEXT.HOURGLASS.NUM_UPSAMPLE = 1
@@ -89,7 +90,8 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.DATASETS.KPEXT.ON_INVALID = "error"
 
     cfg.TEST.KPEXT = CN()
-    # Flip test for kpext heads: average with the heatmaps of mirrored RoI features (dataset flip map).
+    # Flip test for kpext heads: average with the heatmaps of mirrored RoI features (dataset flip
+    # map).
     cfg.TEST.KPEXT.FLIP = False
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0

@@ -85,7 +85,8 @@ def _fixed(xy: np.ndarray) -> Tuple[int, int]:
 def _draw_label(
     image: np.ndarray, text: str, corner: Tuple[float, float], color: Color, scale: float
 ) -> None:
-    """``text`` on a box of ``color`` whose bottom-left corner is ``corner`` (moved inside the image)."""
+    """``text`` on a box of ``color`` whose bottom-left corner is ``corner`` (moved inside
+    the image)."""
     thickness = max(1, int(round(scale * 2)))
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     x = int(min(max(corner[0], 0), max(image.shape[1] - width, 0)))
@@ -350,7 +351,8 @@ def save_test_pictures(cfg, model) -> List[str]:
     if cfg.TEST.KPEXT.NUM_VIS <= 0 or not cfg.DATASETS.TEST or not comm.is_main_process():
         return []
     out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
-    # only this process draws: the bare model, as a DistributedDataParallel forward could wait for the others
+    # only this process draws: the bare model, as a DistributedDataParallel forward could wait
+    # for the others
     model = getattr(model, "module", model)
     paths = save_prediction_pictures(
         cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS

@@ -1,4 +1,5 @@
-"""Synthetic keypoint motion with known ground truth, for the tests of tracking, smoothing and counting.
+"""Synthetic keypoint motion with known ground truth, for the tests of tracking, smoothing
+and counting.
 
 Two generators, both in COCO's 17-keypoint order and image coordinates:
 

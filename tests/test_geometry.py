@@ -1,4 +1,5 @@
-"""kpext.geometry: COCO pixel indices <-> continuous coordinates, for numbers, arrays and tensors."""
+"""kpext.geometry: COCO pixel indices <-> continuous coordinates, for numbers, arrays and
+tensors."""
 
 import numpy as np
 import torch

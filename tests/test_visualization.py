@@ -1,4 +1,5 @@
-"""Pictures of keypoints: which detections a picture shows, and the skeleton drawer on any keypoint set."""
+"""Pictures of keypoints: which detections a picture shows, and the skeleton drawer on any
+keypoint set."""
 
 import numpy as np
 import pytest
@@ -88,8 +89,8 @@ def test_coco_pixel_index_coordinates_and_hidden_keypoints_as_rings():
 
 def test_boxes_labels_and_a_metadata_that_does_not_fit():
     box = np.array([[4.0, 4.0, 60.0, 60.0]])
-    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), _pen(0.9), PEN, boxes=box, labels=["pen 90%"],
-                             colors=[(0, 0, 255)], thickness=1)  # fmt: skip
+    picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), _pen(0.9), PEN, boxes=box,
+                             labels=["pen 90%"], colors=[(0, 0, 255)], thickness=1)  # fmt: skip
     assert mostly(picture[40, 4], BLUE)  # the box's left side, in the person's colour (BGR)
     with pytest.raises(ValueError, match="names 3 keypoints"):
         draw_skeletons(np.zeros((8, 8, 3), np.uint8), np.zeros((1, 4, 3)), PEN)

@@ -262,12 +262,14 @@ def install_wheelhouse(wheelhouse: str, target: str) -> Dict[str, object]:
     current environment is used instead.
     """
     if not os.path.isdir(wheelhouse) or not any(f.endswith(".whl") for f in os.listdir(wheelhouse)):
-        return {"used": False, "reason": f"no wheelhouse at {wheelhouse} (`make gpu-wheels` builds it); "
+        return {"used": False,
+                "reason": f"no wheelhouse at {wheelhouse} (`make gpu-wheels` builds it); "
                 "using the current environment's packages"}  # fmt: skip
     fits, left_out = split_wheelhouse(wheelhouse, supported_tags())
     if has_pip():
-        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse,
-               "--no-deps", "--no-compile", "--disable-pip-version-check", "--target", target, *fits]  # fmt: skip
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index",
+               "--find-links", wheelhouse, "--no-deps", "--no-compile",
+               "--disable-pip-version-check", "--target", target, *fits]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"pip install of the wheelhouse failed:\n{done.stdout}{done.stderr}")
@@ -317,9 +319,11 @@ def generate_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir
         jobs = [("train", profile.train_images), ("val", profile.val_images)]
     procs = []
     for splits, count in jobs:
-        cmd = [sys.executable, os.path.join("datasets", "make_synthetic.py"), "--out", os.path.join(data_root, "synthetic"),
-               "--split", *splits.split(), "--num-images", str(count), "--width", str(profile.width),
-               "--height", str(profile.height), "--quiet"]  # fmt: skip
+        cmd = [sys.executable, os.path.join("datasets", "make_synthetic.py"),
+               "--out", os.path.join(data_root, "synthetic"),
+               "--split", *splits.split(), "--num-images", str(count),
+               "--width", str(profile.width), "--height", str(profile.height),
+               "--quiet"]  # fmt: skip
         log = open(os.path.join(log_dir, f"data_{splits.replace(' ', '_')}.log"), "w")
         procs.append(
             (
@@ -450,7 +454,8 @@ def build_rows(
     for run in runs:
         row = {
             "head": run.head, "head_class": run.head_class, "precision": run.precision,
-            "status": run.status, "error": run.error, "config_file": run.config_file, "processes": run.processes,
+            "status": run.status, "error": run.error, "config_file": run.config_file,
+            "processes": run.processes,
             "train_wall_s": run.train_wall_s, "train_s_per_iter": run.train_s_per_iter,
             "train_max_mem_mb": run.train_max_mem_mb, "box_ap": run.box_ap, "kp_ap": run.kp_ap,
             "infer_img_s_b1": None, "infer_img_s_b8": None, "detections_per_image": None,
@@ -496,35 +501,43 @@ def fmt(value, digits: int = 3) -> str:
 def markdown_report(report: Dict[str, object]) -> str:
     """The report as Markdown: environment, one table row per run, the steps' times."""
     env = report["environment"]
+    settings = report["settings"]
+    first_run_procs = (
+        f" ({settings['first_run_procs']} in the first)" if settings.get("first_run_procs") else ""
+    )
     lines = [
         f"# kpext GPU check ({report['profile']})",
         "",
         f"- date: {report['date']}",
         f"- command: `{report['command']}`",
-        f"- device: {env.get('device_name', '-')}; torch {env.get('torch', '-')} (CUDA {env.get('cuda', '-')}), "
-        f"torchvision {env.get('torchvision', '-')}, detectron2 {env.get('detectron2', '-')}, Python {env.get('python', '-')}",
-        f"- model: {report['settings']['depth']}-FPN from scratch, {report['settings']['width']}x{report['settings']['height']} "
-        f"synthetic images ({report['settings']['train_images']} train, {report['settings']['val_images']} val), "
-        f"{report['settings']['iters']} iterations of {report['settings']['ims_per_batch']} images, "
-        f"{report['settings']['num_procs']} process(es) per run through launch"
-        + (f" ({report['settings']['first_run_procs']} in the first)" if report["settings"].get("first_run_procs") else "")
-        + f", {report['settings']['num_workers']} loader workers",
+        f"- device: {env.get('device_name', '-')}; torch {env.get('torch', '-')} "
+        f"(CUDA {env.get('cuda', '-')}), torchvision {env.get('torchvision', '-')}, "
+        f"detectron2 {env.get('detectron2', '-')}, Python {env.get('python', '-')}",
+        f"- model: {settings['depth']}-FPN from scratch, "
+        f"{settings['width']}x{settings['height']} "
+        f"synthetic images ({settings['train_images']} train, {settings['val_images']} val), "
+        f"{settings['iters']} iterations of {settings['ims_per_batch']} images, "
+        f"{settings['num_procs']} process(es) per run through launch{first_run_procs}, "
+        f"{settings['num_workers']} loader workers",
         f"- total: {report['total_s']:.1f} s",
         "",
-        "| head | precision | procs | train s/iter | x stock | infer img/s b1 | x stock | infer img/s b8 | x stock "
-        "| det/img | train max mem MB | box AP | kp AP | status |",
+        "| head | precision | procs | train s/iter | x stock | infer img/s b1 | x stock "
+        "| infer img/s b8 | x stock | det/img | train max mem MB | box AP | kp AP | status |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]  # fmt: skip
     for r in report["rows"]:
         status = r["status"] if not r["error"] else f"{r['status']}: {r['error']}"
         lines.append(
-            f"| {r['head']} ({r['head_class']}) | {r['precision']} | {r['processes']} | {fmt(r['train_s_per_iter'], 4)} | "
-            f"{fmt(r['train_s_per_iter_vs_stock'], 2)} | {fmt(r['infer_img_s_b1'], 2)} | {fmt(r['infer_img_s_b1_vs_stock'], 2)} | "
-            f"{fmt(r['infer_img_s_b8'], 2)} | {fmt(r['infer_img_s_b8_vs_stock'], 2)} | {fmt(r['detections_per_image'], 1)} | "
-            f"{fmt(r['train_max_mem_mb'], 0)} | {fmt(r['box_ap'], 2)} | {fmt(r['kp_ap'], 2)} | {status.replace('|', '/')} |"
+            f"| {r['head']} ({r['head_class']}) | {r['precision']} | {r['processes']} "
+            f"| {fmt(r['train_s_per_iter'], 4)} | {fmt(r['train_s_per_iter_vs_stock'], 2)} "
+            f"| {fmt(r['infer_img_s_b1'], 2)} | {fmt(r['infer_img_s_b1_vs_stock'], 2)} "
+            f"| {fmt(r['infer_img_s_b8'], 2)} | {fmt(r['infer_img_s_b8_vs_stock'], 2)} "
+            f"| {fmt(r['detections_per_image'], 1)} | {fmt(r['train_max_mem_mb'], 0)} "
+            f"| {fmt(r['box_ap'], 2)} | {fmt(r['kp_ap'], 2)} | {status.replace('|', '/')} |"
         )  # fmt: skip
-    lines += ["", "x stock: the row's number over the stock head's at the same precision (s/iter: lower is faster; "
-              "images/s: higher is faster).", "", "| step | seconds | note |", "|---|---:|---|"]  # fmt: skip
+    lines += ["", "x stock: the row's number over the stock head's at the same precision "
+              "(s/iter: lower is faster; images/s: higher is faster).",
+              "", "| step | seconds | note |", "|---|---:|---|"]  # fmt: skip
     lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['note']} |" for s in report["steps"]]
     if report.get("notes"):
         lines += [""] + [f"- {n}" for n in report["notes"]]
@@ -600,7 +613,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     install: Dict[str, object] = {}
     environment: Dict[str, object] = {}
     print(
-        f"[gpu_check] {profile.name}: out {out}, work {work}, Python {sys.version.split()[0]} ({sys.executable})",
+        f"[gpu_check] {profile.name}: out {out}, work {work}, "
+        f"Python {sys.version.split()[0]} ({sys.executable})",
         flush=True,
     )
     try:
@@ -640,7 +654,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         clock.step(
             "data",
             began,
-            f"({profile.train_images}+{profile.val_images} images, {profile.width}x{profile.height})",
+            f"({profile.train_images}+{profile.val_images} images, "
+            f"{profile.width}x{profile.height})",
         )
 
         # 3. train + evaluate
@@ -694,8 +709,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         }
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        rc, tail = run_logged([sys.executable, INFER_SCRIPT, spec_path, result_path], env,
-                              os.path.join(log_dir, "infer.log"), timeout=max(profile.budget_s - clock.elapsed() + 60, 120))  # fmt: skip
+        rc, tail = run_logged(
+            [sys.executable, INFER_SCRIPT, spec_path, result_path],
+            env,
+            os.path.join(log_dir, "infer.log"),
+            timeout=max(profile.budget_s - clock.elapsed() + 60, 120),
+        )
         result = json.load(open(result_path)) if os.path.exists(result_path) else {}
         if rc != 0:
             print(
@@ -708,7 +727,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch_path = str(environment.get("torch_path", ""))
         if install.get("used") and torch_path.startswith(prefix):
             raise RuntimeError(
-                f"torch was imported from the wheelhouse folder ({torch_path}): it must be the machine's"
+                f"torch was imported from the wheelhouse folder ({torch_path}): "
+                "it must be the machine's"
             )
         notes += result.get("notes", [])
         rows = build_rows(runs, result.get("timings", {}))
@@ -721,12 +741,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     if profile.device == "cuda":
         if all(r.processes == 1 for r in runs):
-            notes.append("one process: Detectron2's launch runs training in-process at world size 1, so DDP and "
-                         "NCCL are not exercised (two ranks on one GPU are not possible with NCCL)")  # fmt: skip
-        notes.append("AMP rows: trained with Detectron2's AMPTrainer, evaluated in fp32 (its evaluation has no "
-                     "autocast), timed under fp16 autocast")  # fmt: skip
-        notes.append(f"DATALOADER.NUM_WORKERS {profile.num_workers}; Detectron2's train loader has no pin_memory "
-                     "option, and the model copies each image to the GPU itself (a blocking copy)")  # fmt: skip
+            notes.append("one process: Detectron2's launch runs training in-process at world "
+                         "size 1, so DDP and NCCL are not exercised (two ranks on one GPU are "
+                         "not possible with NCCL)")  # fmt: skip
+        notes.append("AMP rows: trained with Detectron2's AMPTrainer, evaluated in fp32 (its "
+                     "evaluation has no autocast), timed under fp16 autocast")  # fmt: skip
+        notes.append(f"DATALOADER.NUM_WORKERS {profile.num_workers}; Detectron2's train loader "
+                     "has no pin_memory option, and the model copies each image to the GPU itself "
+                     "(a blocking copy)")  # fmt: skip
     report = {
         "profile": profile.name,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -551,8 +551,8 @@ def convert_kaggle_csv(
     shutil.rmtree(staged_dir, ignore_errors=True)  # left by an interrupted run
     os.makedirs(staged_dir)
     try:
-        entries = _convert_rows(csv_file, staged_dir, report, image_size, box, box_margin, face_boxes,
-                                on_invalid, show_progress)  # fmt: skip
+        entries = _convert_rows(csv_file, staged_dir, report, image_size, box, box_margin,
+                                face_boxes, on_invalid, show_progress)  # fmt: skip
         split_of = _assign_splits(
             [image["id"] for image, _ in entries], split, val_split, val_fraction, seed
         )
@@ -677,7 +677,8 @@ def register_face_datasets(
                 registered = MetadataCatalog.get(name).get("json_file")
                 if registered != json_file:
                     logger.warning(
-                        "Dataset '%s' is already registered with %s; not re-registering it with %s.",
+                        "Dataset '%s' is already registered with %s; "
+                        "not re-registering it with %s.",
                         name, registered, json_file,
                     )  # fmt: skip
                 continue

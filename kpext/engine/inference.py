@@ -44,7 +44,8 @@ def check_inference_weights(cfg: CfgNode, config_file: str) -> None:
     weights = cfg.MODEL.WEIGHTS
     if not weights:
         raise ValueError(
-            f"{config_file} sets no MODEL.WEIGHTS; add 'MODEL.WEIGHTS path/model_final.pth' at the end"
+            f"{config_file} sets no MODEL.WEIGHTS; "
+            "add 'MODEL.WEIGHTS path/model_final.pth' at the end"
         )
     if "://" not in weights and not os.path.isfile(weights):
         raise ValueError(f"weights file not found: {weights}")

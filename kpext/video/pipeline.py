@@ -167,7 +167,8 @@ class FrameResult:
 
 
 def instances_to_arrays(instances) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boxes N x 4 XYXY, scores N, keypoints N x K x 3) as float64 numpy arrays from Detectron2 Instances."""
+    """(boxes N x 4 XYXY, scores N, keypoints N x K x 3) as float64 numpy arrays from
+    Detectron2 Instances."""
     instances = instances.to("cpu")
     if not instances.has("pred_keypoints"):
         raise ValueError("the predictions have no pred_keypoints: is MODEL.KEYPOINT_ON set?")
@@ -180,7 +181,8 @@ def instances_to_arrays(instances) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 def with_pose_nms(
     predictor: Predictor, sigmas: Sequence[float], method: str = "oks", oks_threshold: float = 0.5
 ) -> Predictor:
-    """``predictor`` followed by pose NMS of its instances (:func:`kpext.modeling.postprocess.apply_pose_nms`).
+    """``predictor`` followed by pose NMS of its instances
+    (:func:`kpext.modeling.postprocess.apply_pose_nms`).
 
     Box NMS keeps two detections of one person whose boxes differ; they would
     become two tracks. ``sigmas`` are the K OKS sigmas; ``method`` is "none"
@@ -296,7 +298,8 @@ def person_to_jsonl_record(person: TrackedPerson) -> Dict[str, Any]:
 
 
 def frame_to_jsonl_record(result: FrameResult) -> Dict[str, Any]:
-    """``{"frame", "time", "persons": [...]}``; an undecodable frame also gets ``"decoded": false``."""
+    """``{"frame", "time", "persons": [...]}``; an undecodable frame also gets
+    ``"decoded": false``."""
     record: Dict[str, Any] = {
         "frame": result.index,
         "time": round(result.time, 6),
@@ -308,12 +311,14 @@ def frame_to_jsonl_record(result: FrameResult) -> Dict[str, Any]:
 
 
 def jsonl_path_for(video_path: str) -> str:
-    """The JSON-lines file written next to an output video: ``out/walk.mp4`` -> ``out/walk.jsonl``."""
+    """The JSON-lines file written next to an output video:
+    ``out/walk.mp4`` -> ``out/walk.jsonl``."""
     return os.path.splitext(video_path)[0] + ".jsonl"
 
 
 def persons_from_jsonl_record(record: Dict[str, Any]) -> List[TrackedPerson]:
-    """The inverse of :func:`frame_to_jsonl_record` for the people: back to Detectron2's coordinates."""
+    """The inverse of :func:`frame_to_jsonl_record` for the people: back to Detectron2's
+    coordinates."""
     persons = []
     for person in record["persons"]:
         x, y, w, h = (float(v) for v in person["bbox"])
@@ -364,7 +369,8 @@ def draw_tracked_persons(
     metadata,
     keypoint_threshold: float = 0.05,
 ) -> np.ndarray:
-    """Boxes labelled with track id and score, and skeletons (:func:`kpext.visualization.draw_skeletons`).
+    """Boxes labelled with track id and score, and skeletons
+    (:func:`kpext.visualization.draw_skeletons`).
 
     Returns a BGR image of the same size as ``image_bgr``; each track keeps one
     colour. Keypoints scoring at most ``keypoint_threshold`` are not drawn.

@@ -157,7 +157,8 @@ def detrend(signal: np.ndarray, window: Optional[int] = None) -> np.ndarray:
 
 
 def moving_average(signal: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over ``window`` frames (edges use the nearest sample); 1 = no smoothing."""
+    """Centred moving average over ``window`` frames (edges use the nearest sample);
+    1 = no smoothing."""
     x = np.asarray(signal, dtype=np.float64)
     if window <= 1 or x.size == 0:
         return x.copy()

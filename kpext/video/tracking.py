@@ -75,7 +75,8 @@ def greedy_match(similarity: np.ndarray, threshold: float) -> List[Tuple[int, in
 
 @dataclass
 class Track:
-    """A tracked person: their last matched pose (K x 3), box (4) and score, and when it was seen."""
+    """A tracked person: their last matched pose (K x 3), box (4) and score, and when it
+    was seen."""
 
     track_id: int
     keypoints: np.ndarray

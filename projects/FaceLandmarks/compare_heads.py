@@ -109,7 +109,8 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 
 
 def comparison_picture(runs: Sequence[Dict], num_images: int, tile: int) -> np.ndarray:
-    """Rows: runs; columns: their first ``num_images`` prediction pictures (same names in each run)."""
+    """Rows: runs; columns: their first ``num_images`` prediction pictures (same names in
+    each run)."""
     names = None
     for run in runs:
         found = sorted(
@@ -119,7 +120,8 @@ def comparison_picture(runs: Sequence[Dict], num_images: int, tile: int) -> np.n
     names = (names or [])[:num_images]
     if not names:
         raise CompareError(
-            "the runs have no prediction pictures in common (train_net.py writes them to predictions/)"
+            "the runs have no prediction pictures in common "
+            "(train_net.py writes them to predictions/)"
         )
     rows = []
     mixed = _mixes_datasets(runs)

@@ -58,8 +58,10 @@ def match_face(gt_box: np.ndarray, pred_boxes: np.ndarray, scores: np.ndarray) -
     """
     if len(pred_boxes) == 0:
         return None
-    ious = pairwise_iou(Boxes(torch.as_tensor(gt_box[None], dtype=torch.float32)),
-                        Boxes(torch.as_tensor(pred_boxes, dtype=torch.float32)))[0].numpy()  # fmt: skip
+    ious = pairwise_iou(
+        Boxes(torch.as_tensor(gt_box[None], dtype=torch.float32)),
+        Boxes(torch.as_tensor(pred_boxes, dtype=torch.float32)),
+    )[0].numpy()
     order = np.argsort(-np.asarray(scores), kind="stable")
     overlapping = [i for i in order if ious[i] > MATCH_IOU]
     return int(overlapping[0]) if overlapping else int(order[0])
@@ -100,8 +102,10 @@ def face_keypoint_errors(
         if index is None:
             missed += 1
             continue
-        ious = pairwise_iou(Boxes(torch.as_tensor(face["box"][None], dtype=torch.float32)),
-                            Boxes(torch.as_tensor(pred["boxes"][index : index + 1], dtype=torch.float32)))  # fmt: skip
+        ious = pairwise_iou(
+            Boxes(torch.as_tensor(face["box"][None], dtype=torch.float32)),
+            Boxes(torch.as_tensor(pred["boxes"][index : index + 1], dtype=torch.float32)),
+        )
         matched_iou += int(ious.item() > MATCH_IOU)
         gt = np.asarray(face["keypoints"], dtype=np.float64).reshape(num_keypoints, 3)
         labelled = gt[:, 2] > 0
@@ -196,7 +200,8 @@ class FaceKeypointErrorEvaluator(DatasetEvaluator):
             "Face keypoints on %s: mean error %.2f px, RMSE %.2f px (at %d px), NME %.2f%% "
             "of the inter-ocular distance; %d of %d faces matched with IoU > 0.5, %d missed",
             self.dataset_name, results["mean_px_error"], results["rmse_px"], self.reference_size,
-            results["nme_iod_percent"], results["faces_matched_iou50"], results["faces"], results["faces_missed"],
+            results["nme_iod_percent"], results["faces_matched_iou50"], results["faces"],
+            results["faces_missed"],
         )  # fmt: skip
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)

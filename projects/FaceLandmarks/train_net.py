@@ -2,8 +2,10 @@
 """Train or evaluate a face keypoint model: projects/PoseEstimation/train_net.py plus the
 face datasets and the pixel-error evaluator.
 
-    python projects/FaceLandmarks/train_net.py --config-file projects/FaceLandmarks/configs/faces15_hourglass.yaml
-    python projects/FaceLandmarks/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
+    python projects/FaceLandmarks/train_net.py \
+        --config-file projects/FaceLandmarks/configs/faces15_hourglass.yaml
+    python projects/FaceLandmarks/train_net.py --config-file CFG \
+        --eval-only MODEL.WEIGHTS out/model_final.pth
     python projects/FaceLandmarks/train_net.py --config-file CFG --faces-root /data/kaggle_faces
 
 Before building the config, ``kpext_faces15_{train,val}`` and
@@ -28,6 +30,8 @@ import time
 if importlib.util.find_spec("kpext") is None:  # a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+# E402 below is expected: kpext is importable only after the sys.path set-up above, and detectron2
+# only after `import kpext` (kpext.compat bridges detectron2 v0.6).
 from evaluate_faces import FaceKeypointErrorEvaluator  # noqa: E402  (this script's folder is on sys.path)
 
 import kpext  # noqa: E402,F401  (registers kpext heads and datasets; bridges old detectron2)
@@ -68,8 +72,9 @@ def check_face_files(dataset_names, faces_root: str) -> None:
         ):
             raise FileNotFoundError(
                 f"Dataset '{name}': {json_file} does not exist. Generate the synthetic faces with "
-                f"`python datasets/make_faces.py --out {faces_root}`, or convert Kaggle's training.csv "
-                f"with `python datasets/kaggle_faces_to_coco.py --csv training.csv --out {faces_root}`."
+                f"`python datasets/make_faces.py --out {faces_root}`, "
+                "or convert Kaggle's training.csv with "
+                f"`python datasets/kaggle_faces_to_coco.py --csv training.csv --out {faces_root}`."
             )
 
 
@@ -99,9 +104,12 @@ def summarize(cfg, results, train_seconds) -> dict:
         json.dump(summary, f, indent=1, default=lambda v: None)
     for name, row in summary["datasets"].items():
         logger.info(
-            "%s on %s: mean error %s px at 96x96, keypoint AP %s (AP50 %s, AP75 %s), box AP %s -> %s",
-            summary["config"], name, *(_fmt(row[k]) for k in ("mean_px_error", "keypoint_AP", "keypoint_AP50",
-            "keypoint_AP75", "box_AP")), path,
+            "%s on %s: mean error %s px at 96x96, keypoint AP %s (AP50 %s, AP75 %s), "
+            "box AP %s -> %s",
+            summary["config"], name,
+            *(_fmt(row[k]) for k in ("mean_px_error", "keypoint_AP", "keypoint_AP50",
+                                     "keypoint_AP75", "box_AP")),
+            path,
         )  # fmt: skip
     return summary
 

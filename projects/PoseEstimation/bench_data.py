@@ -91,7 +91,8 @@ def main() -> int:
     configured_rate = next(r["images_per_s"] for r in loader_rows if r["num_workers"] == configured)
     report = {
         "config": os.path.relpath(CONFIG, REPO),
-        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, threads {torch.get_num_threads()}",
+        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}",
         "quick": quick,
         "loader": loader_rows,
         "training_images_per_s": train_rate,
@@ -109,7 +110,8 @@ def main() -> int:
     for row in loader_rows:
         mark = " (config)" if row["num_workers"] == configured else ""
         lines.append(
-            f"| loader, {row['num_workers']} worker(s){mark} | {row['images_per_s']:.1f} | {row['images_per_s'] / train_rate:.1f}x |"
+            f"| loader, {row['num_workers']} worker(s){mark} | {row['images_per_s']:.1f} "
+            f"| {row['images_per_s'] / train_rate:.1f}x |"
         )
     lines.append(f"| training consumes | {train_rate:.2f} | 1.0x |")
     markdown = "\n".join(lines) + "\n"

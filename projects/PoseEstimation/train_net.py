@@ -1,11 +1,16 @@
 #!/usr/bin/env python
 """Train or evaluate a kpext keypoint model, with Detectron2's usual arguments.
 
-    python projects/PoseEstimation/train_net.py --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml
-    python projects/PoseEstimation/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
-    python projects/PoseEstimation/train_net.py --config-file CFG --resume          # continue a run
-    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 8      # one machine, 8 GPUs
-    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 2      # no CUDA: 2 CPU processes (GLOO)
+    python projects/PoseEstimation/train_net.py \
+        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml
+    python projects/PoseEstimation/train_net.py --config-file CFG \
+        --eval-only MODEL.WEIGHTS out/model_final.pth
+    # continue a run
+    python projects/PoseEstimation/train_net.py --config-file CFG --resume
+    # one machine, 8 GPUs
+    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 8
+    # no CUDA: 2 CPU processes (GLOO)
+    python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 2
 
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
 on the first N images of the first test set into ``OUTPUT_DIR/predictions``.

@@ -2,11 +2,14 @@
 """Count jumps or squats in a video of one exercising person.
 
     # run a trained model on the video
-    python projects/RepCounter/count_reps.py --video-input squats.mp4 --output out/squats_count.mp4 \\
-        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml MODEL.WEIGHTS model_final.pth
+    python projects/RepCounter/count_reps.py \\
+        --video-input squats.mp4 --output out/squats_count.mp4 \\
+        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
+        MODEL.WEIGHTS model_final.pth
 
     # or reuse the poses demo.py (or make_synthetic_video.py) wrote
-    python projects/RepCounter/count_reps.py --keypoints-jsonl out/squats.jsonl [--video-input squats.mp4 --output ...]
+    python projects/RepCounter/count_reps.py --keypoints-jsonl out/squats.jsonl \\
+        [--video-input squats.mp4 --output ...]
 
 Pipeline: poses per frame -> tracks (the main person is the longest track) ->
 vertical hip or ankle signal (``--part``) -> hysteresis counter. Prints
@@ -113,7 +116,8 @@ def build_cfg(args: argparse.Namespace):
         raise CountError(str(e)) from None
 
 
-# Detectron2's builtin metadata of COCO's person keypoints (names and skeleton), registered on import.
+# Detectron2's builtin metadata of COCO's person keypoints (names and skeleton), registered on
+# import.
 COCO_KEYPOINTS_METADATA = "keypoints_coco_2017_val"
 
 
@@ -129,7 +133,8 @@ def keypoint_metadata_of(cfg):
 
 
 def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameResult]:
-    """Detect, track and smooth every frame; the results keep no images (the video is read again to draw)."""
+    """Detect, track and smooth every frame; the results keep no images (the video is read
+    again to draw)."""
     from detectron2.engine import DefaultPredictor
 
     try:
@@ -154,7 +159,8 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
 
 
 def results_from_records(records: Sequence[Dict[str, Any]], fps: float) -> List[FrameResult]:
-    """One result per frame index 0..max from JSONL records (frames without a record have nobody)."""
+    """One result per frame index 0..max from JSONL records (frames without a record have
+    nobody)."""
     by_frame = {int(r["frame"]): r for r in records}
     num_frames = max(by_frame) + 1 if by_frame else 0
     results = []
@@ -202,7 +208,8 @@ def write_count_video(
     metadata,
     threshold: float,
 ) -> None:
-    """Read the video again and write it with the running count; frames past the poses keep the last count."""
+    """Read the video again and write it with the running count; frames past the poses keep
+    the last count."""
     running = analysis.running
     final = int(running[-1]) if len(running) else 0
 
@@ -217,7 +224,8 @@ def write_count_video(
 
     def report_undecodable(index: int) -> None:
         print(
-            f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame",
+            f"warning: frame {index} of {source.path} could not be decoded; "
+            "wrote the previous frame",
             file=sys.stderr,
         )
 
@@ -288,14 +296,15 @@ def run(args: argparse.Namespace) -> RepetitionResult:
 
     if analysis.track_id is not None and analysis.frames_seen < 0.8 * len(results):
         print(
-            f"warning: the main track was seen in only {analysis.frames_seen} of {len(results)} frames; "
+            f"warning: the main track was seen in only {analysis.frames_seen} "
+            f"of {len(results)} frames; "
             "the person may have been split into several tracks and the count may be low",
             file=sys.stderr,
         )
     seen = f"track {analysis.track_id}, seen in {analysis.frames_seen} of {len(results)} frames"
-    print(
-        f"{analysis.count} repetitions (part {args.part}, {seen if analysis.track_id is not None else 'nobody seen'})"
-    )
+    if analysis.track_id is None:
+        seen = "nobody seen"
+    print(f"{analysis.count} repetitions (part {args.part}, {seen})")
     for key in ("video", "summary"):
         if paths[key]:
             print(f"wrote {paths[key]}")

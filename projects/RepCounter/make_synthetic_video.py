@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Render a synthetic video of a person doing N jumps or squats, with ground-truth keypoints.
 
-    python projects/RepCounter/make_synthetic_video.py --kind squat --reps 5 --output /tmp/reps/squats.mp4
+    python projects/RepCounter/make_synthetic_video.py --kind squat --reps 5 \\
+        --output /tmp/reps/squats.mp4
     python projects/RepCounter/make_synthetic_video.py --kind jump --reps 3 --walkers 2 \\
         --background cluttered --output /tmp/reps/jumps.mp4
 
@@ -236,7 +237,8 @@ def render_video(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, Dict[st
 
 
 def write_outputs(args: argparse.Namespace) -> Dict[str, Any]:
-    """Render and write the video, the ground-truth JSONL and the truth JSON; returns their paths and the frame count."""
+    """Render and write the video, the ground-truth JSONL and the truth JSON; returns their
+    paths and the frame count."""
     stem = os.path.splitext(args.output)[0]
     paths = {"video": args.output, "jsonl": stem + ".jsonl", "truth": stem + ".truth.json"}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

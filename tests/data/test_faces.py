@@ -207,7 +207,8 @@ def test_wrong_column_set_is_an_error(tmp_path):
     path = write_csv(tmp_path / "cols.csv", [], header=header)
     with pytest.raises(
         KeypointDataError,
-        match=r"cols\.csv: wrong columns: missing column\(s\) nose_tip_y; unexpected column\(s\) 'nose_tip_z'",
+        match=r"cols\.csv: wrong columns: missing column\(s\) nose_tip_y; "
+        r"unexpected column\(s\) 'nose_tip_z'",
     ):
         list(read_kaggle_csv(path))
     path = write_csv(tmp_path / "test.csv", [["1", "0 " * 9216]], header=["ImageId", "Image"])

@@ -157,10 +157,11 @@ def test_face_keypoint_errors_are_measured_on_labelled_points_of_the_matched_fac
     off_by = lambda dx: gt_kps + np.array([dx, 0.0, 0.0])  # noqa: E731
     predictions = {
         # the overlapping detection (score 0.6) wins over a higher-scoring one elsewhere
-        1: {"boxes": np.array([[0.0, 0.0, 5.0, 5.0], [12.0, 10.0, 80.0, 88.0]]), "scores": np.array([0.9, 0.6]),
-            "keypoints": np.stack([off_by(30.0), off_by(3.0)])},
+        1: {"boxes": np.array([[0.0, 0.0, 5.0, 5.0], [12.0, 10.0, 80.0, 88.0]]),
+            "scores": np.array([0.9, 0.6]), "keypoints": np.stack([off_by(30.0), off_by(3.0)])},
         # no overlap: the top detection is used; errors scale to a 96 px image (4 px at 192 -> 2 px)
-        2: {"boxes": np.array([[150.0, 150.0, 190.0, 190.0]]), "scores": np.array([0.8]), "keypoints": off_by(4.0)[None]},
+        2: {"boxes": np.array([[150.0, 150.0, 190.0, 190.0]]), "scores": np.array([0.8]),
+            "keypoints": off_by(4.0)[None]},
         # image 3: no detection at all -> missed
     }  # fmt: skip
     results = ev.face_keypoint_errors(ground_truth, predictions, names)
@@ -180,8 +181,9 @@ def test_face_train_net_trains_evaluates_and_draws(face_root, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, os.path.join(PROJECT, "train_net.py"),
-         "--config-file", os.path.join(CONFIGS, "faces15_hourglass.yaml"), "--faces-root", str(face_root),
-         *TINY_OVERRIDES, "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out), "TEST.KPEXT.NUM_VIS", "2"],
+         "--config-file", os.path.join(CONFIGS, "faces15_hourglass.yaml"),
+         "--faces-root", str(face_root), *TINY_OVERRIDES,
+         "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out), "TEST.KPEXT.NUM_VIS", "2"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -199,7 +201,8 @@ def test_face_train_net_trains_evaluates_and_draws(face_root, tmp_path):
 def test_missing_face_files_name_the_command(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(PROJECT, "train_net.py"),
-         "--config-file", os.path.join(CONFIGS, "faces15_hourglass.yaml"), "--faces-root", str(tmp_path / "nowhere"),
+         "--config-file", os.path.join(CONFIGS, "faces15_hourglass.yaml"),
+         "--faces-root", str(tmp_path / "nowhere"),
          "OUTPUT_DIR", str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Real training on a tiny synthetic set: the loss falls, train_net trains, evaluates and reloads."""
+"""Real training on a tiny synthetic set: the loss falls, train_net trains, evaluates and
+reloads."""
 
 import json
 import os

@@ -1,4 +1,5 @@
-"""projects/FaceLandmarks/compare_heads.py: the table's numbers, the picture's layout, clear errors."""
+"""projects/FaceLandmarks/compare_heads.py: the table's numbers, the picture's layout,
+clear errors."""
 
 import json
 import os
@@ -14,8 +15,9 @@ compare = load_script("kpext_compare_heads", "projects", "FaceLandmarks", "compa
 def _run(tmp_path, name, head, error, ap, pictures=("000001.jpg", "000002.jpg")):
     run_dir = tmp_path / name
     (run_dir / "predictions").mkdir(parents=True)
-    metrics = {"mean_px_error": error, "rmse_px": error * 1.2, "nme_iod_percent": 5.0, "keypoint_AP": ap,
-               "keypoint_AP50": 90.0, "keypoint_AP75": None, "box_AP": 60.0, "faces_missed": 0}  # fmt: skip
+    metrics = {"mean_px_error": error, "rmse_px": error * 1.2, "nme_iod_percent": 5.0,
+               "keypoint_AP": ap, "keypoint_AP50": 90.0, "keypoint_AP75": None, "box_AP": 60.0,
+               "faces_missed": 0}  # fmt: skip
     summary = {"config": head, "train_seconds": 12.0, "datasets": {"kpext_faces15_val": metrics}}
     (run_dir / "face_metrics.json").write_text(json.dumps(summary))
     for i, picture in enumerate(pictures):

@@ -1,4 +1,5 @@
-"""projects/PoseEstimation/demo.py: bad input stops cleanly; images and a video run with a tiny random model."""
+"""projects/PoseEstimation/demo.py: bad input stops cleanly; images and a video run with a
+tiny random model."""
 
 import json
 import os
@@ -43,7 +44,8 @@ demo = load_script("kpext_pose_demo", "projects", "PoseEstimation", "demo.py")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A config without MODEL.WEIGHTS, a random-init checkpoint for it, 2 images and a 10-frame video."""
+    """A config without MODEL.WEIGHTS, a random-init checkpoint for it, 2 images and a
+    10-frame video."""
     folder = tmp_path_factory.mktemp("tiny")
     config = folder / "tiny.yaml"
     config.write_text(TINY_CONFIG)

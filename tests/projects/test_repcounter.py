@@ -138,7 +138,8 @@ def test_count_reps_bad_input_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("kind, reps", [("jump", 3), ("squat", 5)])
 def test_rendered_video_ground_truth_counted_and_drawn(tmp_path, kind, reps):
-    """make_synthetic_video.py's ground truth -> count_reps.py draws the running count on its video."""
+    """make_synthetic_video.py's ground truth -> count_reps.py draws the running count on
+    its video."""
     video = tmp_path / f"{kind}.mp4"
     made = run_script(
         MAKE_VIDEO,

@@ -1,4 +1,5 @@
-"""tools/gpu_check.sh: the wheelhouse install, the report, and the whole path at toy size on the CPU.
+"""tools/gpu_check.sh: the wheelhouse install, the report, and the whole path at toy size on
+the CPU.
 
 CI has no GPU, so ``--cpu-smoke`` is what keeps the GPU check runnable: the same script,
 install step, ``train_net.py`` launch (the first run over GLOO in two processes) and
@@ -70,8 +71,9 @@ def test_install_wheelhouse_into_a_prefix(tmp_path):
     done = gpu_check.install_wheelhouse(str(house), target)
     assert done["used"] and done["installed"] == ["kpext_probe-0.1-py3-none-any.whl"]
     assert done["left_out"] == ["other_python-0.1-cp27-cp27mu-manylinux1_x86_64.whl"]
-    out = subprocess.run([sys.executable, "-c", "import kpext_probe; print(kpext_probe.VALUE, kpext_probe.__file__)"],
-                         env={**os.environ, "PYTHONPATH": target}, capture_output=True, text=True, check=True)  # fmt: skip
+    probe = "import kpext_probe; print(kpext_probe.VALUE, kpext_probe.__file__)"
+    out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": target},
+                         capture_output=True, text=True, check=True)  # fmt: skip
     value, where = out.stdout.split()
     assert value == "42" and where.startswith(target)
 
@@ -90,8 +92,10 @@ def test_missing_wheelhouse_uses_the_current_environment(tmp_path):
 
 def test_parse_training_reads_speed_memory_and_ap(tmp_path):
     (tmp_path / "log.txt").write_text(
-        "[..] d2.utils.events INFO:  eta: 0:00:01  iter: 19  total_loss: 3.1  time: 0.2  max_mem: 5120M\n"
-        "[..] d2.engine.hooks INFO: Overall training speed: 27 iterations in 0:00:05 (0.1852 s / it)\n"
+        "[..] d2.utils.events INFO:  eta: 0:00:01  iter: 19  total_loss: 3.1  time: 0.2  "
+        "max_mem: 5120M\n"
+        "[..] d2.engine.hooks INFO: Overall training speed: 27 iterations in 0:00:05 "
+        "(0.1852 s / it)\n"
     )
     (tmp_path / "metrics.json").write_text(
         json.dumps({"iteration": 19, "time": 0.2})
@@ -173,7 +177,8 @@ def test_cpu_smoke_run_writes_the_report(tmp_path):
         "OUT": str(out),
         "GPU_WHEELHOUSE": _wheelhouse_for_smoke(tmp_path),
     }
-    done = subprocess.run(["bash", os.path.join(REPO, "tools", "gpu_check.sh"), "--cpu-smoke", "--heads", "stock,gaussian"],
+    done = subprocess.run(["bash", os.path.join(REPO, "tools", "gpu_check.sh"),
+                           "--cpu-smoke", "--heads", "stock,gaussian"],
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     report = json.loads((out / "report.json").read_text())

@@ -1,5 +1,5 @@
-"""Video pipeline with a fake predictor: frames, size and fps kept, stable track ids, COCO coordinates,
-undecodable frames, and no half-written output."""
+"""Video pipeline with a fake predictor: frames, size and fps kept, stable track ids, COCO
+coordinates, undecodable frames, and no half-written output."""
 
 import json
 import os

@@ -1,4 +1,5 @@
-"""Repetition counting (jumps, squats) on synthetic keypoint sequences with jitter and dropped frames."""
+"""Repetition counting (jumps, squats) on synthetic keypoint sequences with jitter and
+dropped frames."""
 
 import numpy as np
 import pytest

@@ -467,14 +467,17 @@ def _mouth(shape: FaceShape, expr: Expression) -> Tuple[np.ndarray, np.ndarray]:
     xs_outer = [-1.0, -0.65, -0.3, 0.0, 0.3, 0.65, 1.0]
     upper = [(f * half_width, mid(f * half_width) - (gap / 2 + up * s) * (abs(f) < 1))
              for f, s in zip(xs_outer, [0, 0.6, 1.05, 1.0, 1.05, 0.6, 0])]  # fmt: skip
-    lower = [(f * half_width, mid(f * half_width) + gap / 2 * (0.8 if abs(f) > 0.5 else 1.0) + low * s)
-             for f, s in zip([0.65, 0.3, 0.0, -0.3, -0.65], [0.6, 0.95, 1.0, 0.95, 0.6])]  # fmt: skip
+    lower = [(f * half_width,
+              mid(f * half_width) + gap / 2 * (0.8 if abs(f) > 0.5 else 1.0) + low * s)
+             for f, s in zip([0.65, 0.3, 0.0, -0.3, -0.65],
+                             [0.6, 0.95, 1.0, 0.95, 0.6])]  # fmt: skip
     outer = _on_face(upper + lower, shape, 0.05)
     corner = half_width - 0.04
     inner = [(-corner, mid(corner)), (-0.4 * half_width, mid(0.4 * half_width) - gap / 2),
              (0.0, mid(0.0) - gap / 2), (0.4 * half_width, mid(0.4 * half_width) - gap / 2),
              (corner, mid(corner)), (0.4 * half_width, mid(0.4 * half_width) + gap / 2),
-             (0.0, mid(0.0) + gap / 2), (-0.4 * half_width, mid(0.4 * half_width) + gap / 2)]  # fmt: skip
+             (0.0, mid(0.0) + gap / 2),
+             (-0.4 * half_width, mid(0.4 * half_width) + gap / 2)]  # fmt: skip
     return outer, _on_face(inner, shape, 0.04)
 
 
@@ -753,7 +756,8 @@ def _draw_glasses(canvas: np.ndarray, spec: FaceSpec, project) -> None:
     for side in (-1.0, 1.0):
         cx, cy = side * shape.eye_dx, shape.eye_y + 0.01
         rim = _chaikin(np.array([[cx - rim_w, cy - rim_h], [cx + rim_w, cy - rim_h],
-                                 [cx + rim_w, cy + rim_h], [cx - rim_w, cy + rim_h]]), True, 3)  # fmt: skip
+                                 [cx + rim_w, cy + rim_h], [cx - rim_w, cy + rim_h]]),
+                       True, 3)  # fmt: skip
         _line(canvas, project(_on_face(rim, shape, 0.12)), look.glasses_shade, width, closed=True)
         temple = [
             (side * (shape.eye_dx + rim_w), shape.eye_y - 0.05),

@@ -178,9 +178,10 @@ class SyntheticConfig:
                 "max_person_height_frac", "must be in (0, 1]", self.max_person_height_frac
             )
         if self.max_person_height_frac * self.height < self.min_person_height:
-            reject_setting("max_person_height_frac", f"times the image height ({self.height}) must be "
-                 f">= min_person_height ({self.min_person_height})",
-                 self.max_person_height_frac)  # fmt: skip
+            reject_setting("max_person_height_frac",
+                           f"times the image height ({self.height}) must be "
+                           f">= min_person_height ({self.min_person_height})",
+                           self.max_person_height_frac)  # fmt: skip
         if not 0.0 <= self.truncation_prob <= 1.0:
             reject_setting("truncation_prob", "must be in [0, 1]", self.truncation_prob)
         if self.max_distractors < 0:
