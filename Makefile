@@ -14,7 +14,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel
 
-.PHONY: setup demo test bench clean-venv gpu-wheels
+.PHONY: setup demo test lint bench clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests -q
+
+# Lint with ruff (ruff.toml); not part of CI. Installs ruff into .venv if it is missing.
+lint: setup
+	$(PY) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # Head comparison (kp AP, speed; about 70 min on 2 CPU cores (measured 2026-11-21), BENCH_QUICK=1 for a smoke run), then the data-path load test.
 bench: setup
