@@ -189,3 +189,31 @@ def test_registered_with_detectron2():
     for name in ("GaussianKeypointHead", "HourglassKeypointHead", "KpextKRCNNHead"):
         assert ROI_KEYPOINT_HEAD_REGISTRY.get(name).__name__ == name
     assert isinstance(GaussianKeypointHead(head_cfg(), SHAPE).codec, GaussianCodec)
+
+
+def test_gaussian_head_up_scale_is_a_bilinear_upsampling_of_the_same_maps():
+    cfg = head_cfg(CODEC="softmax_gaussian", SIGMA=2.0)
+    torch.manual_seed(0)
+    plain = GaussianKeypointHead(cfg, SHAPE)
+    cfg.MODEL.KPEXT.GAUSSIAN.UP_SCALE = 2
+    torch.manual_seed(0)
+    upsampled = GaussianKeypointHead(cfg, SHAPE)
+    x = torch.randn(3, SHAPE.channels, 14, 14)
+    small, large = plain.layers(x), upsampled.layers(x)
+    assert small.shape == (3, K, 28, 28) and large.shape == (3, K, 56, 56)
+    # Independent check: a 2x bilinear upsampling (half-pixel centres) averages neighbours
+    # with weights 1/4 and 3/4 in each direction; cell (2i+1, 2j+1) lies 1/4 cell past (i, j).
+    i, j = 10, 7
+    expected = (
+        9 * small[..., i, j]
+        + 3 * small[..., i + 1, j]
+        + 3 * small[..., i, j + 1]
+        + small[..., i + 1, j + 1]
+    ) / 16
+    assert torch.allclose(large[..., 2 * i + 1, 2 * j + 1], expected, atol=1e-6)
+
+
+def test_softmax_gaussian_codec_trains_a_gaussian_head():
+    head = GaussianKeypointHead(head_cfg(CODEC="softmax_gaussian", SIGMA=1.5), SHAPE)
+    losses = [step["loss_keypoint"] for step in fit(head, steps=30)]
+    assert losses[-1] < 0.8 * losses[0], losses

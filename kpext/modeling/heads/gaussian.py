@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from detectron2.config import configurable
@@ -17,10 +18,11 @@ from .codec_head import CodecKeypointHead
 
 @ROI_KEYPOINT_HEAD_REGISTRY.register()
 class GaussianKeypointHead(CodecKeypointHead):
-    """3x3 convs, stride-2 transposed convs, a 1x1 predictor of K Gaussian heatmaps.
+    """3x3 convs, stride-2 transposed convs, a 1x1 predictor of K heatmaps, optional
+    bilinear upsampling.
 
-    Input R x C x S x S pooled features; output R x K x (S * 2^num_upsample)^2
-    heatmaps (28 x 28 for 14 x 14 RoIs). With the default codec (``MODEL.KPEXT.TARGET``),
+    Input R x C x S x S pooled features; output R x K x (S * 2^num_upsample * up_scale)^2
+    heatmaps (28 x 28 for 14 x 14 RoIs by default). With the default codec (``MODEL.KPEXT.TARGET``),
     trained with a visibility-weighted MSE (or focal) loss against Gaussian targets
     centred at the sub-pixel keypoint, decoded with sub-pixel refinement; the score
     is the heatmap peak.
@@ -34,6 +36,7 @@ class GaussianKeypointHead(CodecKeypointHead):
         conv_dims: Sequence[int],
         norm: str = "",
         num_upsample: int = 1,
+        up_scale: int = 1,
         **common,
     ):
         """
@@ -41,6 +44,8 @@ class GaussianKeypointHead(CodecKeypointHead):
             conv_dims: output channels of each 3x3 conv.
             norm: norm after each conv ("" for none).
             num_upsample: number of stride-2 transposed convs.
+            up_scale: bilinear upsampling factor of the predicted maps (1: none); a finer
+                grid for the codec at the cost of an interpolation, not of convolutions.
             common: see :class:`CodecKeypointHead` (codec, loss weight, OKS loss, flip test).
         """
         super().__init__(**common)
@@ -65,6 +70,7 @@ class GaussianKeypointHead(CodecKeypointHead):
             ups += [ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.ReLU()]
         self.upsample = nn.Sequential(*ups)
         self.predictor = Conv2d(channels, self.num_keypoints, 1)
+        self.up_scale = up_scale
         init_heatmap_layers(self, [self.predictor], self.codec.predictor_bias)
 
     @classmethod
@@ -75,8 +81,12 @@ class GaussianKeypointHead(CodecKeypointHead):
             "conv_dims": head.CONV_DIMS,
             "norm": head.NORM,
             "num_upsample": head.NUM_UPSAMPLE,
+            "up_scale": head.UP_SCALE,
             **cls.common_args(cfg),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.upsample(self.convs(x)))
+        maps = self.predictor(self.upsample(self.convs(x)))
+        if self.up_scale == 1:
+            return maps
+        return F.interpolate(maps, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
