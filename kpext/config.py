@@ -51,6 +51,10 @@ def add_kpext_config(cfg: CN) -> None:
     # Gaussian codec: sub-pixel decoding, "dark" (Newton step on the log heatmap), "quarter"
     # or "none".
     cfg.MODEL.KPEXT.TARGET.REFINE = "dark"
+    # Gaussian codec, "dark": peaks within this many cells of the border are refined on the raw
+    # map instead of the blurred one (the zero-padded blur pulls them inwards); -1: wherever the
+    # blur kernel reaches past the border.
+    cfg.MODEL.KPEXT.TARGET.DARK_BORDER = -1
     # The codec's loss; "" = its default. Gaussian: "mse" (visibility-weighted, the default) or
     # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only.
     cfg.MODEL.KPEXT.TARGET.LOSS = ""
@@ -66,6 +70,8 @@ def add_kpext_config(cfg: CN) -> None:
     cfg.MODEL.KPEXT.GAUSSIAN.NORM = ""
     # Number of stride-2 transposed convs after the convs (1: 14x14 RoIs -> 28x28 heatmaps).
     cfg.MODEL.KPEXT.GAUSSIAN.NUM_UPSAMPLE = 1
+    # Bilinear upsampling factor of the predicted maps (1: none; 2: 28x28 -> 56x56, as Mask R-CNN).
+    cfg.MODEL.KPEXT.GAUSSIAN.UP_SCALE = 1
 
     # HourglassKeypointHead's network.
     cfg.MODEL.KPEXT.HOURGLASS = CN()

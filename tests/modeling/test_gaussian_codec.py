@@ -29,25 +29,40 @@ def blur_zero_padded(m: np.ndarray, sigma: float, size: int) -> np.ndarray:
     return out
 
 
-def refine_one(m: np.ndarray, sigma: float, size: int):
+def raw_log_window(m: np.ndarray, i: int, j: int, sigma: float) -> np.ndarray:
+    """log of the 3 x 3 raw values around (i, j), each raised to the lowest value that cell
+    can hold around the argmax of a ``sigma`` Gaussian (its centre within half a cell)."""
+    peak = max(m[i, j], 1e-10)
+    window = np.empty((3, 3))
+    for a in (-1, 0, 1):
+        for b in (-1, 0, 1):
+            far_y, far_x = (1.5 if a else 0.5), (1.5 if b else 0.5)
+            d2 = far_x**2 + far_y**2 if (a or b) else 0.0
+            window[1 + a, 1 + b] = np.log(max(m[i + a, j + b], peak * np.exp(-d2 / (2 * sigma**2))))
+    return window
+
+
+def refine_one(m: np.ndarray, sigma: float, size: int, border=None):
     """(dx, dy, path) for one map: "dark", or the fallback's reason: "border",
-    "saddle" (det <= 0), "minimum" (det > 0, trace >= 0) or "far" (step > 1 cell)."""
+    "saddle" (det <= 0), "minimum" (det > 0, trace >= 0) or "far" (step > 1 cell).
+    ``border``: peaks fewer than this many cells from the edge are refined on the raw
+    map (None: wherever the blur's support crosses the edge)."""
     h, w = m.shape
     i, j = np.unravel_index(np.argmax(m), m.shape)
     qx = 0.25 * np.sign(m[i, j + 1] - m[i, j - 1]) if 0 < j < w - 1 else 0.0
     qy = 0.25 * np.sign(m[i + 1, j] - m[i - 1, j]) if 0 < i < h - 1 else 0.0
     if not (0 < j < w - 1 and 0 < i < h - 1):
         return qx, qy, "border"
-    radius = size // 2
+    border = size // 2 + 1 if border is None else border
     blurred = blur_zero_padded(m, sigma, size)
-    if min(i, j) <= radius or i >= h - 1 - radius or j >= w - 1 - radius:
-        # The blur's support crosses the border: the raw map's log, unbiased for a Gaussian.
-        log_map = np.log(np.maximum(m, 1e-10))
+    if min(i, j) < border or i >= h - border or j >= w - border:
+        # Near the edge: the raw map's log, unbiased for a Gaussian.
+        L = raw_log_window(m, i, j, sigma)
     elif m.max() <= 0 or blurred.max() <= 0:
-        log_map = np.full_like(m, np.log(1e-10))
+        L = np.full((3, 3), np.log(1e-10))
     else:
         log_map = np.log(np.maximum(blurred * (m.max() / blurred.max()), 1e-10))
-    L = log_map[i - 1 : i + 2, j - 1 : j + 2]  # L[1 + dy, 1 + dx]
+        L = log_map[i - 1 : i + 2, j - 1 : j + 2]  # L[1 + dy, 1 + dx]
     grad = np.array([(L[1, 2] - L[1, 0]) / 2, (L[2, 1] - L[0, 1]) / 2])
     dxy = (L[2, 2] - L[2, 0] - L[0, 2] + L[0, 0]) / 4
     hess = np.array(
@@ -63,7 +78,7 @@ def refine_one(m: np.ndarray, sigma: float, size: int):
     return step[0], step[1], "dark"
 
 
-def decode_reference(heatmaps, boxes, sigma, kernel_size=None):
+def decode_reference(heatmaps, boxes, sigma, kernel_size=None, border=None):
     """Per-RoI, per-keypoint DARK decoding. Returns (R x K x 3 numpy (x, y, score), R x K paths)."""
     hm = np.asarray(heatmaps, dtype=np.float64)
     bx = np.asarray(boxes, dtype=np.float64)
@@ -76,7 +91,7 @@ def decode_reference(heatmaps, boxes, sigma, kernel_size=None):
         for k in range(k_count):
             m = hm[r, k]
             i, j = np.unravel_index(np.argmax(m), m.shape)
-            dx, dy, paths[r, k] = refine_one(m, sigma, size)
+            dx, dy, paths[r, k] = refine_one(m, sigma, size, border)
             out[r, k, 0] = x0 + (j + 0.5 + dx) * (x1 - x0) / w
             out[r, k, 1] = y0 + (i + 0.5 + dy) * (y1 - y0) / h
             out[r, k, 2] = m[i, j]
@@ -432,3 +447,30 @@ def test_decode_no_rois_flat_maps_and_half_precision():
     out = codec.decode(half, b16_boxes)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, codec.decode(half.float(), b16_boxes))
+
+
+@pytest.mark.parametrize("border", [0, 2, 4])
+def test_decode_matches_reference_with_other_border_bands(reference_case, border):
+    maps, boxes, sigma, _, _, _ = reference_case
+    expected, paths = decode_reference(maps, boxes, sigma, border=border)
+    codec = GaussianCodec(sigma=sigma, dark_border=border)
+    decoded = codec.decode(torch.from_numpy(maps), torch.from_numpy(boxes))
+    np.testing.assert_allclose(decoded.numpy(), expected, atol=1e-4, rtol=0)
+
+
+def test_a_negative_neighbour_does_not_throw_the_peak_across_the_cell():
+    """MSE heads output small negatives: peak 0.5, neighbours 0.4 and -0.01 (the fixed
+    1e-10 log floor moved this peak by +0.49 cell towards the 0.4 side)."""
+    maps = torch.zeros(1, 1, 28, 28)
+    maps[0, 0, 10, 9], maps[0, 0, 10, 10], maps[0, 0, 10, 11] = 0.4, 0.5, -0.01
+    maps[0, 0, 9, 10] = maps[0, 0, 11, 10] = 0.45
+    codec = GaussianCodec(sigma=1.5, dark_border=28)  # every peak on the raw-map path
+    coords, _ = codec.locate(maps)
+    dx = float(coords[0, 0, 0]) - 10.5
+    # Towards the higher neighbour, by less than the quarter-cell rule's shift.
+    assert -0.25 < dx < 0
+
+
+def test_dark_border_rejects_negative_bands():
+    with pytest.raises(ValueError, match="dark_border"):
+        GaussianCodec(dark_border=-1)

@@ -108,6 +108,7 @@ class GaussianCodec(KeypointCodec):
         refine: str = "dark",
         blur_kernel: Optional[int] = None,
         loss: str = "mse",
+        dark_border: Optional[int] = None,
     ):
         _check_sigma(sigma)
         if refine not in REFINEMENTS:
@@ -119,12 +120,22 @@ class GaussianCodec(KeypointCodec):
         self.refine = refine
         self.blur_kernel = default_blur_kernel(sigma) if blur_kernel is None else blur_kernel
         self.loss_name = loss
+        if dark_border is not None and (not isinstance(dark_border, int) or dark_border < 0):
+            raise ValueError(f"dark_border must be None or an int >= 0, got {dark_border!r}")
+        # Peaks this close to the border (in cells) are refined on the raw map, not the blurred one.
+        self.dark_border = self.blur_kernel // 2 + 1 if dark_border is None else dark_border
 
     @classmethod
     def from_config(cls, cfg) -> "GaussianCodec":
-        """``MODEL.KPEXT.TARGET``: SIGMA, REFINE, LOSS."""
+        """``MODEL.KPEXT.TARGET``: SIGMA, REFINE, LOSS, DARK_BORDER (-1: the blur's reach)."""
         target = cfg.MODEL.KPEXT.TARGET
-        return cls(sigma=target.SIGMA, refine=target.REFINE, loss=cls.loss_from_config(cfg))
+        border = None if target.DARK_BORDER < 0 else int(target.DARK_BORDER)
+        return cls(
+            sigma=target.SIGMA,
+            refine=target.REFINE,
+            loss=cls.loss_from_config(cfg),
+            dark_border=border,
+        )
 
     @property
     def predictor_bias(self) -> float:
@@ -205,8 +216,10 @@ class GaussianCodec(KeypointCodec):
             # The Newton step is invariant to the map's scale: rescaling by the window's maximum
             # instead of the whole blurred map's changes nothing but where the log floor bites.
             window = log_rescaled(blurred, score, blurred.flatten(2).amax(dim=2))
-            raw_window = torch.log(neighbourhood_3x3(maps, row, col).clamp(min=LOG_FLOOR))
-            near_border = blur_reaches_border(row, col, (h, w), self.blur_kernel // 2)
+            raw_window = log_with_neighbour_floor(
+                neighbourhood_3x3(maps, row, col), score, self.sigma
+            )
+            near_border = within_cells_of_border(row, col, (h, w), self.dark_border)
             window = torch.where(near_border[..., None, None], raw_window, window)
             step, ok = dark_offsets(window, row, col, (h, w))
             offset = torch.where(ok[..., None], step, offset)
@@ -337,12 +350,40 @@ def blurred_window(
     return kernel @ patch @ kernel.T
 
 
-def blur_reaches_border(
-    row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int], radius: int
+# Largest squared distance (cells^2) from a Gaussian's centre to each cell of the 3 x 3
+# window around the argmax cell: the centre lies within half a cell of the argmax cell's
+# centre, so an axis neighbour is at most (1.5^2 + 0.5^2) away, a diagonal one 2 x 1.5^2.
+_WINDOW_MAX_SQUARED_DISTANCE = ((4.5, 2.5, 4.5), (2.5, 0.0, 2.5), (4.5, 2.5, 4.5))
+
+
+def log_with_neighbour_floor(
+    window: torch.Tensor, peak: torch.Tensor, sigma: float
 ) -> torch.Tensor:
-    """R x K bool: the blur kernel around the 3 x 3 window of the peak reaches past the map's edge."""
+    """``log`` of a raw 3 x 3 window, each value first raised to the lowest that cell can
+    hold around the argmax of a ``sigma`` Gaussian: ``peak * exp(-d_max^2 / (2 sigma^2))``.
+
+    Regression heads output small negative or near-zero values around a peak; the log
+    of those (or a fixed ``1e-10`` floor) makes a huge gradient that throws the Newton
+    step across the cell (a peak 0.5 with neighbours 0.4 and -0.01 moved by +0.49 cell
+    with the fixed floor, +0.14 with this one). Values no Gaussian of this width can
+    produce carry no information about the sub-cell position; exact Gaussians are
+    never changed.
+
+    Args:
+        window: R x K x 3 x 3 raw values around the peaks; peak: R x K maxima.
+    """
+    distance2 = torch.tensor(_WINDOW_MAX_SQUARED_DISTANCE, dtype=window.dtype, device=window.device)
+    ratio = torch.exp(-distance2 / (2 * sigma**2))
+    floor = peak.clamp(min=LOG_FLOOR)[..., None, None] * ratio
+    return torch.log(torch.maximum(window, floor))
+
+
+def within_cells_of_border(
+    row: torch.Tensor, col: torch.Tensor, size: Tuple[int, int], cells: int
+) -> torch.Tensor:
+    """R x K bool: the peak cell lies fewer than ``cells`` cells from the map's edge."""
     h, w = size
-    return (row <= radius) | (col <= radius) | (row >= h - 1 - radius) | (col >= w - 1 - radius)
+    return (row < cells) | (col < cells) | (row >= h - cells) | (col >= w - cells)
 
 
 def log_rescaled(
