@@ -26,13 +26,21 @@ raise: there is nothing sensible to skip to. The checks:
 * ``bbox`` is not 4 finite numbers, or a non-crowd box has width/height <= 0;
 * an annotation's ``image_id`` or ``category_id`` is not listed in the file;
 * an image entry without a positive ``width``/``height`` or a ``file_name``, or
-  (with ``check_images=True``) whose file does not exist.
+  (with ``check_images=True``) whose file does not exist;
+* two annotations share an ``id`` (pycocotools would keep only one of them).
 
-``num_keypoints`` disagreeing with the number of v > 0 points is deliberately not
-checked: COCO itself is inconsistent there and nothing in Detectron2 reads it.
+Before the checks, deviations real datasets publish are normalised, one rule each
+(:mod:`kpext.data.normalization`, listed with their warnings in ``datasets/README.md``):
+missing ``iscrowd``, ``area``, ``num_keypoints``, ``bbox`` (from centre/scale or the
+labelled keypoints) or ``id``; nested ``[[x, y, v], ...]`` keypoints; 0-based or
+out-of-range skeletons. Keypoints of the wrong length next to a field of the right
+length (``keypoints_21``) stop with an error naming that field and
+``keypoints_field=``, under either policy.
 
-Note that Detectron2's ``COCOEvaluator`` reads ground truth from the metadata's
-``json_file``, so records skipped here still count as ground truth when evaluating.
+Evaluation reads the normalised ground truth of the same records
+(:func:`normalized_ground_truth`, written by :mod:`kpext.evaluation.ground_truth`),
+so records skipped here are not ground truth either, and pycocotools finds
+``iscrowd``, ``area`` and ``num_keypoints`` (the count of v > 0 points) everywhere.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import logging
 import math
 import os
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -55,12 +63,26 @@ from .keypoint_metadata import (
     is_number,
     keypoint_dataset_metadata,
     keypoint_names_of,
+    normalize_skeleton,
+)
+from .normalization import (
+    EVALUATION_RULES,
+    TRAINING_RULES,
+    Normalizations,
+    bbox_from_center_scale,
+    bbox_from_keypoints,
+    count_labelled,
+    first_time,
+    flatten_keypoints,
+    sibling_keypoints_field,
 )
 
 __all__ = [
     "KeypointDataError",
     "register_keypoint_coco",
     "load_keypoint_coco_json",
+    "normalized_ground_truth",
+    "ground_truth_key",
     "invalid_record_policy",
     "current_on_invalid",
     "ON_INVALID_CHOICES",
@@ -180,11 +202,19 @@ def _select_keypoint_categories(
             f"{json_file}: no category has a 'keypoints' list, so this is not a COCO "
             f"keypoint file (categories: {[c['name'] for c in categories]})"
         )
-    keypoint_lists = {tuple(c["keypoints"]) for c in with_keypoints}
-    if len(keypoint_lists) > 1:
+    by_keypoint_list: Dict[Tuple, List[Dict[str, Any]]] = {}
+    for category in with_keypoints:
+        by_keypoint_list.setdefault(tuple(category["keypoints"]), []).append(category)
+    if len(by_keypoint_list) > 1:
+        groups = "; ".join(
+            f"{[c['name'] for c in group]}: {len(names)} keypoints "
+            f"({', '.join(map(str, names[:4]))}{', ...' if len(names) > 4 else ''})"
+            for names, group in by_keypoint_list.items()
+        )
         raise KeypointDataError(
-            f"{json_file}: categories {[c['name'] for c in with_keypoints]} have different "
-            "keypoint lists; pass category_name= to choose one"
+            f"{json_file}: categories with different keypoint lists: {groups}. A dataset has "
+            "one keypoint set: register one dataset per set, choosing its category with "
+            f"register_keypoint_coco(..., category_name={with_keypoints[0]['name']!r})"
         )
     return with_keypoints
 
@@ -298,16 +328,6 @@ def _bbox_problem(bbox: Any, iscrowd: bool) -> Optional[_Problem]:
     return None
 
 
-def _annotation_problem(
-    annotation: Dict[str, Any], image: Dict[str, Any], names: Sequence[str]
-) -> Optional[_Problem]:
-    if "keypoints" not in annotation:
-        return _problem("missing keypoints", "has no 'keypoints'")
-    return _keypoints_problem(
-        annotation["keypoints"], names, image["width"], image["height"]
-    ) or _bbox_problem(annotation.get("bbox"), bool(annotation.get("iscrowd", 0)))
-
-
 class _InvalidRecordPolicy:
     """Applies ``on_invalid`` to each problem: raise at once, or remember it for
     the one summary warning logged after loading."""
@@ -373,8 +393,9 @@ def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
 
 
 def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:
+    """``annotation`` is normalised (:func:`_normalize_annotation`)."""
     return {
-        "iscrowd": annotation.get("iscrowd", 0),
+        "iscrowd": annotation["iscrowd"],
         "bbox": [float(v) for v in annotation["bbox"]],
         "keypoints": _to_pixel_centres(annotation["keypoints"]),
         "category_id": contiguous_id,
@@ -431,43 +452,131 @@ def _sync_dataset_metadata(
             )
 
 
-def load_keypoint_coco_json(
+def _normalize_annotation(
+    annotation: Dict[str, Any],
+    image: Dict[str, Any],
+    names: Sequence[str],
+    keypoints_field: str,
+    notes: Normalizations,
+    where: str,
+    json_file: str,
+) -> Tuple[Optional[Dict[str, Any]], Optional[_Problem]]:
+    """A checked copy of ``annotation`` with flat ``keypoints`` (read from ``keypoints_field``),
+    a ``bbox`` and ``iscrowd`` (:data:`~kpext.data.normalization.TRAINING_RULES`), or the
+    annotation's problem. The parsed file is shared: ``annotation`` is not modified."""
+    if keypoints_field not in annotation:
+        return None, _problem("missing keypoints", f"has no '{keypoints_field}'")
+    keypoints, nested = flatten_keypoints(annotation[keypoints_field])
+    if isinstance(keypoints, list) and len(keypoints) != 3 * len(names):
+        sibling = sibling_keypoints_field(annotation, keypoints_field, len(names))
+        if sibling is not None:
+            # Not a bad record but the wrong field for the whole file: skipping would drop
+            # every annotation, so this is an error under either policy.
+            raise KeypointDataError(
+                f"{json_file}: {where}: '{keypoints_field}' has {len(keypoints)} values but "
+                f"the category has {len(names)} keypoints ({3 * len(names)} values), which "
+                f"the annotation's field '{sibling}' holds. Register the file with "
+                f"register_keypoint_coco(..., keypoints_field='{sibling}') to read it.",
+                reason="keypoints in another field",
+            )
+    problem = _keypoints_problem(keypoints, names, image["width"], image["height"])
+    if problem is not None:
+        return None, problem
+    if nested:
+        notes.note("nested keypoints", where)
+
+    iscrowd = annotation.get("iscrowd")
+    if iscrowd is None:
+        notes.note("iscrowd", where)
+        iscrowd = 0
+
+    bbox = annotation.get("bbox")
+    if bbox is None:
+        bbox = bbox_from_center_scale(annotation, image["width"], image["height"])
+        rule = "bbox from center/scale"
+        if bbox is None:
+            bbox = bbox_from_keypoints(keypoints, image["width"], image["height"])
+            rule = "bbox from keypoints"
+        if bbox is None:
+            return None, _problem(
+                "missing bbox",
+                "has no 'bbox', no 'center'/'scale' and no labelled keypoint inside the image "
+                "to take a box from; add a 'bbox' [x, y, width, height]",
+            )
+        notes.note(rule, where)
+    problem = _bbox_problem(bbox, bool(iscrowd))
+    if problem is not None:
+        return None, problem
+    return {**annotation, "keypoints": keypoints, "bbox": bbox, "iscrowd": iscrowd}, None
+
+
+def _evaluation_annotation(
+    annotation: Dict[str, Any], notes: Normalizations, where: str
+) -> Dict[str, Any]:
+    """``annotation`` (normalised) with the fields pycocotools reads: ``area`` (the box area
+    when missing) and ``num_keypoints`` (the count of v > 0, which training uses)."""
+    result = dict(annotation)
+    if not is_number(annotation.get("area")):
+        notes.note("area", where)
+        result["area"] = float(annotation["bbox"][2] * annotation["bbox"][3])
+    labelled = count_labelled(annotation["keypoints"])
+    given = annotation.get("num_keypoints")
+    if given is None:
+        notes.note("num_keypoints missing", where)
+    elif given != labelled:
+        notes.note("num_keypoints disagrees", f"{where}: {given} given, {labelled} labelled")
+    result["num_keypoints"] = labelled
+    return result
+
+
+def _duplicate_id_problem(
+    annotation: Dict[str, Any], where: str, seen: Dict[Any, str]
+) -> Optional[_Problem]:
+    ann_id = annotation.get("id")
+    if ann_id is None or not isinstance(ann_id, (int, str)):
+        return None
+    if ann_id in seen:
+        return _problem(
+            "duplicate annotation id",
+            f"annotation id {ann_id!r} is also used by {seen[ann_id]} (pycocotools keeps only "
+            "one annotation per id). Give each annotation its own id, or drop the later "
+            "duplicates with on_invalid='skip' (DATASETS.KPEXT.ON_INVALID skip).",
+        )
+    seen[ann_id] = where
+    return None
+
+
+def _file_key(json_file: str, category_name: Optional[str], keypoints_field: str) -> Tuple:
+    """Identifies one dataset read from one version of a file (for warnings logged once)."""
+    path = os.path.abspath(os.fspath(json_file))
+    try:
+        stat = os.stat(path)
+        version: Tuple = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = ()
+    return (path, *version, category_name, keypoints_field)
+
+
+class _Loaded:
+    """What one pass over the file gives: Detectron2 records and, when asked, the normalised
+    COCO ground truth of exactly those records."""
+
+    def __init__(self, records: List[Dict[str, Any]], ground_truth: Optional[Dict[str, Any]]):
+        self.records = records
+        self.ground_truth = ground_truth
+
+
+def _load(
     json_file: str,
     image_root: str,
-    dataset_name: Optional[str] = None,
+    dataset_name: Optional[str],
     *,
-    category_name: Optional[str] = None,
-    on_invalid: str = "error",
-    check_images: bool = True,
-) -> List[Dict[str, Any]]:
-    """Load a COCO keypoint JSON as Detectron2 dataset dicts, validating it.
-
-    The dicts are those of :func:`detectron2.data.datasets.load_coco_json`
-    restricted to the keypoint fields: ``file_name`` (joined with
-    ``image_root``), ``height``, ``width``, ``image_id`` and ``annotations``, each
-    with ``iscrowd``, ``bbox``, ``bbox_mode`` (XYWH_ABS), ``category_id``
-    (contiguous, 0-based) and ``keypoints`` (3K floats, x and y made continuous by
-    :func:`kpext.geometry.coco_to_continuous`: 0.5 added).
-    Images are sorted by id, annotations kept in file order; images without
-    annotations are kept. Only annotations of the keypoint categories are kept,
-    and segmentations are not loaded (a keypoint model does not use them).
-
-    Args:
-        json_file: path of the COCO keypoint JSON.
-        image_root: directory the images' ``file_name`` are relative to.
-        dataset_name: when given, its ``thing_classes``,
-            ``thing_dataset_id_to_contiguous_id`` and ``keypoint_names`` metadata
-            are set, or checked against the file if already set.
-        category_name: the keypoint category to load; by default every category
-            with a ``keypoints`` list (they must share it).
-        on_invalid: "error" raises on the first invalid record, "skip" drops
-            invalid records and logs one summary warning.
-        check_images: check that every image file exists.
-
-    Raises:
-        KeypointDataError: invalid file, or (with on_invalid="error") record.
-        ValueError: ``on_invalid`` is not "error" or "skip".
-    """
+    category_name: Optional[str],
+    on_invalid: str,
+    check_images: bool,
+    keypoints_field: str,
+    with_ground_truth: bool,
+) -> _Loaded:
     _check_on_invalid(on_invalid)
     data = _read_coco_json(json_file)
     categories = _select_keypoint_categories(data, json_file, category_name)
@@ -478,14 +587,21 @@ def load_keypoint_coco_json(
     all_category_ids = {c["id"] for c in data["categories"]}
 
     policy = _InvalidRecordPolicy(json_file, on_invalid)
+    notes = Normalizations()
     records, dropped_image_ids = _load_images(data["images"], image_root, check_images, policy)
     listed_image_ids = set(records) | dropped_image_ids
+    seen_ids: Dict[Any, str] = {}
+    ground_truth: List[Dict[str, Any]] = []
     num_annotations = 0
     for index, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict):
             policy.report(f"annotation #{index}", ("invalid annotation entry", "not an object"))
             continue
         where = _annotation_where(annotation, index)
+        problem = _duplicate_id_problem(annotation, where, seen_ids)
+        if problem is not None:
+            policy.report(where, problem)
+            continue
         category_id = annotation.get("category_id")
         if category_id not in all_category_ids:
             policy.report(
@@ -502,23 +618,109 @@ def load_keypoint_coco_json(
         if image_id in dropped_image_ids:
             continue  # its image was already reported and skipped
         record = records[image_id]
-        problem = _annotation_problem(annotation, record, names)
+        normalized, problem = _normalize_annotation(
+            annotation, record, names, keypoints_field, notes, where, json_file
+        )
         if problem is not None:
             policy.report(where, problem)
             continue
-        converted = _detectron2_annotation(annotation, contiguous_ids[category_id])
-        record["annotations"].append(converted)
+        record["annotations"].append(
+            _detectron2_annotation(normalized, contiguous_ids[category_id])
+        )
         num_annotations += 1
+        if with_ground_truth:
+            ground_truth.append(_evaluation_annotation(normalized, notes, where))
 
     dataset_dicts = [records[image_id] for image_id in sorted(records)]
-    policy.log_summary(len(dataset_dicts), num_annotations)
+    file_key = _file_key(json_file, category_name, keypoints_field)
+    if policy.skipped and first_time(file_key, f"skipped ({check_images})"):
+        policy.log_summary(len(dataset_dicts), num_annotations)
+    notes.log(json_file, TRAINING_RULES, file_key)
     logger.info(
         "Loaded %d images with %d keypoint annotations from %s",
         len(dataset_dicts),
         num_annotations,
         json_file,
     )
-    return dataset_dicts
+    if not with_ground_truth:
+        return _Loaded(dataset_dicts, None)
+    _number_annotations(ground_truth, notes)
+    notes.log(json_file, EVALUATION_RULES, file_key)
+    kept_images = [i for i in data["images"] if isinstance(i, dict) and i.get("id") in records]
+    coco = {
+        "info": {"description": f"{json_file}, normalised by kpext for evaluation"},
+        "images": kept_images,
+        "annotations": ground_truth,
+        # Registration already warned about the skeleton.
+        "categories": [
+            {**c, "skeleton": normalize_skeleton(c.get("skeleton"), len(names))[0]}
+            for c in categories
+        ],
+    }
+    return _Loaded(dataset_dicts, coco)
+
+
+def _number_annotations(annotations: List[Dict[str, Any]], notes: Normalizations) -> None:
+    """Give annotations without an ``id`` one after the largest id (pycocotools indexes by id)."""
+    numeric = [a["id"] for a in annotations if is_number(a.get("id"))]
+    next_id = int(max(numeric, default=0)) + 1
+    for index, annotation in enumerate(annotations):
+        if annotation.get("id") is None:
+            notes.note("id missing", f"annotation #{index} (image id {annotation['image_id']})")
+            annotation["id"] = next_id
+            next_id += 1
+
+
+def load_keypoint_coco_json(
+    json_file: str,
+    image_root: str,
+    dataset_name: Optional[str] = None,
+    *,
+    category_name: Optional[str] = None,
+    on_invalid: str = "error",
+    check_images: bool = True,
+    keypoints_field: str = "keypoints",
+) -> List[Dict[str, Any]]:
+    """Load a COCO keypoint JSON as Detectron2 dataset dicts, normalising and validating it.
+
+    The dicts are those of :func:`detectron2.data.datasets.load_coco_json`
+    restricted to the keypoint fields: ``file_name`` (joined with
+    ``image_root``), ``height``, ``width``, ``image_id`` and ``annotations``, each
+    with ``iscrowd``, ``bbox``, ``bbox_mode`` (XYWH_ABS), ``category_id``
+    (contiguous, 0-based) and ``keypoints`` (3K floats, x and y made continuous by
+    :func:`kpext.geometry.coco_to_continuous`: 0.5 added).
+    Images are sorted by id, annotations kept in file order; images without
+    annotations are kept. Only annotations of the keypoint categories are kept,
+    and segmentations are not loaded (a keypoint model does not use them).
+    Deviations from COCO's layout are normalised first (:mod:`kpext.data.normalization`).
+
+    Args:
+        json_file: path of the COCO keypoint JSON.
+        image_root: directory the images' ``file_name`` are relative to.
+        dataset_name: when given, its ``thing_classes``,
+            ``thing_dataset_id_to_contiguous_id`` and ``keypoint_names`` metadata
+            are set, or checked against the file if already set.
+        category_name: the keypoint category to load; by default every category
+            with a ``keypoints`` list (they must share it).
+        on_invalid: "error" raises on the first invalid record, "skip" drops
+            invalid records and logs one summary warning.
+        check_images: check that every image file exists.
+        keypoints_field: the annotation field holding the keypoints (e.g. "keypoints_21").
+
+    Raises:
+        KeypointDataError: invalid file, or (with on_invalid="error") record.
+        ValueError: ``on_invalid`` is not "error" or "skip".
+    """
+    return _load(
+        json_file,
+        image_root,
+        dataset_name,
+        category_name=category_name,
+        on_invalid=on_invalid,
+        check_images=check_images,
+        keypoints_field=keypoints_field,
+        with_ground_truth=False,
+    ).records
 
 
 def _keypoint_names_or_error(category: Dict[str, Any], json_file: str) -> List[str]:
@@ -533,16 +735,22 @@ def _keypoint_names_or_error(category: Dict[str, Any], json_file: str) -> List[s
 # --------------------------------------------------------------------------- #
 
 
+# dataset name -> how register_keypoint_coco loads it, for the evaluation ground truth.
+_REGISTERED_LOADS: Dict[str, Dict[str, Any]] = {}
+
+
 def register_keypoint_coco(
     name: str,
     json_file: str,
     image_root: str,
     *,
     category_name: Optional[str] = None,
-    oks_sigmas: Optional[Sequence[float]] = None,
+    oks_sigmas: Union[None, str, Sequence[float]] = None,
     on_invalid: Optional[str] = None,
     check_images: bool = True,
     categories: Optional[Sequence[Dict[str, Any]]] = None,
+    keypoints_field: str = "keypoints",
+    flip_map: Optional[Sequence[Sequence[str]]] = None,
 ) -> None:
     """Register a COCO keypoint JSON as Detectron2 dataset ``name``.
 
@@ -551,16 +759,22 @@ def register_keypoint_coco(
     fields of :func:`keypoint_metadata_from_category`) is read from the JSON now;
     the records are loaded by :func:`load_keypoint_coco_json` when
     ``DatasetCatalog.get(name)`` is called, reusing the parse done here if the
-    file has not changed.
+    file has not changed. Evaluation reads the normalised ground truth of the same
+    records (:func:`normalized_ground_truth`), not the raw file.
 
     Args:
         name: dataset name; must not be registered yet.
-        json_file, image_root, category_name, check_images: see
+        json_file, image_root, category_name, check_images, keypoints_field: see
             :func:`load_keypoint_coco_json`.
         on_invalid: see :func:`load_keypoint_coco_json`; None (default) uses the
             policy in force when the records are loaded (:func:`invalid_record_policy`,
             set from ``DATASETS.KPEXT.ON_INVALID`` by the trainer; "error" otherwise).
-        oks_sigmas: see :func:`keypoint_metadata_from_category`.
+        oks_sigmas: one sigma per keypoint, or "coco" for COCO's by name; by default
+            COCO's for a person category, the documented default otherwise (see
+            :func:`keypoint_metadata_from_category`).
+        flip_map: (left, right) keypoint name pairs swapped by horizontal flips; by
+            default found from the names. ``[]`` declares a symmetric set (no pairs, and
+            flipping is still allowed).
         categories: COCO category dicts to take the metadata from instead of
             reading the JSON now, for a file that is generated later. The load
             then checks the file agrees with them.
@@ -581,17 +795,21 @@ def register_keypoint_coco(
     if categories is None:
         data = _read_coco_json(json_file)
         categories = _select_keypoint_categories(data, json_file, category_name)
-    metadata = keypoint_dataset_metadata(categories, oks_sigmas, source=json_file)
+    metadata = keypoint_dataset_metadata(
+        categories, oks_sigmas, source=json_file, flip_map=flip_map
+    )
+    options = dict(
+        json_file=json_file,
+        image_root=image_root,
+        dataset_name=name,
+        category_name=category_name,
+        on_invalid=on_invalid,
+        check_images=check_images,
+        keypoints_field=keypoints_field,
+    )
 
     def load() -> List[Dict[str, Any]]:
-        return load_keypoint_coco_json(
-            json_file,
-            image_root,
-            name,
-            category_name=category_name,
-            on_invalid=on_invalid or current_on_invalid(),
-            check_images=check_images,
-        )
+        return _load_registered(options, with_ground_truth=False).records
 
     # Metadata first: if it clashes with stale metadata of a removed dataset of the
     # same name, nothing is left half-registered in DatasetCatalog.
@@ -599,3 +817,42 @@ def register_keypoint_coco(
         json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
     )
     DatasetCatalog.register(name, load)
+    _REGISTERED_LOADS[name] = options
+
+
+def _load_registered(options: Dict[str, Any], with_ground_truth: bool) -> _Loaded:
+    args = dict(options)
+    json_file, image_root, dataset_name = (
+        args.pop("json_file"),
+        args.pop("image_root"),
+        args.pop("dataset_name"),
+    )
+    args["on_invalid"] = args["on_invalid"] or current_on_invalid()
+    return _load(json_file, image_root, dataset_name, with_ground_truth=with_ground_truth, **args)
+
+
+def ground_truth_key(dataset_name: str) -> Optional[str]:
+    """A string that changes whenever :func:`normalized_ground_truth` of the dataset could:
+    the file's path, size and modification time, the load options and the policy in force.
+    None for a dataset not registered by :func:`register_keypoint_coco`."""
+    options = _REGISTERED_LOADS.get(dataset_name)
+    if options is None or dataset_name not in DatasetCatalog.list():
+        return None
+    file_key = _file_key(options["json_file"], options["category_name"], options["keypoints_field"])
+    effective = {**options, "on_invalid": options["on_invalid"] or current_on_invalid()}
+    return repr((_GROUND_TRUTH_FORMAT, file_key, sorted(effective.items())))
+
+
+# Bump when the normalised ground truth written for the same input changes.
+_GROUND_TRUTH_FORMAT = 1
+
+
+def normalized_ground_truth(dataset_name: str) -> Optional[Dict[str, Any]]:
+    """The COCO ground truth of what training reads from a dataset registered by
+    :func:`register_keypoint_coco`: the records kept by the load (same policy), each
+    annotation with flat ``keypoints``, ``bbox``, ``iscrowd``, ``area``, ``num_keypoints``
+    and ``id`` (:mod:`kpext.data.normalization`), the keypoint categories with their
+    normalised skeleton. None for datasets registered otherwise."""
+    if ground_truth_key(dataset_name) is None:
+        return None
+    return _load_registered(_REGISTERED_LOADS[dataset_name], with_ground_truth=True).ground_truth
