@@ -4,12 +4,19 @@ used by the projects' scripts."""
 from .checkpoint import AtomicCheckpointer, atomic_write
 from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch
-from .trainer import KpextTrainer, check_keypoint_count, describe_divergence, setup_cfg
+from .trainer import (
+    KpextTrainer,
+    check_horizontal_flip,
+    check_keypoint_count,
+    describe_divergence,
+    setup_cfg,
+)
 
 __all__ = [
     "AtomicCheckpointer",
     "KpextTrainer",
     "atomic_write",
+    "check_horizontal_flip",
     "check_inference_weights",
     "check_keypoint_count",
     "describe_divergence",

@@ -39,8 +39,8 @@ class CheckedDatasetMapper(DatasetMapper):
                 raise KeypointDataError(f"{where}: cannot read the image: {e}") from e
             self.num_skipped += 1
             logger.warning(
-                "Skipping %s: cannot read the image (%s); %d image(s) skipped so far in this worker "
-                "(DATASETS.KPEXT.ON_INVALID='skip')",
+                "Skipping %s: cannot read the image (%s); %d image(s) skipped so far in this "
+                "worker (DATASETS.KPEXT.ON_INVALID='skip')",
                 where,
                 e,
                 self.num_skipped,

@@ -82,6 +82,34 @@ def check_keypoint_count(cfg: CfgNode) -> None:
             )
 
 
+def check_horizontal_flip(cfg: CfgNode) -> None:
+    """Raise ValueError when training flips images horizontally (``INPUT.RANDOM_FLIP``
+    "horizontal", Detectron2's default) on a dataset of K > 1 keypoints with no left/right
+    pairs that was not declared symmetric.
+
+    A flip then mirrors the image without swapping any keypoint: every left point would be
+    labelled on the right side of the object, silently.
+    """
+    if not cfg.MODEL.KEYPOINT_ON or cfg.INPUT.RANDOM_FLIP != "horizontal":
+        return
+    for name in cfg.DATASETS.TRAIN:
+        meta = MetadataCatalog.get(name)
+        names = meta.get("keypoint_names", None)
+        if not names or len(names) < 2 or meta.get("keypoint_flip_map", None):
+            continue
+        if meta.get("keypoint_flip_map_declared", False):
+            continue  # flip_map=[]: symmetric by declaration
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise ValueError(
+            f"Dataset '{name}' has {len(names)} keypoints ({shown}) and no left/right pairs, "
+            "but INPUT.RANDOM_FLIP is 'horizontal': flipped images would keep their labels "
+            "(left points on the right). Pass the pairs when registering, "
+            f"register_keypoint_coco('{name}', ..., flip_map=[('left_x', 'right_x'), ...]), "
+            "declare the set symmetric with flip_map=[], or turn flipping off with "
+            "INPUT.RANDOM_FLIP none."
+        )
+
+
 def describe_divergence(iteration: int, losses: Optional[Dict[str, torch.Tensor]]) -> str:
     """The message for non-finite losses: the iteration and the name of each bad loss."""
     if not losses:
@@ -114,7 +142,10 @@ class KpextTrainer(DefaultTrainer):
     * checkpoints written atomically (:class:`AtomicCheckpointer`);
     * several CPU processes train together (DDP without device ids on CPU);
     * non-finite losses stop training naming the iteration and the loss;
-    * ``DATASETS.KPEXT.ON_INVALID`` applied to records and unreadable images.
+    * ``DATASETS.KPEXT.ON_INVALID`` applied to records and unreadable images;
+    * horizontal flips refused for keypoints without left/right pairs
+      (:func:`check_horizontal_flip`);
+    * evaluation on the normalised ground truth of what training reads.
     """
 
     def __init__(self, cfg: CfgNode):
@@ -156,6 +187,7 @@ class KpextTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        check_horizontal_flip(cfg)
         policy = cfg.DATASETS.KPEXT.ON_INVALID
         with invalid_record_policy(policy):
             return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True, policy))
