@@ -80,17 +80,31 @@ def schedule_steps(iterations: int) -> tuple:
     return steps if len(steps) == 2 and 0 < steps[0] else ()
 
 
+# Config nodes a box-only detector never reads: left out of its cache key, so that adding a
+# keypoint-head option does not retrain the shared detector.
+_KEY_IGNORED = ("MODEL.KPEXT", "MODEL.ROI_KEYPOINT_HEAD", "TEST.KPEXT", "OUTPUT_DIR")
+
+
 def cache_key(cfg: CfgNode, extra: dict) -> str:
-    """Hash of the detector's config and the training data files (names, sizes, mtimes)."""
+    """Hash of the detector's config (keypoint-head nodes left out) and its training data
+    files (names, sizes, mtimes)."""
+    from detectron2.data import MetadataCatalog
+
     files = []
     for name in cfg.DATASETS.TRAIN:
-        from detectron2.data import MetadataCatalog
-
         path = MetadataCatalog.get(name).get("json_file", "")
         if path and os.path.exists(path):
             stat = os.stat(path)
             files.append([name, os.path.abspath(path), stat.st_size, int(stat.st_mtime)])
-    blob = json.dumps({"cfg": cfg.dump(), "files": files, **extra}, sort_keys=True)
+    relevant = cfg.clone()
+    relevant.defrost()
+    for dotted in _KEY_IGNORED:
+        *parents, leaf = dotted.split(".")
+        node = relevant
+        for part in parents:
+            node = node[part]
+        node.pop(leaf, None)
+    blob = json.dumps({"cfg": relevant.dump(), "files": files, **extra}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

@@ -171,3 +171,21 @@ def test_head_training_on_the_frozen_detector_lowers_the_loss_and_evaluates(tiny
     num_gt = sum(m.num_gt for m in result.matches_gt)
     assert num_gt > 0 and sum(len(m.scores) for m in result.matches_gt) >= num_gt
     assert np.isfinite(keypoint_ap(result.matches_gt))
+
+
+def test_detector_cache_key_ignores_keypoint_options_only(tiny_root):
+    from kpext.benchmark.shared_detector import cache_key
+
+    cfg = detector_cfg(tiny_cfg(tiny_root), 5, "")
+    key = cache_key(cfg, {"seed": 0})
+    other_head = cfg.clone()
+    other_head.defrost()
+    other_head.MODEL.KPEXT.TARGET.SIGMA = 3.0
+    other_head.MODEL.ROI_KEYPOINT_HEAD.NAME = "GaussianKeypointHead"
+    other_head.OUTPUT_DIR = "elsewhere"
+    assert cache_key(other_head, {"seed": 0}) == key
+    other_detector = cfg.clone()
+    other_detector.defrost()
+    other_detector.MODEL.FPN.OUT_CHANNELS = 64
+    assert cache_key(other_detector, {"seed": 0}) != key
+    assert cache_key(cfg, {"seed": 1}) != key
