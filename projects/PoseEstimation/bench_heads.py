@@ -24,7 +24,7 @@ Writes ``output/bench/heads.json`` (``rows``: one per head), ``heads.md`` and ``
 Environment: BENCH_QUICK=1; BENCH_HEADS (comma-separated row names); BENCH_SEEDS
 (default 3); BENCH_ITERS (head iterations); BENCH_DET_ITERS (detector iterations);
 BENCH_OUT (default output/bench); BENCH_THREADS (torch threads, default all cores);
-BENCH_SKIP_FULLSIZE=1 (no full-size timing).
+BENCH_SKIP_FULLSIZE=1 (no full-size timing); BENCH_FLIPS=1 (also train on mirrored images).
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ class Settings:
         self.fullsize_repeats = 1 if self.quick else 3
         self.fullsize_boxes = (20,) if self.quick else (20, 100)
         self.skip_fullsize = env.get("BENCH_SKIP_FULLSIZE", "0") not in ("", "0")
+        # Mirrored copies of the training images (the config's flip augmentation) double the
+        # feature cache's time and memory; off by default, the same for every head either way.
+        self.flips = env.get("BENCH_FLIPS", "0") not in ("", "0")
         self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
         wanted = [n for n in env.get("BENCH_HEADS", "").split(",") if n]
         unknown = sorted(set(wanted) - {v[0] for v in VARIANTS})
@@ -118,8 +121,9 @@ def load_cfg(path: str, overrides=()):
     return cfg
 
 
-def synthetic_cfg(config: str):
-    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), BENCH_OVERRIDES)
+def synthetic_cfg(config: str, overrides=BENCH_OVERRIDES):
+    """A synthetic config with the bench's head-training overrides (none for the detector)."""
+    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), overrides)
     cfg.freeze()
     return cfg
 
@@ -372,15 +376,16 @@ def main() -> int:
         os.path.join(os.environ.get("KPEXT_DATASETS", "datasets"), "synthetic"), DEFAULT_SPLITS
     )
 
-    stock_cfg = synthetic_cfg(settings.variants[0][1])
+    # The detector trains with the synthetic config as it is (its RoI batch included).
+    stock_cfg = synthetic_cfg(settings.variants[0][1], ())
     detector_weights = train_shared_detector(
         stock_cfg, settings.det_iters, os.path.join(settings.out, "quick" if settings.quick else "")
     )
     box_model = load_frozen_model(detector_cfg(stock_cfg, settings.det_iters, ""), detector_weights)
-    flips = stock_cfg.INPUT.RANDOM_FLIP == "horizontal"
+    flips = settings.flips and stock_cfg.INPUT.RANDOM_FLIP == "horizontal"
     cache_dir = os.path.dirname(detector_weights)
     train_cache = cached_images_on_disk(
-        os.path.join(cache_dir, "train_cache.pt"),
+        os.path.join(cache_dir, f"train_cache{'_flips' if flips else ''}.pt"),
         box_model,
         stock_cfg,
         stock_cfg.DATASETS.TRAIN[0],
