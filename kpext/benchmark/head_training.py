@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -170,18 +170,39 @@ def gt_box_instances(image: CachedImage) -> Instances:
 
 @torch.no_grad()
 def predict_keypoints(
-    model, val_cache: Sequence[CachedImage], dataset_name: str, on: str
+    model,
+    val_cache: Sequence[CachedImage],
+    dataset_name: str,
+    on: str,
+    mirrored_cache: Optional[Sequence[CachedImage]] = None,
+    flip_indices: Optional[Sequence[int]] = None,
 ) -> List[dict]:
-    """COCO keypoint results of the trained head on ``on`` = "gt" boxes or "det" detections."""
+    """COCO keypoint results of the trained head on ``on`` = "gt" boxes or "det" detections.
+
+    With ``mirrored_cache`` (the same images, mirrored) and ``flip_indices``: the
+    image-level flip test (:func:`image_flip_keypoints`) instead of a single pass.
+    """
     meta = MetadataCatalog.get(dataset_name)
     to_dataset_id = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
     results = []
-    for image in val_cache:
+    for index, image in enumerate(val_cache):
         boxes = gt_box_instances(image) if on == "gt" else image.detections
         if len(boxes) == 0:
             continue
         features = {f: t.float() for f, t in image.features.items()}
-        instances = model.roi_heads.forward_with_given_boxes(features, [_copy(boxes)])[0]
+        if mirrored_cache is None:
+            instances = model.roi_heads.forward_with_given_boxes(features, [_copy(boxes)])[0]
+        else:
+            mirrored = {f: t.float() for f, t in mirrored_cache[index].features.items()}
+            instances = _copy(boxes)
+            instances.pred_keypoints = image_flip_keypoints(
+                model.roi_heads,
+                features,
+                mirrored,
+                boxes.pred_boxes.tensor,
+                image.targets.image_size[1],
+                flip_indices,
+            )
         instances = detector_postprocess(instances, image.height, image.width)
         for result in instances_to_coco_json(instances.to("cpu"), image.image_id):
             result["category_id"] = to_dataset_id[result["category_id"]]
@@ -189,17 +210,54 @@ def predict_keypoints(
     return results
 
 
+def image_flip_keypoints(
+    roi_heads, features, mirrored_features, boxes, width: int, flip_indices
+) -> torch.Tensor:
+    """Image-level flip test of a kpext head: N x K x 3 keypoints of N x 4 boxes in an image
+    ``width`` pixels wide (as resized for the model).
+
+    The head also runs on the mirrored image's features with the mirrored boxes; its
+    heatmaps are mirrored back, their left/right channels swapped (``flip_indices``),
+    averaged with the plain pass's and decoded (the RoI-feature flip test,
+    ``TEST.KPEXT.FLIP``, mirrors pooled features instead, which a backbone that is not
+    mirror-equivariant does not make the features of a mirrored image).
+    """
+    mirrored_boxes = boxes.clone()
+    mirrored_boxes[:, 0], mirrored_boxes[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    head = roi_heads.keypoint_head
+
+    def heatmaps(feats, b):
+        pooled = roi_heads.keypoint_pooler(
+            [feats[f] for f in roi_heads.keypoint_in_features], [Boxes(b)]
+        )
+        return head.predict_heatmaps(pooled)
+
+    plain = heatmaps(features, boxes)
+    flipped = heatmaps(mirrored_features, mirrored_boxes).flip(-1)[:, list(flip_indices)]
+    return head.decode((plain + flipped) / 2, boxes)
+
+
 def _copy(instances: Instances) -> Instances:
     return Instances(instances.image_size, **{k: v for k, v in instances.get_fields().items()})
 
 
-def evaluate_head(model, val_cache, dataset_name: str, coco_gt, sigmas) -> HeadResult:
-    """Per-image OKS matches on ground-truth boxes and on the shared detections."""
+def evaluate_head(
+    model,
+    val_cache,
+    dataset_name: str,
+    coco_gt,
+    sigmas,
+    mirrored_cache: Optional[Sequence[CachedImage]] = None,
+    flip_indices: Optional[Sequence[int]] = None,
+) -> HeadResult:
+    """Per-image OKS matches on ground-truth boxes and on the shared detections (optionally
+    with the image-level flip test, see :func:`predict_keypoints`)."""
+    flip = {"mirrored_cache": mirrored_cache, "flip_indices": flip_indices}
     return HeadResult(
         matches_gt=per_image_matches(
-            coco_gt, predict_keypoints(model, val_cache, dataset_name, "gt"), sigmas
+            coco_gt, predict_keypoints(model, val_cache, dataset_name, "gt", **flip), sigmas
         ),
         matches_det=per_image_matches(
-            coco_gt, predict_keypoints(model, val_cache, dataset_name, "det"), sigmas
+            coco_gt, predict_keypoints(model, val_cache, dataset_name, "det", **flip), sigmas
         ),
     )

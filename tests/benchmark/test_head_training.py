@@ -23,6 +23,7 @@ from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
+from detectron2.structures import Boxes
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "engine"))
 from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic  # noqa: E402
@@ -189,3 +190,34 @@ def test_detector_cache_key_ignores_keypoint_options_only(tiny_root):
     other_detector.MODEL.FPN.OUT_CHANNELS = 64
     assert cache_key(other_detector, {"seed": 0}) != key
     assert cache_key(cfg, {"seed": 1}) != key
+
+
+def test_image_flip_on_exactly_mirrored_features_equals_the_roi_feature_flip(tiny_root):
+    """When the mirrored image's features are exactly the mirrored features (an ideal,
+    mirror-equivariant backbone), the image-level flip test and the RoI-feature flip test
+    (TEST.KPEXT.FLIP) must agree: two independent paths to the same heatmaps."""
+    from kpext.benchmark.head_training import image_flip_keypoints
+
+    from detectron2.data.detection_utils import create_keypoint_hflip_indices
+    from detectron2.modeling import build_model
+
+    cfg = tiny_cfg(tiny_root).clone()
+    cfg.defrost()
+    cfg.TEST.KPEXT.FLIP = True
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    width = 128
+    features = {f"p{i}": torch.randn(1, 32, 128 // 2**i, width // 2**i) for i in range(2, 7)}
+    mirrored = {k: v.flip(-1) for k, v in features.items()}
+    boxes = torch.tensor([[10.0, 20.0, 60.0, 110.0], [70.0, 5.0, 120.0, 90.0]])
+    flip_indices = [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
+    with torch.no_grad():
+        image_flip = image_flip_keypoints(
+            model.roi_heads, features, mirrored, boxes, width, flip_indices
+        )
+        head = model.roi_heads.keypoint_head
+        pooled = model.roi_heads.keypoint_pooler(
+            [features[f] for f in model.roi_heads.keypoint_in_features], [Boxes(boxes)]
+        )
+        roi_flip = head.decode(head.predict_heatmaps(pooled), boxes)
+    assert torch.allclose(image_flip, roi_flip, atol=1e-4)
