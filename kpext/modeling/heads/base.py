@@ -37,11 +37,31 @@ def gather_keypoint_targets(instances: List[Instances]):
     return torch.cat(keypoints), torch.cat(boxes)
 
 
+def instance_count(instances: Instances) -> Union[int, torch.Tensor]:
+    """The number of predictions of one image, read from its boxes' tensor shape: while tracing
+    that is a traced size, so an exported model splits by each image's own count (``len()``
+    returns a Python int, which tracing would freeze into a constant)."""
+    if instances.has("pred_boxes"):
+        return instances.pred_boxes.tensor.shape[0]
+    return len(instances)
+
+
+def decode_traceable(decode, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``decode(heatmaps, boxes)``; while tracing, with one dummy RoI appended and its row
+    dropped: a trace replays the decoders' ``reshape(r, k, -1)`` on zero RoIs, where -1 is
+    undefined (the eager decoders return early for R = 0, a branch a trace cannot keep)."""
+    if not torch.jit.is_tracing():
+        return decode(heatmaps, boxes)
+    dummy_map = heatmaps.new_zeros((1,) + tuple(heatmaps.shape[1:]))
+    dummy_box = boxes.new_tensor([[0.0, 0.0, 1.0, 1.0]])
+    return decode(torch.cat([heatmaps, dummy_map]), torch.cat([boxes, dummy_box]))[:-1]
+
+
 def attach_predictions(
     instances: List[Instances], keypoints: torch.Tensor, heatmaps: torch.Tensor
 ) -> None:
     """Split R x K x 3 keypoints and R x K x H x W heatmaps back onto each image's instances."""
-    counts = [len(i) for i in instances]
+    counts = [instance_count(i) for i in instances]
     for inst, kp, hm in zip(instances, keypoints.split(counts), heatmaps.split(counts)):
         inst.pred_keypoints = kp
         inst.pred_keypoint_heatmaps = hm
@@ -269,5 +289,5 @@ class KeypointHeadBase(nn.Module):
             if instances
             else x.new_zeros((0, 4))
         )
-        attach_predictions(instances, self.decode(heatmaps, boxes), heatmaps)
+        attach_predictions(instances, decode_traceable(self.decode, heatmaps, boxes), heatmaps)
         return instances
