@@ -1,0 +1,18 @@
+"""Fixtures of the export tests: a tiny detector trained for a few steps (its detection
+counts differ from image to image, which is what an exported graph must follow)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine")
+)
+from export_helpers import train_tiny_detector  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_detector(tmp_path_factory):
+    """(state_dict, dataset root) of the tiny Keypoint R-CNN trained 20 steps (KpextKRCNNHead)."""
+    return train_tiny_detector(tmp_path_factory.mktemp("export_datasets"))
