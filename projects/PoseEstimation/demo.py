@@ -5,6 +5,10 @@
     python projects/PoseEstimation/demo.py --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
         --input 'datasets/synthetic/val/images/00000[1-4].jpg' --output out/ MODEL.WEIGHTS model_final.pth
 
+    # an exported model (export_model.py --format onnx) on onnxruntime, no weights needed
+    python projects/PoseEstimation/demo.py --config-file CFG --onnx model.onnx \\
+        --input DIR --output out/
+
     # a video: tracked and smoothed people, drawn into out/walk.mp4, poses in out/walk.jsonl
     python projects/PoseEstimation/demo.py --config-file CFG --video-input walk.mp4 \\
         --output out/ MODEL.WEIGHTS model_final.pth
@@ -41,6 +45,7 @@ import kpext  # noqa: F401  (registers kpext heads and datasets; must come befor
 from kpext.data.keypoint_metadata import keypoint_metadata_from_category, oks_sigmas_for_count
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
+from kpext.export import ExportError, OnnxPredictor
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     Predictor,
@@ -87,6 +92,11 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="PATH",
         help="a folder (one picture per image, or <video name>.mp4), or a file for a single image or a video",
+    )
+    parser.add_argument(
+        "--onnx",
+        metavar="MODEL.onnx",
+        help="run this exported model (export_model.py) on onnxruntime instead of MODEL.WEIGHTS",
     )
     parser.add_argument(
         "--confidence-threshold", type=float, default=0.5, help="minimum person score"
@@ -163,6 +173,12 @@ def check_weights(cfg: CfgNode, config_file: str) -> None:
 
 def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
     """DefaultPredictor (BGR image -> {"instances": ...}), followed by pose NMS unless ``--pose-nms none``."""
+    if args.onnx:
+        try:
+            predictor = OnnxPredictor(args.onnx, cfg)
+        except ExportError as e:  # missing, corrupt, or exported at a higher score threshold
+            raise DemoError(str(e)) from None
+        return with_pose_nms(predictor, oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
     try:
         predictor = DefaultPredictor(cfg)
     except Exception as e:  # a corrupt or mismatched checkpoint
@@ -383,7 +399,8 @@ def run_on_video(
 def run(args: argparse.Namespace) -> None:
     """Check everything that can be checked cheaply, then build the model and run it."""
     cfg = setup_cfg(args)
-    check_weights(cfg, args.config_file)
+    if not args.onnx:  # an exported model holds its weights
+        check_weights(cfg, args.config_file)
     if args.video_input:
         try:
             source = VideoSource(args.video_input)
