@@ -149,7 +149,7 @@ def train_head(
             optimizer.step()
             scheduler.step()
             log.seconds.append(time.perf_counter() - start)
-            log.losses.append(float(loss))
+            log.losses.append(float(loss.detach()))
     head.eval()
     for p in head.parameters():
         p.requires_grad_(False)

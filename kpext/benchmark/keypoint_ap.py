@@ -113,6 +113,52 @@ def _merge(a: ImageMatches, b: ImageMatches) -> ImageMatches:
     )
 
 
+@dataclass
+class PooledMatches:
+    """All images' detections of one run, sorted by score once (stable, in image order).
+
+    ``image`` D: the image of each detection; ``true_positive`` / ``false_positive``
+    T x D (matched or not, not ignored); ``num_gt`` I: the counted gts of each image.
+    """
+
+    image: np.ndarray
+    true_positive: np.ndarray
+    false_positive: np.ndarray
+    num_gt: np.ndarray
+
+    @classmethod
+    def of(cls, matches: Sequence[ImageMatches]) -> "PooledMatches":
+        scores = np.concatenate([m.scores for m in matches])
+        order = np.argsort(-scores, kind="mergesort")
+        image = np.concatenate([np.full(len(m.scores), i) for i, m in enumerate(matches)])
+        matched = np.concatenate([m.matched for m in matches], axis=1)[:, order]
+        ignored = np.concatenate([m.ignored for m in matches], axis=1)[:, order]
+        return cls(
+            image=image[order].astype(np.int64),
+            true_positive=(matched & ~ignored).astype(np.float64),
+            false_positive=(~matched & ~ignored).astype(np.float64),
+            num_gt=np.array([m.num_gt for m in matches], dtype=np.float64),
+        )
+
+    def ap(self, counts: Optional[np.ndarray] = None) -> float:
+        """AP of the images taken ``counts[i]`` times each (None: each once).
+
+        A detection of an image drawn twice counts twice. Detections keep the run's
+        score order; only for equal scores does that order differ from sorting the
+        resampled set anew, as pycocotools would, which breaks the tie another way.
+        """
+        counts = np.ones(len(self.num_gt)) if counts is None else np.asarray(counts, np.float64)
+        num_gt = float(counts @ self.num_gt)
+        if num_gt == 0:
+            return float("nan")
+        weights = counts[self.image]
+        tp = np.cumsum(self.true_positive * weights, axis=1)
+        fp = np.cumsum(self.false_positive * weights, axis=1)
+        return float(
+            np.mean([_precision_at_recall_thresholds(t, f, num_gt) for t, f in zip(tp, fp)])
+        )
+
+
 def keypoint_ap(
     matches: Sequence[ImageMatches], image_indices: Optional[Sequence[int]] = None
 ) -> float:
@@ -122,23 +168,13 @@ def keypoint_ap(
     score (stable), cumulative true/false positives, precision made monotone,
     sampled at 101 recall thresholds. Returns NaN when no ground truth counts.
     """
-    chosen = [matches[i] for i in (range(len(matches)) if image_indices is None else image_indices)]
-    num_gt = sum(m.num_gt for m in chosen)
-    if num_gt == 0:
-        return float("nan")
-    scores = np.concatenate([m.scores for m in chosen])
-    order = np.argsort(-scores, kind="mergesort")
-    matched = np.concatenate([m.matched for m in chosen], axis=1)[:, order]
-    ignored = np.concatenate([m.ignored for m in chosen], axis=1)[:, order]
-    tp = np.cumsum(matched & ~ignored, axis=1, dtype=np.float64)
-    fp = np.cumsum(~matched & ~ignored, axis=1, dtype=np.float64)
-    precisions = []
-    for tp_t, fp_t in zip(tp, fp):
-        precisions.append(_precision_at_recall_thresholds(tp_t, fp_t, num_gt))
-    return float(np.mean(precisions))
+    counts = None
+    if image_indices is not None:
+        counts = np.bincount(np.asarray(image_indices, dtype=np.int64), minlength=len(matches))
+    return PooledMatches.of(matches).ap(counts)
 
 
-def _precision_at_recall_thresholds(tp: np.ndarray, fp: np.ndarray, num_gt: int) -> np.ndarray:
+def _precision_at_recall_thresholds(tp: np.ndarray, fp: np.ndarray, num_gt: float) -> np.ndarray:
     recall = tp / num_gt
     precision = tp / (fp + tp + np.spacing(1))
     # Interpolated precision: the best precision at this recall or any higher one.
@@ -184,14 +220,15 @@ def paired_bootstrap(
                 f"head {name!r}: runs must have {num_seeds} seeds of {num_images} images "
                 f"like {reference!r}"
             )
-    point = {name: _mean_ap(per_seed, range(num_seeds), None) for name, per_seed in runs.items()}
+    pooled = {name: [PooledMatches.of(m) for m in per_seed] for name, per_seed in runs.items()}
+    point = {name: _mean_ap(p, range(num_seeds), None) for name, p in pooled.items()}
     samples: Dict[str, List[float]] = {name: [] for name in runs}
     for _ in range(num_resamples):
-        images = rng.integers(0, num_images, num_images)
+        counts = np.bincount(rng.integers(0, num_images, num_images), minlength=num_images)
         seeds = rng.integers(0, num_seeds, num_seeds)
-        ref = _mean_ap(runs[reference], seeds, images)
-        for name, per_seed in runs.items():
-            samples[name].append(_mean_ap(per_seed, seeds, images) - ref)
+        ref = _mean_ap(pooled[reference], seeds, counts)
+        for name, p in pooled.items():
+            samples[name].append(_mean_ap(p, seeds, counts) - ref)
     return {
         name: PairedDifference(
             mean=100 * (point[name] - point[reference]),
@@ -202,5 +239,5 @@ def paired_bootstrap(
     }
 
 
-def _mean_ap(per_seed: List[List[ImageMatches]], seeds, images) -> float:
-    return float(np.mean([keypoint_ap(per_seed[s], images) for s in seeds]))
+def _mean_ap(per_seed: List[PooledMatches], seeds, counts) -> float:
+    return float(np.mean([per_seed[s].ap(counts) for s in seeds]))

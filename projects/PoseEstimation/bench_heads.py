@@ -35,7 +35,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -49,7 +50,12 @@ from kpext.benchmark.shared_detector import (
     load_frozen_model,
     train_shared_detector,
 )
-from kpext.benchmark.timing import count_parameters, fixed_boxes, interleaved_branch_timing
+from kpext.benchmark.timing import (
+    KeypointBranchTiming,
+    count_parameters,
+    fixed_boxes,
+    interleaved_branch_timing,
+)
 from kpext.data import dataset_oks_sigmas
 from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 
@@ -60,24 +66,49 @@ from detectron2.utils.logger import setup_logger
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# (row name, synthetic config, full-size COCO config)
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the benchmark.
+
+    ``config``: a file of configs/synthetic; ``coco_config``: its full-size twin in
+    configs/coco (timing only); ``overrides``: config options on top. ``weights_from``:
+    the row whose trained head this row evaluates instead of training its own (exactly
+    paired: same weights, same seeds). ``image_flip``: evaluate with the image-level flip
+    test (mirror the image, run the head, un-mirror, average heatmaps).
+    """
+
+    name: str
+    config: str
+    coco_config: str
+    overrides: Tuple[str, ...] = ()
+    weights_from: Optional[str] = None
+    image_flip: bool = False
+
+
 VARIANTS = [
-    ("stock", "keypoint_rcnn_R18_FPN_stock.yaml", "keypoint_rcnn_R50_FPN_stock.yaml"),
+    Variant("stock", "keypoint_rcnn_R18_FPN_stock.yaml", "keypoint_rcnn_R50_FPN_stock.yaml"),
     # KpextKRCNNHead has the stock head's network, loss and parameter names (tested bitwise):
-    # it is not trained again but evaluated on stock's trained weights, so its row isolates
-    # the decoding (exactly paired with stock: same weights, same seeds).
-    ("kpext_krcnn", "keypoint_rcnn_R18_FPN_kpext.yaml", "keypoint_rcnn_R50_FPN_kpext.yaml"),
-    ("gaussian", "keypoint_rcnn_R18_FPN_gaussian.yaml", "keypoint_rcnn_R50_FPN_gaussian.yaml"),
-    ("hourglass", "keypoint_rcnn_R18_FPN_hourglass.yaml", "keypoint_rcnn_R50_FPN_hourglass.yaml"),
-    (
+    # evaluated on stock's trained weights, its row isolates the decoding.
+    Variant(
+        "kpext_krcnn",
+        "keypoint_rcnn_R18_FPN_kpext.yaml",
+        "keypoint_rcnn_R50_FPN_kpext.yaml",
+        weights_from="stock",
+    ),
+    Variant(
+        "gaussian", "keypoint_rcnn_R18_FPN_gaussian.yaml", "keypoint_rcnn_R50_FPN_gaussian.yaml"
+    ),
+    Variant(
+        "hourglass", "keypoint_rcnn_R18_FPN_hourglass.yaml", "keypoint_rcnn_R50_FPN_hourglass.yaml"
+    ),
+    Variant(
         "gaussian_oks",
         "keypoint_rcnn_R18_FPN_gaussian_oks.yaml",
         "keypoint_rcnn_R50_FPN_gaussian_oks.yaml",
     ),
 ]
 REFERENCE = "stock"
-# Rows evaluated on another row's trained weights instead of training their own.
-SAME_WEIGHTS_AS = {"kpext_krcnn": "stock"}
 # Keypoint RoIs per image for the head training (Detectron2's default 512, the synthetic
 # config's 128): fewer RoIs per iteration make a head iteration cheap on a CPU.
 BENCH_OVERRIDES = ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64"]
@@ -105,12 +136,13 @@ class Settings:
         self.flips = env.get("BENCH_FLIPS", "0") not in ("", "0")
         self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
         wanted = [n for n in env.get("BENCH_HEADS", "").split(",") if n]
-        unknown = sorted(set(wanted) - {v[0] for v in VARIANTS})
+        known = [v.name for v in VARIANTS]
+        unknown = sorted(set(wanted) - set(known))
         if unknown:
-            raise SystemExit(
-                f"BENCH_HEADS: unknown head(s) {unknown}; known: {[v[0] for v in VARIANTS]}"
-            )
-        self.variants = [v for v in VARIANTS if not wanted or v[0] in wanted or v[0] == REFERENCE]
+            raise SystemExit(f"BENCH_HEADS: unknown head(s) {unknown}; known: {known}")
+        # The reference and the rows whose weights a wanted row evaluates always run.
+        needed = set(wanted) | {REFERENCE} | {v.weights_from for v in VARIANTS if v.name in wanted}
+        self.variants = [v for v in VARIANTS if not wanted or v.name in needed]
 
 
 def load_cfg(path: str, overrides=()):
@@ -163,26 +195,34 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_heads(settings: Settings, detector_weights: str, train_cache, val_cache, coco_gt, sigmas):
+def variant_cfg(variant: Variant):
+    return synthetic_cfg(variant.config, BENCH_OVERRIDES + list(variant.overrides))
+
+
+def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas):
     """Train and evaluate every head for every seed (heads alternate within a seed)."""
-    results: Dict[str, List[HeadResult]] = {name: [] for name, _, _ in settings.variants}
+    results: Dict[str, List[HeadResult]] = {v.name: [] for v in settings.variants}
     models = {}
     for seed in settings.seeds:
         trained_heads = {}
-        for name, config, _ in settings.variants:
-            cfg = synthetic_cfg(config)
+        for variant in settings.variants:
+            name = variant.name
+            cfg = variant_cfg(variant)
             torch.manual_seed(seed)
             model = load_frozen_model(cfg, detector_weights)
             start = time.perf_counter()
-            source = SAME_WEIGHTS_AS.get(name)
-            if source:
-                model.roi_heads.keypoint_head.load_state_dict(trained_heads[source].state_dict())
-                times = []
+            if variant.weights_from:
+                head = trained_heads[variant.weights_from]
+                model.roi_heads.keypoint_head.load_state_dict(head.state_dict())
+                times = results[variant.weights_from][-1].iteration_s
             else:
-                times = train_head(model, cfg, train_cache, settings.head_iters, seed).seconds
+                times = train_head(model, cfg, caches.train, settings.head_iters, seed).seconds
                 trained_heads[name] = model.roi_heads.keypoint_head
-            result = evaluate_head(model, val_cache, cfg.DATASETS.TEST[0], coco_gt, sigmas)
-            result.iteration_s = times or results[source][-1].iteration_s
+            flip = {}
+            if variant.image_flip:
+                flip = {"mirrored_cache": caches.val_mirrored, "flip_indices": flip_indices(cfg)}
+            result = evaluate_head(model, caches.val, cfg.DATASETS.TEST[0], coco_gt, sigmas, **flip)
+            result.iteration_s = times
             results[name].append(result)
             logger.info(
                 "bench: %s seed %d: AP(gt boxes) %.1f, AP(detections) %.1f, %.3f s/iter, %.0f s",
@@ -198,30 +238,52 @@ def run_heads(settings: Settings, detector_weights: str, train_cache, val_cache,
     return results, models
 
 
+def flip_indices(cfg) -> List[int]:
+    from detectron2.data.detection_utils import create_keypoint_hflip_indices
+
+    return [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
+
+
+def timed_variants(settings: Settings) -> List[Variant]:
+    """Rows whose keypoint branch is timed: image-flip rows run their source's branch twice."""
+    return [v for v in settings.variants if not v.image_flip]
+
+
 def cpu_config_timing(settings: Settings, models, val_cache):
     """Branch and decode ms/box of the trained seed-0 heads on one val image, alternated."""
     image = val_cache[0]
     features = {f: t.float() for f, t in image.features.items()}
     boxes = fixed_boxes(image.targets.image_size, 20)
-    return interleaved_branch_timing(
-        {name: (m, features) for name, m in models.items()},
+    timing = interleaved_branch_timing(
+        {v.name: (models[v.name], features) for v in timed_variants(settings)},
         boxes,
         settings.timing_repeats,
         trained=True,
     )
+    return with_image_flip_timing(settings, timing)
+
+
+def with_image_flip_timing(settings: Settings, timing):
+    """Image-flip rows: twice their source's branch (and, outside the branch, a second
+    backbone pass over the mirrored image, not counted here)."""
+    for v in settings.variants:
+        if v.image_flip:
+            t = timing[v.weights_from]
+            timing[v.name] = KeypointBranchTiming(2 * t.pool_ms, 2 * t.head_ms, 2 * t.decode_ms)
+    return timing
 
 
 def fullsize_timing(settings: Settings):
     """Branch ms/box of the full-size R50-FPN configs (untrained) on an 800 x 1216 image."""
     rows = {}
     models = {}
-    for name, _, coco_config in settings.variants:
+    for v in timed_variants(settings):
         cfg = load_cfg(
-            os.path.join(REPO, "configs", "coco", coco_config),
-            ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"],
+            os.path.join(REPO, "configs", "coco", v.coco_config),
+            ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", *v.overrides],
         )
         torch.manual_seed(0)
-        models[name] = build_model(cfg).eval()
+        models[v.name] = build_model(cfg).eval()
     first = next(iter(models.values()))
     with torch.no_grad():
         image = torch.rand(3, 800, 1216) * 255
@@ -235,25 +297,34 @@ def fullsize_timing(settings: Settings):
             settings.fullsize_repeats,
             trained=False,
         )
-        for name, t in timing.items():
+        for name, t in with_image_flip_timing(settings, timing).items():
             rows.setdefault(name, {})[f"branch_ms_per_box_{num_boxes}"] = t.branch_ms
             rows[name][f"decode_ms_per_box_{num_boxes}"] = t.decode_ms
-            rows[name]["params"] = count_parameters(models[name].roi_heads.keypoint_head)
+            source = (
+                name
+                if name in models
+                else next(v.weights_from for v in settings.variants if v.name == name)
+            )
+            rows[name]["params"] = count_parameters(models[source].roi_heads.keypoint_head)
     return rows
 
 
 def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize):
     stock_t = timing[REFERENCE]
     rows = []
-    for name, config, _ in settings.variants:
+    for variant in settings.variants:
+        name = variant.name
         runs = results[name]
         ap_gt = [r.ap_gt for r in runs]
         ap_det = [r.ap_det for r in runs]
         t = timing[name]
         row = {
             "name": name,
-            "config": f"configs/synthetic/{config}",
-            "head": synthetic_cfg(config).MODEL.ROI_KEYPOINT_HEAD.NAME,
+            "config": f"configs/synthetic/{variant.config}",
+            "overrides": list(variant.overrides),
+            "weights_from": variant.weights_from,
+            "image_flip": variant.image_flip,
+            "head": variant_cfg(variant).MODEL.ROI_KEYPOINT_HEAD.NAME,
             "ap_gt": float(np.mean(ap_gt)),
             "ap_gt_std": float(np.std(ap_gt, ddof=1)) if len(ap_gt) > 1 else 0.0,
             "ap_gt_runs": ap_gt,
@@ -364,6 +435,52 @@ def plot(report, path: str) -> None:
     plt.close(fig)
 
 
+class Caches(NamedTuple):
+    """The frozen detector's cached outputs: training items, val images, mirrored val images."""
+
+    train: list
+    val: list
+    val_mirrored: Optional[list]
+
+
+def build_caches(settings: Settings, cfg, detector_weights: str) -> Caches:
+    """Features, proposals and detections of the shared detector, kept beside its checkpoint."""
+    box_model = load_frozen_model(detector_cfg(cfg, settings.det_iters, ""), detector_weights)
+    flips = settings.flips and cfg.INPUT.RANDOM_FLIP == "horizontal"
+    folder = os.path.dirname(detector_weights)
+    train = cached_images_on_disk(
+        os.path.join(folder, f"train_cache{'_flips' if flips else ''}.pt"),
+        box_model,
+        cfg,
+        cfg.DATASETS.TRAIN[0],
+        train=True,
+        flips=flips,
+        limit=settings.train_limit,
+    )
+    val_name = cfg.DATASETS.TEST[0]
+    val = cached_images_on_disk(
+        os.path.join(folder, "val_cache.pt"),
+        box_model,
+        cfg,
+        val_name,
+        train=False,
+        limit=settings.val_limit,
+    )
+    mirrored = None
+    if any(v.image_flip for v in settings.variants):
+        both = cached_images_on_disk(
+            os.path.join(folder, "val_cache_flips.pt"),
+            box_model,
+            cfg,
+            val_name,
+            train=False,
+            flips=True,
+            limit=settings.val_limit,
+        )
+        mirrored = both[1::2]  # plain, mirrored, plain, mirrored, ...
+    return Caches(train, val, mirrored)
+
+
 def main() -> int:
     settings = Settings()
     setup_logger(name="fvcore")
@@ -377,35 +494,16 @@ def main() -> int:
     )
 
     # The detector trains with the synthetic config as it is (its RoI batch included).
-    stock_cfg = synthetic_cfg(settings.variants[0][1], ())
+    stock_cfg = synthetic_cfg(settings.variants[0].config, ())
     detector_weights = train_shared_detector(
         stock_cfg, settings.det_iters, os.path.join(settings.out, "quick" if settings.quick else "")
     )
-    box_model = load_frozen_model(detector_cfg(stock_cfg, settings.det_iters, ""), detector_weights)
-    flips = settings.flips and stock_cfg.INPUT.RANDOM_FLIP == "horizontal"
-    cache_dir = os.path.dirname(detector_weights)
-    train_cache = cached_images_on_disk(
-        os.path.join(cache_dir, f"train_cache{'_flips' if flips else ''}.pt"),
-        box_model,
-        stock_cfg,
-        stock_cfg.DATASETS.TRAIN[0],
-        train=True,
-        flips=flips,
-        limit=settings.train_limit,
-    )
+    caches = build_caches(settings, stock_cfg, detector_weights)
     val_name = stock_cfg.DATASETS.TEST[0]
-    val_cache = cached_images_on_disk(
-        os.path.join(cache_dir, "val_cache.pt"),
-        box_model,
-        stock_cfg,
-        val_name,
-        train=False,
-        limit=settings.val_limit,
-    )
-    coco_gt = coco_subset(MetadataCatalog.get(val_name).json_file, [c.image_id for c in val_cache])
+    coco_gt = coco_subset(MetadataCatalog.get(val_name).json_file, [c.image_id for c in caches.val])
     sigmas = dataset_oks_sigmas(val_name, stock_cfg.TEST.KEYPOINT_OKS_SIGMAS)
 
-    results, models = run_heads(settings, detector_weights, train_cache, val_cache, coco_gt, sigmas)
+    results, models = run_heads(settings, detector_weights, caches, coco_gt, sigmas)
     diffs_gt = paired_bootstrap(
         {n: [r.matches_gt for r in rs] for n, rs in results.items()}, REFERENCE
     )
@@ -413,7 +511,7 @@ def main() -> int:
         {n: [r.matches_det for r in rs] for n, rs in results.items()}, REFERENCE
     )
     logger.info("bench: timing the keypoint branch (CPU config)")
-    timing = cpu_config_timing(settings, models, val_cache)
+    timing = cpu_config_timing(settings, models, caches.val)
     fullsize = None
     if not settings.skip_fullsize:
         logger.info("bench: timing the keypoint branch at full size")
@@ -430,8 +528,8 @@ def main() -> int:
         "settings": {
             "head_iterations": settings.head_iters,
             "detector_iterations": settings.det_iters,
-            "train_items": len(train_cache),
-            "val_images": len(val_cache),
+            "train_items": len(caches.train),
+            "val_images": len(caches.val),
             "detector_weights": detector_weights,
         },
         "rows": build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize),
