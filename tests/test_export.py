@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kpext import add_kpext_config
-from kpext.export import run_traced, trace_model
+from kpext.export import quiet_tracer, run_traced, trace_model
 
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
@@ -21,7 +21,8 @@ def small_model(head: str):
     cfg.merge_from_file(CONFIG)
     cfg.merge_from_list([
         "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-        "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(32, 32)", "MODEL.KPEXT.GAUSSIAN.CONV_DIMS", "(32, 32)",
+        "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(32, 32)",
+        "MODEL.KPEXT.GAUSSIAN.CONV_DIMS", "(32, 32)",
         "MODEL.KPEXT.HOURGLASS.CHANNELS", "32", "MODEL.ROI_KEYPOINT_HEAD.NAME", head,
         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
     ])  # fmt: skip
@@ -37,8 +38,9 @@ def test_traced_model_matches_eager(head, tmp_path):
     example = torch.rand(3, 128, 160) * 255
     traced, adapter = trace_model(model, example)
     path = tmp_path / "model.ts"
-    traced.save(str(path))
-    reloaded = torch.jit.load(str(path))
+    with quiet_tracer():  # torch.jit.save/load warn that TorchScript is deprecated
+        traced.save(str(path))
+        reloaded = torch.jit.load(str(path))
     for image in (example, torch.rand(3, 128, 160) * 255):  # the example and an unseen image
         with torch.no_grad():
             eager = model.inference([{"image": image}], do_postprocess=False)[0]

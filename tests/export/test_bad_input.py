@@ -1,13 +1,19 @@
 """Configs the export cannot honour and unusable files give one-line errors naming the cause."""
 
-import subprocess
-import sys
+import importlib.util
 
+import cv2
 import numpy as np
 import pytest
 from export_helpers import tiny_cfg
 
-from kpext.export import ExportError, OnnxPredictor, TorchScriptPredictor, check_exportable
+from kpext.export import (
+    ExportError,
+    OnnxPredictor,
+    TorchScriptPredictor,
+    check_exportable,
+    export_model,
+)
 
 from detectron2.modeling import build_model
 
@@ -26,8 +32,6 @@ def test_config_the_export_cannot_honour_names_the_option(key, value):
 
 
 def test_example_without_detection_is_refused(tmp_path):
-    from kpext.export import export_model
-
     cfg = tiny_cfg(score_thresh=1.0)  # nothing scores above 1
     model = build_model(cfg).eval()
     with pytest.raises(ExportError, match="no detection"):
@@ -48,16 +52,17 @@ def test_missing_or_corrupt_file_gives_one_line(predictor, tmp_path):
 
 
 def test_demo_with_missing_onnx_exits_with_one_line(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "_kpext_demo", f"{REPO}/projects/PoseEstimation/demo.py"
+    )
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
     image = tmp_path / "a.png"
-    import cv2
-
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
-    result = subprocess.run(
-        [sys.executable, f"{REPO}/projects/PoseEstimation/demo.py", "--config-file",
-         f"{REPO}/configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml", "--onnx",
-         str(tmp_path / "missing.onnx"), "--input", str(image), "--output", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1] == f"demo.py: error: ONNX model not found: {tmp_path / 'missing.onnx'}"
+    missing = tmp_path / "missing.onnx"
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(
+            ["--config-file", f"{REPO}/configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml",
+             "--onnx", str(missing), "--input", str(image), "--output", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert str(exit_.value) == f"demo.py: error: ONNX model not found: {missing}"
