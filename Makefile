@@ -12,7 +12,8 @@ STAMP := $(VENV)/.kpext-setup
 TORCH := torch==2.12.1 torchvision==0.27.1
 DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools \
         opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
-        tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel
+        tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
+        onnx onnxruntime
 
 .PHONY: setup demo test lint bench clean-venv gpu-wheels
 
@@ -49,6 +50,7 @@ lint: setup
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
+	$(PY) projects/PoseEstimation/bench_export.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
 # its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See README, "On a GPU".
