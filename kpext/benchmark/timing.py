@@ -96,12 +96,17 @@ def branch_steps(model, features, boxes: torch.Tensor, trained: bool = True):
     feature_list = [features[f] for f in roi_heads.keypoint_in_features]
     box_list = [Boxes(boxes.to(feature_list[0].device))]
     pooled = roi_heads.keypoint_pooler(feature_list, box_list)
-    outputs = head.layers(pooled)
+    kpext_head = isinstance(head, KeypointHeadBase)
+    # kpext heads: the inference path (activation, and the flip test when it is on).
+    run_head = (
+        (lambda: head.predict_heatmaps(pooled)) if kpext_head else (lambda: head.layers(pooled))
+    )
+    outputs = run_head()
     if not trained:
         last = outputs[-1] if isinstance(outputs, list) else outputs
         outputs = peaked_heatmaps(last.shape).to(last.device)
-    if isinstance(head, KeypointHeadBase):
-        heatmaps = head.inference_heatmaps(outputs[-1] if isinstance(outputs, list) else outputs)
+    if kpext_head:
+        heatmaps = outputs
         decode = lambda: head.decode(heatmaps, box_list[0].tensor)  # noqa: E731
     else:  # Detectron2's stock head: its own decoding loop
         h, w = feature_list[0].shape[-2:]
@@ -110,7 +115,7 @@ def branch_steps(model, features, boxes: torch.Tensor, trained: bool = True):
         decode = lambda: keypoint_rcnn_inference(outputs, [instances])  # noqa: E731
     return {
         "pool": lambda: roi_heads.keypoint_pooler(feature_list, box_list),
-        "head": lambda: head.layers(pooled),
+        "head": run_head,
         "decode": decode,
     }
 

@@ -84,6 +84,8 @@ class Variant:
     overrides: Tuple[str, ...] = ()
     weights_from: Optional[str] = None
     image_flip: bool = False
+    # Image-flip rows: the timed row whose branch they run twice.
+    timing_from: Optional[str] = None
 
 
 VARIANTS = [
@@ -107,11 +109,33 @@ VARIANTS = [
         "keypoint_rcnn_R18_FPN_gaussian_oks.yaml",
         "keypoint_rcnn_R50_FPN_gaussian_oks.yaml",
     ),
+    Variant(
+        "gaussian_softmax",
+        "keypoint_rcnn_R18_FPN_gaussian_softmax.yaml",
+        "keypoint_rcnn_R50_FPN_gaussian_softmax.yaml",
+    ),
+    # The flip tests, on stock's trained weights decoded by KpextKRCNNHead: mirrored RoI
+    # features (TEST.KPEXT.FLIP) and mirrored images.
+    Variant(
+        "kpext_krcnn_flip_roi",
+        "keypoint_rcnn_R18_FPN_kpext.yaml",
+        "keypoint_rcnn_R50_FPN_kpext.yaml",
+        overrides=("TEST.KPEXT.FLIP", "True"),
+        weights_from="stock",
+    ),
+    Variant(
+        "kpext_krcnn_flip_image",
+        "keypoint_rcnn_R18_FPN_kpext.yaml",
+        "keypoint_rcnn_R50_FPN_kpext.yaml",
+        weights_from="stock",
+        image_flip=True,
+        timing_from="kpext_krcnn",
+    ),
 ]
 REFERENCE = "stock"
 # Keypoint RoIs per image for the head training (Detectron2's default 512, the synthetic
 # config's 128): fewer RoIs per iteration make a head iteration cheap on a CPU.
-BENCH_OVERRIDES = ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64"]
+BENCH_OVERRIDES = ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"]
 
 logger = logging.getLogger("kpext.bench")
 
@@ -123,13 +147,16 @@ class Settings:
         self.quick = env.get("BENCH_QUICK", "0") not in ("", "0")
         self.out = env.get("BENCH_OUT", os.path.join("output", "bench"))
         self.seeds = list(range(int(env.get("BENCH_SEEDS", "2" if self.quick else "3"))))
-        self.head_iters = int(env.get("BENCH_ITERS", "8" if self.quick else "600"))
-        self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "600"))
+        self.head_iters = int(env.get("BENCH_ITERS", "8" if self.quick else "200"))
+        self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "300"))
         self.train_limit = 24 if self.quick else None
         self.val_limit = 12 if self.quick else None
         self.timing_repeats = 2 if self.quick else 7
         self.fullsize_repeats = 1 if self.quick else 3
-        self.fullsize_boxes = (20,) if self.quick else (20, 100)
+        self.fullsize_boxes = (4,) if self.quick else (20, 100)
+        # Full size: 800 px short side (Detectron2's COCO test size); the smoke run only
+        # checks the path, on a small image.
+        self.fullsize_image = (256, 384) if self.quick else (800, 1216)
         self.skip_fullsize = env.get("BENCH_SKIP_FULLSIZE", "0") not in ("", "0")
         # Mirrored copies of the training images (the config's flip augmentation) double the
         # feature cache's time and memory; off by default, the same for every head either way.
@@ -141,7 +168,10 @@ class Settings:
         if unknown:
             raise SystemExit(f"BENCH_HEADS: unknown head(s) {unknown}; known: {known}")
         # The reference and the rows whose weights a wanted row evaluates always run.
-        needed = set(wanted) | {REFERENCE} | {v.weights_from for v in VARIANTS if v.name in wanted}
+        needed = set(wanted) | {REFERENCE}
+        for v in VARIANTS:
+            if v.name in wanted:
+                needed |= {v.weights_from, v.timing_from}
         self.variants = [v for v in VARIANTS if not wanted or v.name in needed]
 
 
@@ -268,13 +298,13 @@ def with_image_flip_timing(settings: Settings, timing):
     backbone pass over the mirrored image, not counted here)."""
     for v in settings.variants:
         if v.image_flip:
-            t = timing[v.weights_from]
+            t = timing[v.timing_from]
             timing[v.name] = KeypointBranchTiming(2 * t.pool_ms, 2 * t.head_ms, 2 * t.decode_ms)
     return timing
 
 
 def fullsize_timing(settings: Settings):
-    """Branch ms/box of the full-size R50-FPN configs (untrained) on an 800 x 1216 image."""
+    """Branch ms/box of the full-size R50-FPN configs (untrained), 800 x 1216 image."""
     rows = {}
     models = {}
     for v in timed_variants(settings):
@@ -286,11 +316,11 @@ def fullsize_timing(settings: Settings):
         models[v.name] = build_model(cfg).eval()
     first = next(iter(models.values()))
     with torch.no_grad():
-        image = torch.rand(3, 800, 1216) * 255
+        image = torch.rand(3, *settings.fullsize_image) * 255
         images = first.preprocess_image([{"image": image}])
         features = first.backbone(images.tensor)
     for num_boxes in settings.fullsize_boxes:
-        boxes = fixed_boxes((800, 1216), num_boxes)
+        boxes = fixed_boxes(settings.fullsize_image, num_boxes)
         timing = interleaved_branch_timing(
             {name: (m, features) for name, m in models.items()},
             boxes,
@@ -415,7 +445,7 @@ def plot(report, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     stock = next(r for r in report["rows"] if r["name"] == REFERENCE)
-    for r in report["rows"]:
+    for i, r in enumerate(report["rows"]):
         low, high = r["diff_gt_ci95"]
         y = stock["ap_gt"] + r["diff_gt_vs_stock"]
         ax.errorbar(
@@ -425,7 +455,12 @@ def plot(report, path: str) -> None:
             fmt="o",
             capsize=4,
         )
-        ax.annotate(r["name"], (r["branch_vs_stock"], y), textcoords="offset points", xytext=(6, 4))
+        ax.annotate(
+            r["name"],
+            (r["branch_vs_stock"], y),
+            textcoords="offset points",
+            xytext=(6, 4 + 9 * (i % 3)),
+        )
     ax.axhline(stock["ap_gt"], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("keypoint branch time per box / stock (CPU config)")
     ax.set_ylabel("OKS keypoint AP on ground-truth boxes")
