@@ -11,15 +11,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "projects", "FaceLandmarks")
 
-# A model small enough for 2 iterations in seconds on 2 cores: 96 px input, thin layers.
-TINY_OVERRIDES = [
-    "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "96",
-    "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96",
-    "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-    "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(32, 32)", "MODEL.KPEXT.HOURGLASS.CHANNELS", "32",
-    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "32",
-    "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "0",
-]  # fmt: skip
+sys.path.insert(0, os.path.join(REPO, "tests", "engine"))
+from engine_helpers import FACE_TINY_OVERRIDES as TINY_OVERRIDES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
