@@ -2,8 +2,10 @@
 """Run a trained kpext model on images or a video and draw boxes and skeletons.
 
     # images: files, globs or folders; one picture per input into the output folder
-    python projects/PoseEstimation/demo.py --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
-        --input 'datasets/synthetic/val/images/00000[1-4].jpg' --output out/ MODEL.WEIGHTS model_final.pth
+    python projects/PoseEstimation/demo.py \\
+        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
+        --input 'datasets/synthetic/val/images/00000[1-4].jpg' --output out/ \\
+        MODEL.WEIGHTS model_final.pth
 
     # an exported model (export_model.py --format onnx) on onnxruntime, no weights needed
     python projects/PoseEstimation/demo.py --config-file CFG --onnx model.onnx \\
@@ -15,7 +17,8 @@
 
 Trailing ``KEY VALUE`` pairs override the config (put them last, after
 ``--output``). Detections are followed by pose NMS (``--pose-nms``), which
-drops a second detection of the same person (OKS above 0.5 with a better one). For a video, the JSON-lines file has one line per frame:
+drops a second detection of the same person (OKS above 0.5 with a better one). For a video,
+the JSON-lines file has one line per frame:
 ``{"frame", "time", "persons": [{"track_id", "bbox": [x, y, w, h], "score",
 "keypoints": [x, y, s] * K, "category_id": 1}]}`` with keypoints in COCO's
 pixel-index convention (Detectron2's coordinates minus 0.5). A frame that
@@ -91,7 +94,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         metavar="PATH",
-        help="a folder (one picture per image, or <video name>.mp4), or a file for a single image or a video",
+        help="a folder (one picture per image, or <video name>.mp4), "
+        "or a file for a single image or a video",
     )
     parser.add_argument(
         "--onnx",
@@ -156,7 +160,7 @@ def split_trailing_opts(args: argparse.Namespace) -> None:
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """kpext's config: defaults + ``--config-file`` + trailing overrides, score threshold from the CLI."""
+    """kpext's config: defaults + ``--config-file`` + trailing overrides, CLI score threshold."""
     try:
         return load_inference_cfg(args.config_file, args.opts, args.confidence_threshold)
     except ValueError as e:
@@ -164,7 +168,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
 
 def check_weights(cfg: CfgNode, config_file: str) -> None:
-    """A model with random weights draws nonsense: require MODEL.WEIGHTS, and a local file to exist."""
+    """A model with random weights draws nonsense: require MODEL.WEIGHTS, as an existing file."""
     try:
         check_inference_weights(cfg, config_file)
     except ValueError as e:
@@ -172,7 +176,7 @@ def check_weights(cfg: CfgNode, config_file: str) -> None:
 
 
 def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
-    """DefaultPredictor (BGR image -> {"instances": ...}), followed by pose NMS unless ``--pose-nms none``."""
+    """DefaultPredictor (BGR image -> {"instances": ...}), then pose NMS (``--pose-nms``)."""
     if args.onnx:
         try:
             predictor = OnnxPredictor(args.onnx, cfg)
@@ -197,7 +201,8 @@ def oks_sigmas(cfg: CfgNode) -> List[float]:
 
 
 def keypoint_metadata(cfg: CfgNode) -> Metadata:
-    """The first test set's metadata (keypoint names, skeleton colours), else COCO's person set for 17 keypoints."""
+    """The first test set's metadata (keypoint names, skeleton colours), else COCO's person set
+    for 17 keypoints."""
     if cfg.DATASETS.TEST:
         metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
         if metadata.get("keypoint_names"):
@@ -256,7 +261,7 @@ def _is_folder_output(output: str) -> bool:
 
 
 def image_output_paths(inputs: Sequence[str], output: str) -> List[str]:
-    """One output picture per input: ``output/<input name>``, or ``output`` itself for a single input file."""
+    """One output picture per input: ``output/<input name>``, or ``output`` itself for one input."""
     if not _is_folder_output(output):
         if len(inputs) != 1:
             raise DemoError(
@@ -356,7 +361,8 @@ def run_on_video(
             len(reported) <= MAX_REPORTED_FRAMES
         ):  # a truncated file would report every missing frame
             tqdm.tqdm.write(
-                f"warning: frame {index} of {source.path} could not be decoded; wrote the previous frame instead",
+                f"warning: frame {index} of {source.path} could not be decoded; "
+                "wrote the previous frame instead",
                 file=sys.stderr,
             )
 

@@ -389,7 +389,7 @@ def reference_case():
 def test_reference_hits_every_path(reference_case):
     _, _, _, _, paths, crafted_paths = reference_case
     assert list(paths[-1]) == crafted_paths
-    # The random maps exercise DARK and the border fallback too ("far" is covered by the crafted maps).
+    # The random maps exercise DARK and the border fallback too ("far": the crafted maps).
     counts = {
         p: int((paths[:-1] == p).sum()) for p in ("dark", "border", "saddle", "minimum", "far")
     }

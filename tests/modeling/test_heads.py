@@ -145,7 +145,7 @@ def test_inference_gives_image_keypoints_and_heatmaps(head_cls):
 
 
 def test_gaussian_head_decodes_its_own_targets():
-    """A head whose output equals the Gaussian targets returns the keypoints (sub-pixel decoding)."""
+    """A head whose output equals the Gaussian targets returns the keypoints (sub-pixel)."""
     head = GaussianKeypointHead(head_cfg(), SHAPE).eval()
     inst = training_instances(3, 5)
     boxes = inst.proposal_boxes.tensor

@@ -109,7 +109,8 @@ def test_decode_agrees_with_detectron2():
 def test_decode_handles_tiny_and_empty_boxes():
     codec = OneHotCodec()
     assert codec.decode(torch.zeros(0, K, 56, 56), torch.zeros(0, 4)).shape == (0, K, 3)
-    # A sub-pixel box (clamped to 1 x 1 output pixel) and a thin one (output coarser than the map in x).
+    # A sub-pixel box (clamped to 1 x 1 output pixel) and a thin one (output coarser than the
+    # map in x).
     boxes = torch.tensor([[10.0, 10.0, 10.5, 10.2], [0.0, 0.0, 20.0, 400.0]])
     logits = peaked_logits(2)
     ours = codec.decode(logits, boxes)

@@ -199,7 +199,8 @@ class KeypointHeadBase(nn.Module):
         )
         if flip_indices is not None and sorted(flip_indices) != list(range(num_keypoints)):
             raise ValueError(
-                f"flip_indices must be a permutation of {num_keypoints} keypoints, got {list(flip_indices)}"
+                f"flip_indices must be a permutation of {num_keypoints} keypoints, "
+                f"got {list(flip_indices)}"
             )
         self.flip_indices = None if flip_indices is None else list(flip_indices)
 

@@ -107,7 +107,8 @@ class HourglassKeypointHead(CodecKeypointHead):
         super().__init__(**common)
         if len(self.stage_loss_weights) != num_stacks:
             raise ValueError(
-                f"MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS has {len(self.stage_loss_weights)} values "
+                "MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS has "
+                f"{len(self.stage_loss_weights)} values "
                 f"for {num_stacks} stacks"
             )
         k = self.num_keypoints
