@@ -54,7 +54,7 @@ def add_kpext_config(cfg: CN) -> None:
     # Gaussian codec, "dark": peaks within this many cells of the border are refined on the raw
     # map instead of the blurred one (the zero-padded blur pulls them inwards); -1: wherever the
     # blur kernel reaches past the border.
-    cfg.MODEL.KPEXT.TARGET.DARK_BORDER = -1
+    cfg.MODEL.KPEXT.TARGET.DARK_BORDER = 3
     # The codec's loss; "" = its default. Gaussian: "mse" (visibility-weighted, the default) or
     # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only.
     cfg.MODEL.KPEXT.TARGET.LOSS = ""

@@ -36,11 +36,16 @@ Near the border: the paper's zero-padded blur loses the part of the Gaussian
 that lies outside the heatmap and pulls the modulated peak inwards (measured on
 exact targets, sigma 2: 0.4-0.8 cell of error 1-3 cells from the border, worse
 than no refinement; replicate, reflect and normalised-convolution padding were
-worse still). Keypoints of RoI heatmaps often sit there (feet, heads at the box
-edge), so where the blur's support around the 3 x 3 window crosses the border,
-the Newton step is taken on the log of the raw map instead: a Gaussian target is
-sampled, not truncated, so its log is still exactly quadratic there; the price is
-less smoothing of noisy predictions in that band.
+worse still). So within ``dark_border`` cells of the border the Newton step is
+taken on the log of the raw map instead (a Gaussian target is sampled, not
+truncated, so its log is still exactly quadratic there), with each neighbour
+floored at the least a Gaussian of this width can give it
+(:func:`log_with_neighbour_floor`). The band is 3 cells: on a trained Gaussian
+head's predicted heatmaps (kpext_synth_val, 100 images, same weights) it gave
++0.30 keypoint AP [95% CI +0.10, +0.57] over the earlier rule (raw map wherever
+the blur kernel reached the border, 6 cells at sigma 1.5, where the raw map's
+noise costs 3-5x the paper's error), +0.24 for 2 cells and +0.21 [-0.01, +0.49]
+for the paper's recipe (blur everywhere).
 """
 
 from __future__ import annotations
@@ -97,6 +102,9 @@ class GaussianCodec(KeypointCodec):
         blur_kernel: odd size of the DARK modulation kernel; None picks
             :func:`default_blur_kernel`. Unused unless ``refine == "dark"``.
         loss: ``"mse"`` or ``"focal"`` (see the module docstring).
+        dark_border: peaks fewer than this many cells from the border are refined on
+            the raw map (see the module docstring); None: wherever the blur kernel
+            reaches past the border (the earlier rule).
     """
 
     name = "gaussian"
@@ -108,7 +116,7 @@ class GaussianCodec(KeypointCodec):
         refine: str = "dark",
         blur_kernel: Optional[int] = None,
         loss: str = "mse",
-        dark_border: Optional[int] = None,
+        dark_border: Optional[int] = 3,
     ):
         _check_sigma(sigma)
         if refine not in REFINEMENTS:
