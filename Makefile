@@ -46,7 +46,10 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Head comparison (kp AP, speed; about 70 min on 2 CPU cores (measured 2026-11-21), BENCH_QUICK=1 for a smoke run), then the data-path load test.
+# Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing; 37 min
+# at one thread with the detector cached, measured 2026-12-01; a fresh clone first trains the
+# detector and fills its cache, about 19 min more at one thread), the data-path load test and
+# the export speed table. BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
