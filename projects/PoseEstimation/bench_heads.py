@@ -481,37 +481,22 @@ class Caches(NamedTuple):
 def build_caches(settings: Settings, cfg, detector_weights: str) -> Caches:
     """Features, proposals and detections of the shared detector, kept beside its checkpoint."""
     box_model = load_frozen_model(detector_cfg(cfg, settings.det_iters, ""), detector_weights)
-    flips = settings.flips and cfg.INPUT.RANDOM_FLIP == "horizontal"
     folder = os.path.dirname(detector_weights)
-    train = cached_images_on_disk(
-        os.path.join(folder, f"train_cache{'_flips' if flips else ''}.pt"),
-        box_model,
-        cfg,
-        cfg.DATASETS.TRAIN[0],
-        train=True,
-        flips=flips,
-        limit=settings.train_limit,
-    )
-    val_name = cfg.DATASETS.TEST[0]
-    val = cached_images_on_disk(
-        os.path.join(folder, "val_cache.pt"),
-        box_model,
-        cfg,
-        val_name,
-        train=False,
-        limit=settings.val_limit,
-    )
+
+    def cache(file_name: str, dataset: str, train: bool, flips: bool, limit):
+        path = os.path.join(folder, file_name)
+        return cached_images_on_disk(
+            path, box_model, cfg, dataset, train=train, flips=flips, limit=limit
+        )
+
+    flips = settings.flips and cfg.INPUT.RANDOM_FLIP == "horizontal"
+    train_name, val_name = cfg.DATASETS.TRAIN[0], cfg.DATASETS.TEST[0]
+    train_file = f"train_cache{'_flips' if flips else ''}.pt"
+    train = cache(train_file, train_name, True, flips, settings.train_limit)
+    val = cache("val_cache.pt", val_name, False, False, settings.val_limit)
     mirrored = None
     if any(v.image_flip for v in settings.variants):
-        both = cached_images_on_disk(
-            os.path.join(folder, "val_cache_flips.pt"),
-            box_model,
-            cfg,
-            val_name,
-            train=False,
-            flips=True,
-            limit=settings.val_limit,
-        )
+        both = cache("val_cache_flips.pt", val_name, False, True, settings.val_limit)
         mirrored = both[1::2]  # plain, mirrored, plain, mirrored, ...
     return Caches(train, val, mirrored)
 
