@@ -1,6 +1,7 @@
 """Built-in kpext datasets: the synthetic person-keypoint splits.
 
-``kpext_synth_train`` and ``kpext_synth_val`` point at
+``kpext_synth_train``, ``kpext_synth_val`` and ``kpext_synth_val_heldout`` (people
+drawn only in styles that training never sees) point at
 ``<root>/synthetic/annotations/person_keypoints_<split>.json`` with images in
 ``<root>/synthetic/<split>/images``, ``root`` being ``$KPEXT_DATASETS``, else
 ``$DETECTRON2_DATASETS``, else ``datasets``. The files are generated on demand
@@ -39,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_SPLITS: Tuple[str, ...] = ("train", "val")
+SYNTHETIC_SPLITS: Tuple[str, ...] = ("train", "val", "val_heldout")
 
 # The single category of the synthetic JSONs: COCO's person, id 1, 17 keypoints.
 SYNTHETIC_CATEGORY: Dict[str, Any] = coco_keypoint_category(
@@ -70,7 +71,7 @@ def synthetic_split_files(root: str, split: str) -> Tuple[str, str]:
 
 
 def register_all_synthetic(root: Optional[str] = None) -> None:
-    """Register ``kpext_synth_train`` and ``kpext_synth_val`` under ``root``.
+    """Register ``kpext_synth_<split>`` for each of :data:`SYNTHETIC_SPLITS` under ``root``.
 
     Safe to call more than once: a name that is already registered is kept as it
     is (a warning is logged if it points at other files than ``root`` would).

@@ -25,6 +25,30 @@ people in a random depth order. Cues that keep the task learnable: limbs differ 
 colour from the torso, the person's left limbs are a lighter tone than the right
 ones, the head is skin-coloured with a dark nose marker on the facing side.
 
+Styles
+------
+So that a detector has to learn people rather than one renderer, each person is
+drawn in one of the named :data:`STYLES` (:class:`PersonStyle`), picked per person
+from the split's ``styles``:
+
+* ``classic``: the look described above (multi-coloured, shaded parts);
+* ``silhouette``: the whole body in one flat colour, no face features;
+* ``outline``: every part drawn as its outline only (the inside shows the
+  background, so a person in front still hides the one behind);
+* ``textured``: clothes filled with stripes, checks or blotchy noise;
+* ``lowcontrast``: flat parts a few grey levels off the background under the person.
+
+With any style, ``shape_variety`` varies the head shape (round, oval, square-ish)
+and the limb thickness, ``degrade_prob`` adds strong blur and noise to a whole
+image, ``truncation_prob`` / ``max_truncation`` cut people at the image borders
+and ``large_person_prob`` makes close-ups with one person of 60-100% of
+``max_person_height_frac`` times the image height. The training splits
+(:data:`DEFAULT_SPLITS`) draw from :data:`TRAIN_STYLES`; ``val_heldout`` only from
+:data:`HELDOUT_STYLES`, which training never sees. The style is written into each
+COCO annotation as an extra ``"style"`` field (COCO tools ignore it). With the
+defaults of :class:`SyntheticConfig` (``classic`` only, no variety) images are
+drawn exactly as before styles existed.
+
 Labels
 ------
 Keypoints are written in COCO's pixel-index convention: the centre of pixel
@@ -67,6 +91,7 @@ import json
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -83,6 +108,11 @@ from .render import CV_SHIFT, image_rng, to_cv_fixed_point
 __all__ = [
     "GENERATOR_VERSION",
     "DEFAULT_SPLITS",
+    "STYLES",
+    "TRAIN_STYLES",
+    "HELDOUT_STYLES",
+    "HEAD_SHAPES",
+    "PersonStyle",
     "PROPORTIONS",
     "JOINT_LIMITS",
     "MIN_VISIBLE_KEYPOINTS",
@@ -106,7 +136,7 @@ __all__ = [
 
 # Bump whenever the images or labels produced for a given config change, so that
 # ensure_synthetic_dataset() regenerates stale data.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: styles, the "style" field of the annotations
 
 BGR = Tuple[int, int, int]
 NUM_KEYPOINTS = len(COCO_PERSON_KEYPOINT_NAMES)
@@ -116,6 +146,14 @@ _KP = {name: i for i, name in enumerate(COCO_PERSON_KEYPOINT_NAMES)}
 # visible to be kept; otherwise it would be a label without a visible person.
 MIN_VISIBLE_KEYPOINTS = 3
 MIN_VISIBLE_FRACTION = 0.2
+
+# How people may be drawn (see the module docstring, "Styles"). Training never sees
+# the held-out ones: a model that learned people, not one renderer, still finds
+# people drawn as outlines or in patterned clothes.
+STYLES: Tuple[str, ...] = ("classic", "silhouette", "outline", "textured", "lowcontrast")
+TRAIN_STYLES: Tuple[str, ...] = ("classic", "silhouette", "lowcontrast")
+HELDOUT_STYLES: Tuple[str, ...] = ("outline", "textured")
+HEAD_SHAPES: Tuple[str, ...] = ("round", "oval", "square")
 
 # ---------------------------------------------------------------------------
 # Configuration
@@ -139,6 +177,14 @@ class SyntheticConfig:
         truncation_prob: probability that a person may extend past the image border.
         max_distractors: largest number of limb-like background distractors.
         jpeg_quality: JPEG quality of the written images.
+        styles: the :data:`STYLES` people are drawn in, one picked per person.
+        shape_variety: probability that a person gets a random head shape
+            (:data:`HEAD_SHAPES`) and limb thickness instead of the classic ones.
+        max_truncation: largest share of a truncated person's extent (per axis)
+            that may lie outside the image.
+        large_person_prob: probability of a close-up image: at most 2 people, one of
+            them 60-100% of ``max_person_height_frac`` times the image height.
+        degrade_prob: probability of strong blur and/or noise over an image.
     """
 
     num_images: int
@@ -152,6 +198,11 @@ class SyntheticConfig:
     truncation_prob: float = 0.15
     max_distractors: int = 6
     jpeg_quality: int = 95
+    styles: Tuple[str, ...] = ("classic",)
+    shape_variety: float = 0.0
+    max_truncation: float = 0.4
+    large_person_prob: float = 0.0
+    degrade_prob: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending setting (and its CLI flag)."""
@@ -188,12 +239,36 @@ class SyntheticConfig:
             reject_setting("max_distractors", "must be >= 0", self.max_distractors)
         if not 1 <= self.jpeg_quality <= 100:
             reject_setting("jpeg_quality", "must be between 1 and 100", self.jpeg_quality)
+        if isinstance(self.styles, str) or not self.styles:
+            reject_setting("styles", "must be a non-empty sequence of style names", self.styles)
+        unknown = [s for s in self.styles if s not in STYLES]
+        if unknown:
+            reject_setting("styles", f"must be among {', '.join(STYLES)}", self.styles)
+        for name in ("shape_variety", "large_person_prob", "degrade_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                reject_setting(name, "must be in [0, 1]", getattr(self, name))
+        if not 0.0 <= self.max_truncation <= 0.9:
+            reject_setting("max_truncation", "must be in [0, 0.9]", self.max_truncation)
 
+
+# The variety of the demo's splits: styles mixed per person, head and limb shapes,
+# degraded images, more and deeper border crops, and close-ups in which one person
+# fills most of the image (about 1 image in 8 has a person taller than 60% of it).
+_VARIED = dict(
+    shape_variety=0.5,
+    max_person_height_frac=0.95,
+    truncation_prob=0.25,
+    max_truncation=0.5,
+    large_person_prob=0.1,
+    degrade_prob=0.2,
+)
 
 # Sizes used by the demo (`make demo`): small enough to generate in seconds.
+# ``val_heldout`` is drawn only in styles that ``train`` never uses.
 DEFAULT_SPLITS: Dict[str, SyntheticConfig] = {
-    "train": SyntheticConfig(num_images=1200, seed=0),
-    "val": SyntheticConfig(num_images=100, seed=1),
+    "train": SyntheticConfig(num_images=1200, seed=0, styles=TRAIN_STYLES, **_VARIED),
+    "val": SyntheticConfig(num_images=100, seed=1, styles=TRAIN_STYLES, **_VARIED),
+    "val_heldout": SyntheticConfig(num_images=100, seed=2, styles=HELDOUT_STYLES, **_VARIED),
 }
 
 # ---------------------------------------------------------------------------
@@ -262,6 +337,38 @@ class PersonColors:
 
 
 @dataclass(frozen=True)
+class PersonStyle:
+    """How one person is drawn; the defaults are the classic look.
+
+    Attributes:
+        name: one of :data:`STYLES`.
+        head_shape: one of :data:`HEAD_SHAPES` (any style).
+        limb_scale: multiplier of the limb widths (any style).
+        ink: the silhouette's fill colour, or the outline's line colour (BGR).
+        line_width: outline line width, pixels.
+        pattern: ``textured``: "stripes", "checks" or "noise".
+        pattern_color: ``textured``: the pattern's second colour (BGR).
+        pattern_period: ``textured``: pattern period, pixels.
+        pattern_angle: ``textured``: stripe angle, degrees (limbs add their axis').
+        pattern_seed: ``textured``: seed of the noise pattern.
+        contrast: ``lowcontrast``: signed grey-level offset of the torso from the
+            mean background under the person (the other parts scale it).
+    """
+
+    name: str = "classic"
+    head_shape: str = "round"
+    limb_scale: float = 1.0
+    ink: BGR = (30, 30, 30)
+    line_width: float = 1.0
+    pattern: str = "stripes"
+    pattern_color: BGR = (235, 235, 235)
+    pattern_period: float = 6.0
+    pattern_angle: float = 0.0
+    pattern_seed: int = 0
+    contrast: float = 20.0
+
+
+@dataclass(frozen=True)
 class PersonSpec:
     """Everything that determines how one person is drawn.
 
@@ -276,6 +383,7 @@ class PersonSpec:
         head_yaw: head turn relative to the body, degrees.
         girth: multiplier of all part widths.
         arm_scale, leg_scale: multipliers of arm and leg lengths.
+        style: how the person is drawn (the labels do not depend on it).
     """
 
     center: Tuple[float, float]
@@ -292,6 +400,7 @@ class PersonSpec:
     arm_scale: float = 1.0
     leg_scale: float = 1.0
     colors: PersonColors = PersonColors()
+    style: PersonStyle = PersonStyle()
 
 
 @dataclass
@@ -393,6 +502,23 @@ def _ellipse_points(
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     a = math.radians(angle_deg)
     local = np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return center + local @ rot.T
+
+
+def _superellipse_unit(t: np.ndarray, exponent: float) -> np.ndarray:
+    """Points (n, 2) of |x|^e + |y|^e = 1 at parameter angles ``t`` (e=2: the circle)."""
+    c, s = np.cos(t), np.sin(t)
+    power = 2.0 / exponent
+    return np.stack([np.sign(c) * np.abs(c) ** power, np.sign(s) * np.abs(s) ** power], axis=1)
+
+
+def _superellipse_points(
+    center: np.ndarray, rx: float, ry: float, angle_deg: float, exponent: float, n: int = 36
+) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    a = math.radians(angle_deg)
+    local = _superellipse_unit(t, exponent) * np.array([rx, ry])
     rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     return center + local @ rot.T
 
@@ -558,9 +684,9 @@ def build_person(spec: PersonSpec) -> PersonModel:
     )
 
 
-def _radius(spec: PersonSpec, key: str) -> float:
+def _radius(spec: PersonSpec, key: str, scale: float = 1.0) -> float:
     # at least one pixel, so that a part always covers its joints' pixels
-    return max(1.0, PROPORTIONS[key] * float(spec.girth) * float(spec.height))
+    return max(1.0, PROPORTIONS[key] * float(spec.girth) * float(spec.height) * scale)
 
 
 def _capsule_part(name: str, a: np.ndarray, b: np.ndarray, ra: float, rb: float, color: BGR,
@@ -593,8 +719,9 @@ def _limb_parts(spec: PersonSpec, xy: Dict[str, np.ndarray], z: Dict[str, float]
                 # that tells left from right even in a symmetric frontal silhouette
                 color = _tint(color, 255, 0.22) if s == "left" else _tint(color, 0, 0.22)
             depth = 0.5 * (z[a] + z[b]) + bias
-            parts.append(_capsule_part(f"{s}_{part}", xy[a], xy[b], _radius(spec, r0),
-                                       _radius(spec, r1), color, depth))  # fmt: skip
+            k = spec.style.limb_scale
+            parts.append(_capsule_part(f"{s}_{part}", xy[a], xy[b], _radius(spec, r0, k),
+                                       _radius(spec, r1, k), color, depth))  # fmt: skip
     return parts
 
 
@@ -643,12 +770,20 @@ def _head_part(
         for name, (scale, color) in looks.items()
         if not face_hidden[name]
     ]
+    exponent = 2.0
+    if spec.style.head_shape == "oval":
+        ry *= 1.2  # longer, never narrower: the face points stay on the head
+    elif spec.style.head_shape == "square":
+        exponent = 4.0  # a superellipse around the ellipse
     details = {
         "center": center, "rx": rx, "ry": ry, "angle": spec.lean,
         "facing": (facing_x, facing_z), "skin": colors.skin, "hair": colors.hair,
-        "features": features,
+        "features": features, "exponent": exponent,
     }  # fmt: skip
-    polygon = _ellipse_points(center, rx, ry, spec.lean, n=36)
+    if exponent == 2.0:
+        polygon = _ellipse_points(center, rx, ry, spec.lean, n=36)
+    else:
+        polygon = _superellipse_points(center, rx, ry, spec.lean, exponent, n=36)
     return Part("head", polygon, colors.skin, z["head_center"] + _HEAD_DEPTH_BIAS, head=details)
 
 
@@ -783,6 +918,44 @@ def sample_person_spec(
     )
 
 
+_PATTERNS = ("stripes", "checks", "noise")
+
+
+def _is_styled(cfg: SyntheticConfig) -> bool:
+    """Whether people of ``cfg`` get a sampled style (else the classic default)."""
+    return tuple(cfg.styles) != ("classic",) or cfg.shape_variety > 0
+
+
+def sample_person_style(
+    rng: np.random.Generator, cfg: SyntheticConfig, height: float
+) -> PersonStyle:
+    """A style from ``cfg.styles`` with its random details, for a person ``height`` pixels
+    tall. Draws no random numbers for the classic look without ``shape_variety``, so
+    that such configs draw the same images as before styles existed."""
+    styles = tuple(cfg.styles)
+    name = styles[int(rng.integers(len(styles)))] if len(styles) > 1 else styles[0]
+    changes: Dict[str, Any] = {}
+    if cfg.shape_variety > 0 and rng.random() < cfg.shape_variety:
+        changes["head_shape"] = HEAD_SHAPES[int(rng.integers(len(HEAD_SHAPES)))]
+        changes["limb_scale"] = float(rng.uniform(0.6, 1.5))
+    if name == "silhouette":
+        changes["ink"] = _random_color(rng, 0.0, 0.05)
+    elif name == "outline":
+        dark = rng.random() < 0.6
+        changes["ink"] = _tint(_random_color(rng, 0.0, 0.1), 0, 0.7) if dark else _random_color(rng)
+        changes["line_width"] = float(max(1.0, height * rng.uniform(0.006, 0.018)))
+    elif name == "textured":
+        changes["pattern"] = _PATTERNS[int(rng.integers(len(_PATTERNS)))]
+        changes["pattern_color"] = _random_color(rng, 0.0, 0.1)
+        changes["pattern_period"] = float(max(2.5, height * rng.uniform(0.02, 0.06)))
+        changes["pattern_angle"] = float(rng.uniform(0, 180))
+        changes["pattern_seed"] = int(rng.integers(2**31))
+    elif name == "lowcontrast":
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        changes["contrast"] = float(sign * rng.uniform(12, 28))
+    return PersonStyle(name=name, **changes)
+
+
 def _box_coverage(a: Tuple[float, ...], b: Tuple[float, ...]) -> float:
     """Intersection over the smaller box's area: how much one may hide the other."""
     iw = min(a[2], b[2]) - max(a[0], b[0])
@@ -798,12 +971,17 @@ _PLACEMENT_TRIES = 12
 
 
 def _place(
-    rng: np.random.Generator, extent: Tuple[float, ...], size: int, lo_hi: int, truncate: bool
+    rng: np.random.Generator,
+    extent: Tuple[float, ...],
+    size: int,
+    lo_hi: int,
+    truncate: bool,
+    max_truncation: float = 0.4,
 ) -> float:
     """Offset along one axis that puts [extent lo, hi] inside [0, size), or lets up
-    to 40% of it stick out when ``truncate``."""
+    to ``max_truncation`` of it stick out when ``truncate``."""
     lo, hi = extent[lo_hi], extent[lo_hi + 2]
-    margin = 0.4 * (hi - lo) if truncate else 0.0
+    margin = max_truncation * (hi - lo) if truncate else 0.0
     low, high = -lo - margin, size - hi + margin
     if high < low:  # larger than the image: centre it, give or take
         low, high = high, low
@@ -815,20 +993,31 @@ def sample_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> List[PersonS
 
     Crowded images get smaller people; a person whose box would hide more than
     about half of another's (or be hidden by it) is re-drawn, so that overlaps stay
-    partial.
+    partial. A close-up (probability ``cfg.large_person_prob``) has at most two
+    people, the first 60-100% of the tallest allowed height.
     """
     count = int(rng.integers(cfg.min_people, cfg.max_people + 1))
+    close_up = cfg.large_person_prob > 0 and rng.random() < cfg.large_person_prob
+    if close_up:
+        count = min(count, max(2, cfg.min_people))
     tallest = max(cfg.min_person_height, cfg.max_person_height_frac * cfg.height * count**-0.35)
+    largest = cfg.max_person_height_frac * cfg.height
+    styled = _is_styled(cfg)
     people: List[PersonSpec] = []
     boxes: List[Tuple[float, ...]] = []
-    for _ in range(count):
+    for i in range(count):
         for _ in range(_PLACEMENT_TRIES):
-            height = math.exp(rng.uniform(math.log(cfg.min_person_height), math.log(tallest)))
+            if close_up and i == 0:
+                height = max(cfg.min_person_height, largest * rng.uniform(0.6, 1.0))
+            else:
+                height = math.exp(rng.uniform(math.log(cfg.min_person_height), math.log(tallest)))
             spec = sample_person_spec(rng, height)
+            if styled:
+                spec = dataclasses.replace(spec, style=sample_person_style(rng, cfg, height))
             extent = build_person(spec).extent()
             truncate = rng.random() < cfg.truncation_prob
-            dx = _place(rng, extent, cfg.width, 0, truncate)
-            dy = _place(rng, extent, cfg.height, 1, truncate)
+            dx = _place(rng, extent, cfg.width, 0, truncate, cfg.max_truncation)
+            dy = _place(rng, extent, cfg.height, 1, truncate, cfg.max_truncation)
             box = (extent[0] + dx, extent[1] + dy, extent[2] + dx, extent[3] + dy)
             if all(_box_coverage(box, other) <= _MAX_BOX_COVERAGE for other in boxes):
                 people.append(dataclasses.replace(spec, center=(dx, dy)))
@@ -886,6 +1075,8 @@ def _hair_polygon(details: Dict[str, Any]) -> Optional[np.ndarray]:
     n = 48
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     unit = np.stack([np.cos(t), np.sin(t)], axis=1)  # y down
+    if details.get("exponent", 2.0) != 2.0:
+        unit = _superellipse_unit(t, details["exponent"])
     direction = np.array([-1.1 * facing_x, -1.0])
     direction /= np.linalg.norm(direction)
     cut = -0.1 + (0.45 * facing_z if facing_z >= 0 else 0.9 * facing_z)
@@ -925,6 +1116,139 @@ def _draw_part(image: np.ndarray, part: Part) -> None:
         _draw_capsule_shaded(image, part)
     else:
         _draw_torso_shaded(image, part)
+
+
+# --- styles other than classic ------------------------------------------------
+
+
+def _polygon_alpha(
+    polygon: np.ndarray, shape: Tuple[int, ...]
+) -> Optional[Tuple[slice, slice, np.ndarray]]:
+    """The anti-aliased coverage of ``polygon`` in its bounding box inside an image
+    of ``shape``: (rows, cols, (h, w, 1) float32 alpha), or None when outside."""
+    height, width = shape[:2]
+    x0 = max(0, int(math.floor(polygon[:, 0].min())) - 1)
+    y0 = max(0, int(math.floor(polygon[:, 1].min())) - 1)
+    x1 = min(width, int(math.ceil(polygon[:, 0].max())) + 2)
+    y1 = min(height, int(math.ceil(polygon[:, 1].max())) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    _fill(mask, polygon - np.array([x0, y0]), 255)
+    return slice(y0, y1), slice(x0, x1), (mask.astype(np.float32) / 255.0)[..., None]
+
+
+def _paint(image: np.ndarray, polygon: np.ndarray, source) -> None:
+    """Blend ``source(rows, cols)`` (an (h, w, 3) array for that window of the image)
+    into ``image`` inside ``polygon``, with anti-aliased edges."""
+    window = _polygon_alpha(polygon, image.shape)
+    if window is None:
+        return
+    rows, cols, alpha = window
+    target = image[rows, cols].astype(np.float32)
+    blended = target + (np.asarray(source(rows, cols), dtype=np.float32) - target) * alpha
+    image[rows, cols] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def _pattern(style: PersonStyle, part: Part, rows: slice, cols: slice, base: BGR) -> np.ndarray:
+    """The textured style's cloth for one part over an image window: stripes (across
+    a limb's axis), checks or blotchy noise in the part's colour and the pattern's."""
+    ys, xs = np.mgrid[rows, cols].astype(np.float32) + 0.5
+    angle = style.pattern_angle
+    if part.capsule is not None:
+        axis = part.capsule[1] - part.capsule[0]
+        angle += math.degrees(math.atan2(axis[1], axis[0]))
+    a = math.radians(angle)
+    u = (xs * math.cos(a) + ys * math.sin(a)) / style.pattern_period
+    v = (-xs * math.sin(a) + ys * math.cos(a)) / style.pattern_period
+    if style.pattern == "stripes":
+        t = (u % 1.0 < 0.5).astype(np.float32)
+    elif style.pattern == "checks":
+        t = ((u % 1.0 < 0.5) ^ (v % 1.0 < 0.5)).astype(np.float32)
+    else:  # noise: coarse random cells, smoothly enlarged
+        h, w = xs.shape
+        cells = np.random.default_rng([style.pattern_seed, zlib.crc32(part.name.encode())])
+        period = style.pattern_period
+        grid = (max(2, int(h / period) + 2), max(2, int(w / period) + 2))
+        coarse = cells.random(grid, dtype=np.float32)
+        t = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+        t = np.clip((t - 0.5) * 3.0 + 0.5, 0.0, 1.0)
+    a_color, b_color = np.asarray(base, np.float32), np.asarray(style.pattern_color, np.float32)
+    return a_color + (b_color - a_color) * t[..., None]
+
+
+# lowcontrast: each part's offset from the background, in units of the style's contrast;
+# left and right limbs differ a little, legs go the other way from the torso
+_LOW_CONTRAST_FACTORS = {
+    "torso": 1.0, "head": 1.4, "neck": 1.2,
+    "left_upper_arm": 1.5, "left_forearm": 1.5, "right_upper_arm": 1.2, "right_forearm": 1.2,
+    "left_thigh": -0.9, "left_shin": -0.9, "right_thigh": -0.6, "right_shin": -0.6,
+}  # fmt: skip
+_LOW_CONTRAST_OTHER = 1.3  # hands and feet
+
+
+_MIN_INK_DISTANCE = 80.0  # BGR distance of an outline's colour from the background
+
+
+def _legible_ink(ink: BGR, background_mean: np.ndarray) -> BGR:
+    """``ink``, or black or white (the farther) when it is too close to the mean
+    background under the person: outlines are held out to test shape, not eyesight."""
+    if np.linalg.norm(np.subtract(ink, background_mean)) >= _MIN_INK_DISTANCE:
+        return ink
+    return (20, 20, 20) if float(np.mean(background_mean)) > 110 else (235, 235, 235)
+
+
+def _draw_styled_part(
+    image: np.ndarray,
+    part: Part,
+    spec: PersonSpec,
+    background: np.ndarray,
+    background_mean: np.ndarray,
+) -> None:
+    """Draw one part in its person's style (classic: :func:`_draw_part`)."""
+    style = spec.style
+    if style.name == "classic":
+        _draw_part(image, part)
+    elif style.name == "silhouette":
+        _fill(image, part.polygon, style.ink)
+    elif style.name == "outline":
+        # the inside shows the background, so nearer parts and people still hide farther ones
+        _paint(image, part.polygon, lambda rows, cols: background[rows, cols])
+        ink = _legible_ink(style.ink, background_mean)
+        width = int(round(style.line_width))
+        points = [to_cv_fixed_point(part.polygon)]
+        cv2.polylines(image, points, True, ink, width, cv2.LINE_AA, CV_SHIFT)
+        if part.head is not None:
+            for center, radius, _ in part.head["features"]:
+                _fill(image, _ellipse_points(center, radius, radius, 0.0, n=12), ink)
+    elif style.name == "textured":
+        if not _is_cloth(part, spec.colors):
+            _draw_part(image, part)
+        else:
+            _paint(image, part.polygon, lambda r, c: _pattern(style, part, r, c, part.color))
+            _outline(image, part.polygon, part.color)
+    else:  # lowcontrast: flat parts a few grey levels off the background
+        factor = _LOW_CONTRAST_FACTORS.get(part.name, _LOW_CONTRAST_OTHER)
+        color = np.clip(background_mean + style.contrast * factor, 0, 255)
+        bgr = tuple(int(round(c)) for c in color)
+        _fill(image, part.polygon, bgr)
+        if part.head is not None:
+            ink = tuple(int(round(c)) for c in np.clip(color - 1.5 * abs(style.contrast), 0, 255))
+            for center, radius, _ in part.head["features"]:
+                _fill(image, _ellipse_points(center, radius, radius, 0.0, n=12), ink)
+
+
+_LIMB_COLOR_FIELDS = {segment[0]: segment[5] for segment in _LIMB_SEGMENTS}
+
+
+def _is_cloth(part: Part, colors: PersonColors) -> bool:
+    """Torso, sleeves and trousers; not the head, neck, hands, shoes or bare limbs."""
+    if part.name == "torso":
+        return True
+    field = _LIMB_COLOR_FIELDS.get(part.name.split("_", 1)[-1])
+    return field in ("upper_arms", "forearms", "thighs", "shins") and (
+        getattr(colors, field) != colors.skin
+    )
 
 
 def _gradient(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -1006,13 +1330,24 @@ def draw_background(
     return image
 
 
-def _finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Camera-like degradations over the whole picture: mild blur and noise."""
-    if rng.random() < 0.25:
-        image = cv2.GaussianBlur(image, (3, 3), 0.7)
-    sigma = rng.uniform(2.0, 8.0)
+def _add_noise(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
     noise = rng.standard_normal(image.shape, dtype=np.float32) * sigma
     return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def _finish(image: np.ndarray, rng: np.random.Generator, degrade_prob: float = 0.0) -> np.ndarray:
+    """Camera-like degradations over the whole picture: mild blur and noise, and with
+    probability ``degrade_prob`` a strong blur and/or strong noise on top."""
+    if rng.random() < 0.25:
+        image = cv2.GaussianBlur(image, (3, 3), 0.7)
+    image = _add_noise(image, rng, rng.uniform(2.0, 8.0))
+    if degrade_prob > 0 and rng.random() < degrade_prob:
+        kind = rng.random()
+        if kind < 0.7:  # blur, or blur then noise
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(1.0, 2.2))
+        if kind >= 0.4:
+            image = _add_noise(image, rng, rng.uniform(8.0, 18.0))
+    return image
 
 
 # ---------------------------------------------------------------------------
@@ -1029,27 +1364,38 @@ def render_people(canvas: np.ndarray, people: Sequence[PersonSpec]) -> List[Dict
     COCO pixel-index x, y rounded to 2 decimals, and v), ``num_keypoints``,
     ``bbox`` ([x, y, w, h] of the whole silhouette inside the image, empty
     silhouettes give zeros), ``area`` (silhouette pixels inside the image),
-    ``visible_area`` (pixels where this person is the topmost paint) and ``mask``
-    (HxW bool silhouette). Needs no random numbers: the specs fix everything.
+    ``visible_area`` (pixels where this person is the topmost paint), ``mask``
+    (HxW bool silhouette) and ``style`` (the person's style name). Needs no random
+    numbers: the specs fix everything.
     """
     height, width = canvas.shape[:2]
     if len(people) >= 2**16 // _OWNER_PARTS - 1:
         raise ValueError(f"at most {2**16 // _OWNER_PARTS - 2} people per image")
     owner = np.zeros((height, width), dtype=np.uint16)
     models = [build_person(spec) for spec in people]
+    background = canvas.copy()  # what outlines show inside, what low contrast is measured on
     masks = []
-    for p, model in enumerate(models):
+    for p, (spec, model) in enumerate(zip(people, models)):
         mask = np.zeros((height, width), dtype=np.uint8)
-        for k, part in enumerate(model.parts):
-            _draw_part(canvas, part)
-            _fill(owner, part.polygon, (p + 1) * _OWNER_PARTS + k, antialias=False)
+        for part in model.parts:
             _fill(mask, part.polygon, 1, antialias=False)
-        masks.append(mask.astype(bool))
-    return [_label_person(p, model, owner, masks[p]) for p, model in enumerate(models)]
+        mask = mask.astype(bool)
+        background_mean = None
+        if spec.style.name in ("lowcontrast", "outline"):
+            under = background[mask] if mask.any() else background.reshape(-1, 3)
+            background_mean = under.mean(axis=0)
+        for k, part in enumerate(model.parts):
+            _draw_styled_part(canvas, part, spec, background, background_mean)
+            _fill(owner, part.polygon, (p + 1) * _OWNER_PARTS + k, antialias=False)
+        masks.append(mask)
+    return [
+        _label_person(p, model, owner, masks[p], spec.style.name)
+        for p, (spec, model) in enumerate(zip(people, models))
+    ]
 
 
 def _label_person(
-    p: int, model: PersonModel, owner: np.ndarray, mask: np.ndarray
+    p: int, model: PersonModel, owner: np.ndarray, mask: np.ndarray, style: str = "classic"
 ) -> Dict[str, Any]:
     height, width = owner.shape
     keypoints = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
@@ -1072,6 +1418,7 @@ def _label_person(
         "area": float(len(xs)),
         "visible_area": float(np.count_nonzero(owner // _OWNER_PARTS == p + 1)),
         "mask": mask,
+        "style": style,
     }
 
 
@@ -1120,9 +1467,12 @@ def render_image(
         tallest = cfg.max_person_height_frac * cfg.height
         height = min(tallest, max(cfg.min_person_height, 0.6 * cfg.height))
         center = (cfg.width / 2, cfg.height / 2 + 0.03 * height)
-        best = _render_recognisable(background, [sample_person_spec(rng, height, center=center)])
+        spec = sample_person_spec(rng, height, center=center)
+        if _is_styled(cfg):
+            spec = dataclasses.replace(spec, style=sample_person_style(rng, cfg, height))
+        best = _render_recognisable(background, [spec])
     image, anns = best
-    return _finish(image, rng), anns
+    return _finish(image, rng, cfg.degrade_prob), anns
 
 
 # ---------------------------------------------------------------------------
@@ -1159,6 +1509,7 @@ def _coco_annotation(ann: Dict[str, Any], ann_id: int, image_id: int) -> Dict[st
         "iscrowd": 0,
         "keypoints": flat,
         "num_keypoints": int(ann["num_keypoints"]),
+        "style": ann["style"],
     }
 
 
@@ -1218,7 +1569,9 @@ def split_is_current(out_root: str, split: str, cfg: SyntheticConfig) -> bool:
     except (OSError, ValueError):
         return False
     info = data.get("info", {}) if isinstance(data, dict) else {}
-    if info.get("version") != GENERATOR_VERSION or info.get("config") != dataclasses.asdict(cfg):
+    # compared as JSON stores it: the styles tuple comes back as a list
+    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if info.get("version") != GENERATOR_VERSION or info.get("config") != config:
         return False
     folder = synthetic_image_dir(out_root, split)
     images = data.get("images", [])
