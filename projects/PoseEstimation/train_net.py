@@ -13,15 +13,27 @@
     python projects/PoseEstimation/train_net.py --config-file CFG --num-gpus 2
 
 After training (or --eval-only), ``TEST.KPEXT.NUM_VIS N`` draws the predictions
-on the first N images of the first test set into ``OUTPUT_DIR/predictions``.
+on the first N images of the first test set into ``OUTPUT_DIR/predictions``, and a
+summary of every test set (keypoint and box AP, recall of people taller than 60% of
+the image) is printed and written to ``OUTPUT_DIR/summary.json``.
 """
 
 import kpext  # noqa: F401  (registers kpext heads and datasets; bridges old detectron2)
 from kpext.engine import KpextTrainer, launch, setup_cfg
+from kpext.evaluation.summary import write_summary
 from kpext.visualization import save_test_pictures
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
+from detectron2.utils import comm
+
+
+def report(cfg, model, results):
+    """Pictures of predictions and the summary of every test set (main process only)."""
+    save_test_pictures(cfg, model)
+    if results and comm.is_main_process():
+        write_summary(cfg, results)
+    return results
 
 
 def main(args):
@@ -31,14 +43,10 @@ def main(args):
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
-        results = KpextTrainer.test(cfg, model)
-        save_test_pictures(cfg, model)
-        return results
+        return report(cfg, model, KpextTrainer.test(cfg, model))
     trainer = KpextTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    results = trainer.train()
-    save_test_pictures(cfg, trainer.model)
-    return results
+    return report(cfg, trainer.model, trainer.train())
 
 
 if __name__ == "__main__":
