@@ -1,4 +1,11 @@
-"""Keypoint losses: pure functions over tensors, shared by every head."""
+"""Keypoint losses: pure functions over tensors, shared by every head.
+
+None of them reads a value back to the host: no early return on "no target", no boolean-mask
+indexing (its output size is data-dependent), so a CUDA training step never waits here. Rows
+without a target are masked out of sums, and a batch without any gives 0 that is still
+computed from the prediction (zero gradients: DistributedDataParallel needs every parameter
+in the graph).
+"""
 
 from __future__ import annotations
 
@@ -20,16 +27,18 @@ def spatial_softmax_cross_entropy(
         normalizer: divide the summed loss by this; None divides by the number
             of valid targets (Detectron2's ``NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS``).
     Returns:
-        Scalar loss; ``0 * logits.sum()`` when nothing is valid, so that the graph
-        stays connected for DistributedDataParallel.
+        Scalar float32 loss; 0 when nothing is valid, still computed from ``logits`` (zero
+        gradients) so that the graph stays connected for DistributedDataParallel.
     """
     r, k, h, w = logits.shape
     valid = valid.reshape(-1)
-    if not bool(valid.any()):
-        return logits.sum() * 0
-    flat = logits.reshape(r * k, h * w)[valid].float()
-    loss = F.cross_entropy(flat, index.reshape(-1)[valid], reduction="sum")
-    return loss / (valid.sum() if normalizer is None else normalizer)
+    flat = logits.reshape(r * k, h * w).float()
+    # Every row, invalid ones masked out: boolean indexing would read the number of valid rows
+    # back to the host (a CUDA sync), and an early return on "none valid" as well.
+    index = torch.where(valid, index.reshape(-1), torch.zeros_like(index.reshape(-1)))
+    per_row = F.cross_entropy(flat, index, reduction="none")
+    loss = torch.where(valid, per_row, torch.zeros_like(per_row)).sum()
+    return loss / _count_or(valid, normalizer)
 
 
 def soft_target_cross_entropy(
@@ -46,16 +55,15 @@ def soft_target_cross_entropy(
         valid: R x K bool, which targets count.
         normalizer: divide the summed loss by this; None divides by the number of valid targets.
     Returns:
-        Scalar (float32 or wider); ``0 * logits.sum()`` when nothing is valid.
+        Scalar (float32 or wider); 0 with zero gradients when nothing is valid.
     """
     r, k, h, w = logits.shape
     valid = valid.reshape(-1)
-    if r * k == 0 or not bool(valid.any()):
-        return _no_target_loss(logits)
-    flat = _at_least_float32(logits.reshape(r * k, h * w)[valid])
-    target = targets.reshape(r * k, h * w)[valid].to(flat.dtype)
-    loss = -(target * F.log_softmax(flat, dim=1)).sum()
-    return loss / (valid.sum() if normalizer is None else normalizer)
+    flat = _at_least_float32(logits.reshape(r * k, h * w))
+    target = targets.reshape(r * k, h * w).to(flat.dtype)
+    per_row = -(target * F.log_softmax(flat, dim=1)).sum(dim=1)
+    loss = torch.where(valid, per_row, torch.zeros_like(per_row)).sum()
+    return loss / _count_or(valid, normalizer)
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -65,16 +73,17 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _no_target_loss(pred: torch.Tensor) -> torch.Tensor:
-    """Zero that keeps ``pred`` in the graph (DistributedDataParallel needs every parameter)."""
-    return _at_least_float32(pred).sum() * 0
+def _count_or(valid: torch.Tensor, normalizer: float | None):
+    """``normalizer``, or the number of ``valid`` entries (at least 1, so that a batch without
+    targets gives 0, not 0 / 0). A device tensor: the count is never read on the host."""
+    return valid.sum().clamp(min=1) if normalizer is None else normalizer
 
 
 def _normalise(
     total: torch.Tensor, weights: torch.Tensor, normalizer: float | None
 ) -> torch.Tensor:
     """Divide by ``normalizer``, or by the number of targets with weight > 0 when it is None."""
-    return total / ((weights > 0).sum() if normalizer is None else normalizer)
+    return total / _count_or(weights > 0, normalizer)
 
 
 def weighted_heatmap_mse(
@@ -91,10 +100,8 @@ def weighted_heatmap_mse(
     Returns:
         scalar ``sum_rk w_rk * mean_hw (pred - target)^2 / normalizer``, float32
         for half-precision input (float64 stays float64);
-        ``0 * pred.sum()`` when no weight is > 0.
+        0 with zero gradients when no weight is > 0.
     """
-    if not bool((weights > 0).any()):
-        return _no_target_loss(pred)
     # float32 even under autocast: squared errors of half-precision maps underflow.
     pred = _at_least_float32(pred)
     per_keypoint = (pred - target.to(pred.dtype)).pow(2).mean(dim=(2, 3))
@@ -126,11 +133,9 @@ def heatmap_focal_loss(
         normalizer: divide the weighted sum by this; None divides by the number
             of maps with weight > 0 (the number of positives).
     Returns:
-        scalar, float32 for half-precision input; ``0 * pred_logits.sum()`` when
+        scalar, float32 for half-precision input; 0 with zero gradients when
         no weight is > 0.
     """
-    if not bool((weights > 0).any()):
-        return _no_target_loss(pred_logits)
     r, k, h, w = pred_logits.shape
     logits = _at_least_float32(pred_logits).reshape(r, k, h * w)
     target = target.to(logits.dtype).reshape(r, k, h * w)
@@ -179,15 +184,15 @@ def oks_loss(
         areas: R instance areas (pixels^2).
         sigmas: K per-keypoint OKS sigmas (tensor or sequence).
     Returns:
-        scalar, float32 for half-precision input; ``0 * pred_xy.sum()`` when no
+        scalar, float32 for half-precision input; 0 with zero gradients when no
         keypoint is visible.
     """
     visible = gt_keypoints[..., 2] > 0
     has_visible = visible.any(dim=1)
-    if not bool(has_visible.any()):
-        return _no_target_loss(pred_xy)
     pred_xy = _at_least_float32(pred_xy)
     sigmas = torch.as_tensor(sigmas, device=pred_xy.device).to(pred_xy.dtype)
     dist2 = (pred_xy - gt_keypoints[..., :2].to(pred_xy.dtype)).pow(2).sum(dim=2)
     oks = object_keypoint_similarity(dist2, areas.to(pred_xy.dtype)[:, None], sigmas, visible)
-    return (1 - oks)[has_visible].mean()
+    # The mean over instances with a visible keypoint, as a masked sum: no host read of how many.
+    per_instance = torch.where(has_visible, 1 - oks, torch.zeros_like(oks))
+    return per_instance.sum() / _count_or(has_visible, None)
