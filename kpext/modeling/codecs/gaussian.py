@@ -364,6 +364,13 @@ def blurred_window(
 _WINDOW_MAX_SQUARED_DISTANCE = ((4.5, 2.5, 4.5), (2.5, 0.0, 2.5), (4.5, 2.5, 4.5))
 
 
+@functools.lru_cache(maxsize=32)
+def window_max_squared_distance(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``_WINDOW_MAX_SQUARED_DISTANCE`` as a 3 x 3 tensor on ``device``, cached: built from the
+    Python table, it would be copied from the host at every decode."""
+    return torch.tensor(_WINDOW_MAX_SQUARED_DISTANCE, dtype=dtype, device=device)
+
+
 def log_with_neighbour_floor(
     window: torch.Tensor, peak: torch.Tensor, sigma: float
 ) -> torch.Tensor:
@@ -380,7 +387,7 @@ def log_with_neighbour_floor(
     Args:
         window: R x K x 3 x 3 raw values around the peaks; peak: R x K maxima.
     """
-    distance2 = torch.tensor(_WINDOW_MAX_SQUARED_DISTANCE, dtype=window.dtype, device=window.device)
+    distance2 = window_max_squared_distance(window.dtype, window.device)
     ratio = torch.exp(-distance2 / (2 * sigma**2))
     floor = peak.clamp(min=LOG_FLOOR)[..., None, None] * ratio
     return torch.log(torch.maximum(window, floor))

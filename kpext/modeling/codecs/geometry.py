@@ -27,9 +27,9 @@ def image_to_heatmap(
     Returns:
         R x K x 2 continuous heatmap coordinates (cell ``j`` spans ``[j, j+1)``).
     """
-    h, w = size
     origin = boxes[:, None, 0:2]
-    scale = points.new_tensor([w, h]) / (boxes[:, None, 2:4] - origin)
+    extent = boxes[:, None, 2:4] - origin
+    scale = _cells_like(extent, size) / extent
     return (points - origin) * scale
 
 
@@ -45,7 +45,16 @@ def heatmap_to_image(
     Returns:
         R x K x 2 continuous image coordinates.
     """
-    h, w = size
     origin = boxes[:, None, 0:2]
-    scale = (boxes[:, None, 2:4] - origin) / coords.new_tensor([w, h])
+    extent = boxes[:, None, 2:4] - origin
+    scale = extent / _cells_like(extent, size)
     return coords * scale + origin
+
+
+def _cells_like(extent: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``(W, H)`` broadcast to ``extent``'s R x 1 x 2 shape, filled on its device: a
+    ``new_tensor([w, h])`` would copy from the host on every call. A filled tensor, not a
+    Python scalar per axis, so that the division stays a true division (``scalar / tensor``
+    is ``reciprocal(tensor) * scalar``, rounded differently)."""
+    h, w = size
+    return torch.cat([torch.full_like(extent[..., :1], w), torch.full_like(extent[..., 1:], h)], -1)

@@ -52,19 +52,35 @@ class OneHotCodec(KeypointCodec):
             within this many heatmap cells, plus half an output pixel, of the
             heatmap's argmax cell (Detectron2 searches the whole box).
         loss: ``"cross_entropy"``, the only one.
+        max_box_side: the longest box side (pixels) decoded exactly off the CPU, where the
+            search window is sized for it instead of for the largest box at hand (reading
+            that size from the device would stall it); Detectron2 clips boxes to the
+            network's input, at most ``INPUT.MAX_SIZE_TEST`` long. On the CPU, the window
+            is sized for the boxes at hand; the results are the same either way.
     """
 
     name = "onehot"
     losses = ("cross_entropy",)
 
-    def __init__(self, window: float = 1.0, loss: str = "cross_entropy"):
+    def __init__(
+        self,
+        window: float = 1.0,
+        loss: str = "cross_entropy",
+        max_box_side: float = TRACE_MAX_BOX_SIDE,
+    ):
         check_loss(self, loss)
         self.window = float(window)
+        self.max_box_side = float(max_box_side)
 
     @classmethod
     def from_config(cls, cfg) -> "OneHotCodec":
-        """``MODEL.KPEXT.DECODE_WINDOW``, and ``MODEL.KPEXT.TARGET.LOSS`` checked."""
-        return cls(window=cfg.MODEL.KPEXT.DECODE_WINDOW, loss=cls.loss_from_config(cfg))
+        """``MODEL.KPEXT.DECODE_WINDOW``, ``INPUT.MAX_SIZE_TEST`` (the longest box side), and
+        ``MODEL.KPEXT.TARGET.LOSS`` checked."""
+        return cls(
+            window=cfg.MODEL.KPEXT.DECODE_WINDOW,
+            loss=cls.loss_from_config(cfg),
+            max_box_side=max_test_box_side(cfg),
+        )
 
     def loss(
         self, raw: torch.Tensor, targets: OneHotTargets, normalizer: Optional[float] = None
@@ -91,8 +107,9 @@ class OneHotCodec(KeypointCodec):
         col = uv[..., 0].floor().long()
         row = uv[..., 1].floor().long()
         # A keypoint exactly on the far box edge belongs to the last cell, not outside.
-        col[keypoints[..., 0] == boxes[:, None, 2]] = w - 1
-        row[keypoints[..., 1] == boxes[:, None, 3]] = h - 1
+        # (torch.where, not a boolean-mask assignment, which finds the cells on the host.)
+        col = torch.where(keypoints[..., 0] == boxes[:, None, 2], torch.full_like(col, w - 1), col)
+        row = torch.where(keypoints[..., 1] == boxes[:, None, 3], torch.full_like(row, h - 1), row)
         inside = (col >= 0) & (row >= 0) & (col < w) & (row < h)
         valid = inside & (keypoints[..., 2] > 0)
         index = torch.where(valid, row * w + col, torch.zeros_like(col))
@@ -123,8 +140,8 @@ class OneHotCodec(KeypointCodec):
             (peak % w).to(logits.dtype),
             torch.div(peak, w, rounding_mode="floor").to(logits.dtype),
         )
-        cols, col_mask = _output_window(peak_col, out_w, w, self.window)
-        rows, row_mask = _output_window(peak_row, out_h, h, self.window)
+        cols, col_mask = _output_window(peak_col, out_w, w, self.window, self.max_box_side)
+        rows, row_mask = _output_window(peak_row, out_h, h, self.window, self.max_box_side)
 
         values = _sample_bicubic(logits, rows, cols, out_h, out_w)  # R x K x Ly x Lx
         mask = row_mask[..., :, None] & col_mask[..., None, :]
@@ -142,7 +159,26 @@ class OneHotCodec(KeypointCodec):
         return torch.stack([x, y, score], dim=2)
 
 
-def _output_window(peak: torch.Tensor, out_size: torch.Tensor, in_size: int, radius: float):
+def max_test_box_side(cfg) -> float:
+    """The longest side a predicted box can have: Detectron2 clips boxes to the resized test
+    image, whose long side is at most ``INPUT.MAX_SIZE_TEST`` (and at least
+    ``TRACE_MAX_BOX_SIDE`` is kept, the traced bound)."""
+    return float(max(cfg.INPUT.MAX_SIZE_TEST, TRACE_MAX_BOX_SIDE))
+
+
+def window_length_from_boxes(device: torch.device) -> bool:
+    """Size the search window for the boxes at hand (read on the host) only where the
+    tensors are on the host already; on an accelerator that read would be a sync."""
+    return device.type == "cpu"
+
+
+def _output_window(
+    peak: torch.Tensor,
+    out_size: torch.Tensor,
+    in_size: int,
+    radius: float,
+    max_box_side: float = TRACE_MAX_BOX_SIDE,
+):
     """Output pixel indices whose source position lies near ``peak``.
 
     The window spans ``radius`` heatmap cells around the peak plus half an output
@@ -153,6 +189,8 @@ def _output_window(peak: torch.Tensor, out_size: torch.Tensor, in_size: int, rad
         peak: R x K low-resolution peak index (float).
         out_size: R output size in pixels (ceil of the box side).
         in_size: heatmap side length.
+        max_box_side: the bound on ``out_size`` used where the boxes are not read
+            (:func:`window_length_from_boxes`).
     Returns:
         (R x K x L indices as float, R x K x L bool mask of real entries), L the
         largest window over all RoIs.
@@ -165,8 +203,12 @@ def _output_window(peak: torch.Tensor, out_size: torch.Tensor, in_size: int, rad
     if torch.jit.is_tracing():
         # A trace freezes this length: size it for the largest box a traced model may see.
         length = int(math.ceil(2 * radius * TRACE_MAX_BOX_SIDE / in_size + 1)) + 2
-    else:
+    elif window_length_from_boxes(peak.device):
         length = int(math.ceil(float((2 * reach * scale).max()))) + 2
+    else:
+        # 2 * reach * scale = 2 * radius * out_size / in_size + 1, out_size <= max_box_side.
+        # Extra entries past ``last`` are masked: the maximum found is the same.
+        length = int(math.ceil(2 * radius * max_box_side / in_size + 1)) + 2
     offsets = torch.arange(length, device=peak.device, dtype=peak.dtype)
     index = first[..., None] + offsets
     mask = index <= last[..., None]

@@ -17,6 +17,7 @@ from detectron2.layers import ConvTranspose2d, ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 from ..codecs import OneHotCodec
+from ..codecs.onehot import TRACE_MAX_BOX_SIDE, max_test_box_side
 from .base import KeypointHeadBase, flip_test_args, loss_args, oks_loss_args
 
 
@@ -42,6 +43,7 @@ class KpextKRCNNHead(KeypointHeadBase):
         up_scale: int = 2,
         deconv_kernel: int = 4,
         decode_window: float = 1.0,
+        decode_max_box_side: float = TRACE_MAX_BOX_SIDE,
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         flip_indices: Optional[Sequence[int]] = None,
@@ -55,12 +57,13 @@ class KpextKRCNNHead(KeypointHeadBase):
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
             decode_window: the one-hot codec's ``window`` (see :class:`OneHotCodec`).
+            decode_max_box_side: the one-hot codec's ``max_box_side`` (``INPUT.MAX_SIZE_TEST``).
             oks_loss_weight, oks_sigmas: see :class:`KeypointHeadBase`; the soft-argmax
                 runs on the logits themselves (beta 1), the model's own distribution.
         """
         super().__init__(
             num_keypoints=num_keypoints,
-            codec=OneHotCodec(decode_window),
+            codec=OneHotCodec(decode_window, max_box_side=decode_max_box_side),
             loss_weight=loss_weight,
             loss_normalizer=loss_normalizer,
             oks_loss_weight=oks_loss_weight,
@@ -94,6 +97,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
+            "decode_max_box_side": max_test_box_side(cfg),
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
         }
