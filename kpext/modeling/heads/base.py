@@ -131,11 +131,18 @@ def init_heatmap_layers(
         nn.init.constant_(predictor.bias, predictor_bias)
 
 
+def _event_storage():
+    """The trainer's event storage, or None outside a trainer (tests, scripts)."""
+    try:
+        return get_event_storage()
+    except AssertionError:
+        return None
+
+
 def record_skipped_batch() -> None:
     """Count batches without any usable keypoint target, as Detectron2 does."""
-    try:
-        storage = get_event_storage()
-    except AssertionError:  # called outside a trainer (tests, scripts)
+    storage = _event_storage()
+    if storage is None:
         return
     skipped = storage.latest().get("kpts_num_skipped_batches", (0, 0))[0] + 1
     storage.put_scalar("kpts_num_skipped_batches", skipped, smoothing_hint=False)
@@ -197,12 +204,29 @@ class KeypointHeadBase(nn.Module):
         self.register_buffer(
             "oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False
         )
-        if flip_indices is not None and sorted(flip_indices) != list(range(num_keypoints)):
+        self.flip_indices = flip_indices
+
+    @property
+    def flip_indices(self) -> Optional[List[int]]:
+        """K indices, the keypoint each one becomes in a mirrored image; None: no flip test."""
+        return self._flip_indices
+
+    @flip_indices.setter
+    def flip_indices(self, indices: Optional[Sequence[int]]) -> None:
+        if indices is not None and sorted(indices) != list(range(self.num_keypoints)):
             raise ValueError(
-                f"flip_indices must be a permutation of {num_keypoints} keypoints, "
-                f"got {list(flip_indices)}"
+                f"flip_indices must be a permutation of {self.num_keypoints} keypoints, "
+                f"got {list(indices)}"
             )
-        self.flip_indices = None if flip_indices is None else list(flip_indices)
+        self._flip_indices = None if indices is None else [int(i) for i in indices]
+        # Also as a (non-persistent) buffer on the head's device: indexing with the Python
+        # list would copy it to the device at every flip-tested forward.
+        index = None
+        if indices is not None:
+            index = torch.tensor(
+                self._flip_indices, dtype=torch.long, device=self.oks_sigmas.device
+            )
+        self.register_buffer("flip_index", index, persistent=False)
 
     def layers(self, x: torch.Tensor):
         raise NotImplementedError
@@ -224,8 +248,14 @@ class KeypointHeadBase(nn.Module):
             size = tuple(heatmaps.shape[-2:])
             if size not in targets_by_size:
                 targets_by_size[size] = self.codec.encode(keypoints, boxes, size)
-        if not any(bool(t.valid.any()) for t in targets_by_size.values()):
-            record_skipped_batch()
+        if _event_storage() is not None:
+            # The one host read of a kpext training step, and only under a trainer: the
+            # "kpts_num_skipped_batches" counter (Detectron2's, whose stock loss syncs here too,
+            # through nonzero) needs to know on the host whether any RoI has a target. One
+            # read for all stages; the losses themselves need none (see kpext.modeling.losses).
+            any_valid = torch.stack([t.valid.any() for t in targets_by_size.values()]).any()
+            if not bool(any_valid):
+                record_skipped_batch()
         losses = {}
         last = len(stages) - 1
         for i, (heatmaps, weight) in enumerate(zip(stages, self.stage_loss_weights)):
@@ -277,7 +307,7 @@ class KeypointHeadBase(nn.Module):
         if self.flip_indices is None:
             return heatmaps
         mirrored = self.inference_heatmaps(_last_stage(self.layers(x.flip(-1))))
-        return (heatmaps + mirrored.flip(-1)[:, self.flip_indices]) / 2
+        return (heatmaps + mirrored.flip(-1).index_select(1, self.flip_index)) / 2
 
     def forward(self, x: torch.Tensor, instances: List[Instances]):
         if self.training:
