@@ -1,8 +1,13 @@
-"""Data loading for training: the bad-input policy applied to images that cannot be read."""
+"""Data loading for training: the bad-input policy applied to images that cannot be read, and
+pinned host memory for batches bound for a GPU."""
 
 from __future__ import annotations
 
 import logging
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader
 
 from detectron2.data import DatasetMapper
 
@@ -46,3 +51,32 @@ class CheckedDatasetMapper(DatasetMapper):
                 self.num_skipped,
             )
             return None
+
+
+def _torch_loader(loader) -> Optional[DataLoader]:
+    """The torch DataLoader inside Detectron2's train loader: the loader itself, or the one an
+    ``AspectRatioGroupedDataset`` (``.dataset``) or a ``MapDataset`` (``._dataset``) wraps."""
+    for _ in range(4):
+        if isinstance(loader, DataLoader):
+            return loader
+        # (no ``or``: truth-testing a DataLoader asks for its length, which an infinite one lacks)
+        inner = getattr(loader, "dataset", None)
+        loader = getattr(loader, "_dataset", None) if inner is None else inner
+    return None
+
+
+def pin_memory_for_device(loader, device: str):
+    """Make the loader's batches land in pinned (page-locked) host memory when ``device`` is a
+    CUDA device and CUDA is available; returns ``loader``.
+
+    Detectron2's ``build_detection_train_loader`` has no ``pin_memory`` option; its torch
+    DataLoader reads the attribute when an epoch's iterator starts, so it is set on the built
+    loader. The model's copy of each image to the GPU then reads pinned memory (a DMA copy
+    without a staging buffer). On the CPU nothing changes.
+    """
+    if not (str(device).startswith("cuda") and torch.cuda.is_available()):
+        return loader
+    inner = _torch_loader(loader)
+    if inner is not None:
+        inner.pin_memory = True
+    return loader

@@ -32,7 +32,7 @@ from ..config import add_kpext_config
 from ..data import invalid_record_policy
 from ..evaluation import build_keypoint_evaluator
 from .checkpoint import AtomicCheckpointer
-from .data import CheckedDatasetMapper
+from .data import CheckedDatasetMapper, pin_memory_for_device
 
 
 def setup_cfg(args) -> CfgNode:
@@ -190,7 +190,10 @@ class KpextTrainer(DefaultTrainer):
         check_horizontal_flip(cfg)
         policy = cfg.DATASETS.KPEXT.ON_INVALID
         with invalid_record_policy(policy):
-            return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True, policy))
+            loader = build_detection_train_loader(
+                cfg, mapper=CheckedDatasetMapper(cfg, True, policy)
+            )
+        return pin_memory_for_device(loader, cfg.MODEL.DEVICE)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
