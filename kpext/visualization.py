@@ -341,7 +341,8 @@ def save_prediction_pictures(
 
 def save_test_pictures(cfg, model) -> List[str]:
     """After training or evaluation: pictures of the predictions on the first
-    ``TEST.KPEXT.NUM_VIS`` images of the first test set, in ``OUTPUT_DIR/predictions``.
+    ``TEST.KPEXT.NUM_VIS`` images of every test set: the first set's in
+    ``OUTPUT_DIR/predictions``, each later set's in ``OUTPUT_DIR/predictions/<set name>``.
 
     Does nothing (returns []) when ``NUM_VIS`` is 0, without a test set, or
     outside the main process. Returns the written file paths.
@@ -350,12 +351,21 @@ def save_test_pictures(cfg, model) -> List[str]:
 
     if cfg.TEST.KPEXT.NUM_VIS <= 0 or not cfg.DATASETS.TEST or not comm.is_main_process():
         return []
-    out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
     # only this process draws: the bare model, as a DistributedDataParallel forward could wait
     # for the others
     model = getattr(model, "module", model)
-    paths = save_prediction_pictures(
-        cfg, model, cfg.DATASETS.TEST[0], out_dir, cfg.TEST.KPEXT.NUM_VIS
-    )
-    print(f"Wrote {len(paths)} pictures of predictions to {os.path.abspath(out_dir)}", flush=True)
+    paths = []
+    for index, dataset_name in enumerate(cfg.DATASETS.TEST):
+        out_dir = os.path.join(cfg.OUTPUT_DIR, "predictions")
+        if index:
+            out_dir = os.path.join(out_dir, dataset_name)
+        written = save_prediction_pictures(
+            cfg, model, dataset_name, out_dir, cfg.TEST.KPEXT.NUM_VIS
+        )
+        print(
+            f"Wrote {len(written)} pictures of predictions on {dataset_name} to "
+            f"{os.path.abspath(out_dir)}",
+            flush=True,
+        )
+        paths += written
     return paths

@@ -177,6 +177,12 @@ class KpextTrainer(DefaultTrainer):
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def train(self):
+        """DefaultTrainer.train, returning the final evaluation's results (Detectron2 returns
+        them only when TEST.EXPECTED_RESULTS is set; its EvalHook keeps them either way)."""
+        results = super().train()
+        return results if results is not None else getattr(self, "_last_eval_results", None)
+
     def run_step(self):
         try:
             super().run_step()

@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from kpext.data.synthetic.people import SyntheticConfig, generate_split
+from kpext.data.synthetic.people import HELDOUT_STYLES, SyntheticConfig, generate_split
 
 from detectron2.data import build_detection_train_loader
 from detectron2.modeling import build_model
@@ -12,6 +12,9 @@ from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The generator's default (the classic style only): the tiny train and val sets of the tests.
+DEFAULT_STYLES = SyntheticConfig(num_images=1).styles
+
 TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
 BASE_CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
 
@@ -38,11 +41,16 @@ FACE_TINY_OVERRIDES = [
 
 
 def make_tiny_synthetic(root) -> None:
-    """8 train and 4 val images of 128 x 128 under ``root/synthetic``."""
-    for split, n, seed in (("train", 8, 0), ("val", 4, 1)):
+    """8 train, 4 val and 4 held-out-style val images of 128 x 128 under ``root/synthetic``."""
+    for split, n, seed, styles in (
+        ("train", 8, 0, DEFAULT_STYLES),
+        ("val", 4, 1, DEFAULT_STYLES),
+        ("val_heldout", 4, 2, HELDOUT_STYLES),
+    ):
         cfg = SyntheticConfig(
             num_images=n,
             seed=seed,
+            styles=styles,
             width=128,
             height=128,
             min_people=1,
