@@ -30,13 +30,15 @@ $(STAMP): Makefile setup.py tools/install_detectron2.sh
 
 DEMO_CONFIG ?= configs/synthetic/keypoint_rcnn_R18_FPN_demo.yaml
 DEMO_OUT ?= output/demo
+# Extra config options for the demo run, e.g. DEMO_OPTS="SOLVER.MAX_ITER 2000 SOLVER.STEPS '(1600,1850)'".
+DEMO_OPTS ?=
 
 # Generate the synthetic set if missing (or out of date), train on CPU, evaluate on the training
 # styles and the held-out styles (keypoint AP of both, tall-people recall), draw predictions.
 demo: setup
 	$(PY) datasets/make_synthetic.py --out datasets/synthetic
 	$(PY) projects/PoseEstimation/train_net.py --config-file $(DEMO_CONFIG) \
-		OUTPUT_DIR $(DEMO_OUT) TEST.KPEXT.NUM_VIS 8
+		OUTPUT_DIR $(DEMO_OUT) TEST.KPEXT.NUM_VIS 8 $(DEMO_OPTS)
 
 test: setup
 	$(PY) -m pytest tests -q
@@ -49,8 +51,8 @@ lint: setup
 
 # Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing; 37 min
 # at one thread with the detector cached, measured 2026-12-01; a fresh clone first trains the
-# detector and fills its cache, about 19 min more at one thread), the data-path load test and
-# the export speed table. BENCH_QUICK=1 for a smoke run.
+# detector and fills its cache: 13.6 + 6 min at one thread on a fresh clone, 2026-12-01), the
+# data-path load test and the export speed table. BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
