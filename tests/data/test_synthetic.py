@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from synthetic_helpers import generate_and_read
 
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
@@ -23,7 +24,6 @@ from kpext.data.synthetic.people import (
     PersonSpec,
     SyntheticConfig,
     ensure_synthetic_dataset,
-    generate_split,
     render_image,
     render_people,
 )
@@ -36,13 +36,6 @@ SMALL = SyntheticConfig(num_images=6, seed=3, width=128, height=128)
 CROWDED = SyntheticConfig(num_images=8, seed=5, width=128, height=128, min_people=6, max_people=6)
 
 
-def _generate(root, cfg, split="train"):
-    path = generate_split(str(root), split, cfg, show_progress=False)
-    with open(path, "rb") as f:
-        raw = f.read()
-    return path, raw, json.loads(raw)
-
-
 def _read_images(root, data, split="train"):
     folder = synthetic_image_dir(str(root), split)
     return {im["id"]: cv2.imread(os.path.join(folder, im["file_name"])) for im in data["images"]}
@@ -51,7 +44,7 @@ def _read_images(root, data, split="train"):
 @pytest.fixture(scope="module")
 def small_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("small")
-    return (root,) + _generate(root, SMALL)
+    return (root,) + generate_and_read(root, SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +58,7 @@ def crowded_images():
 
 def test_same_seed_gives_identical_files(tmp_path, small_split):
     root, _, raw, data = small_split
-    _, raw_again, data_again = _generate(tmp_path, SMALL)
+    _, raw_again, data_again = generate_and_read(tmp_path, SMALL)
     assert raw_again == raw
     first, again = _read_images(root, data), _read_images(tmp_path, data_again)
     assert first.keys() == again.keys()
@@ -86,7 +79,9 @@ def test_render_image_is_deterministic_for_a_generator_state():
 
 def test_different_seed_gives_different_data(tmp_path, small_split):
     root, _, raw, data = small_split
-    _, raw_other, data_other = _generate(tmp_path, dataclasses.replace(SMALL, seed=SMALL.seed + 1))
+    _, raw_other, data_other = generate_and_read(
+        tmp_path, dataclasses.replace(SMALL, seed=SMALL.seed + 1)
+    )
     assert data_other["annotations"] != data["annotations"]
     first, other = _read_images(root, data), _read_images(tmp_path, data_other)
     assert all(not np.array_equal(first[i], other[i]) for i in first)
@@ -94,7 +89,9 @@ def test_different_seed_gives_different_data(tmp_path, small_split):
 
 def test_more_images_keep_the_first_ones(tmp_path, small_split):
     root, _, _, data = small_split
-    _, _, longer = _generate(tmp_path, dataclasses.replace(SMALL, num_images=SMALL.num_images + 3))
+    _, _, longer = generate_and_read(
+        tmp_path, dataclasses.replace(SMALL, num_images=SMALL.num_images + 3)
+    )
     assert len(longer["images"]) == SMALL.num_images + 3
     assert longer["images"][: SMALL.num_images] == data["images"]
     assert longer["annotations"][: len(data["annotations"])] == data["annotations"]

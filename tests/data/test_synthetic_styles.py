@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
+from synthetic_helpers import generate_and_read
 
 import kpext  # noqa: F401  (registers the built-in datasets)
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
@@ -23,7 +24,6 @@ from kpext.data.synthetic.people import (
     PersonSpec,
     PersonStyle,
     SyntheticConfig,
-    generate_split,
     render_image,
     render_people,
     sample_person_style,
@@ -41,13 +41,6 @@ ALL_STYLES = dataclasses.replace(
 )
 
 
-def _generate(root, cfg, split="train"):
-    path = generate_split(str(root), split, cfg, show_progress=False)
-    with open(path, "rb") as f:
-        raw = f.read()
-    return path, raw, json.loads(raw)
-
-
 def _image_bytes(root, data, split="train"):
     folder = synthetic_image_dir(str(root), split)
     out = {}
@@ -60,7 +53,7 @@ def _image_bytes(root, data, split="train"):
 @pytest.fixture(scope="module")
 def styled_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("styled")
-    return (root,) + _generate(root, ALL_STYLES)
+    return (root,) + generate_and_read(root, ALL_STYLES)
 
 
 def test_default_splits_keep_held_out_styles_out_of_training():
@@ -82,7 +75,7 @@ def test_default_splits_keep_held_out_styles_out_of_training():
 @pytest.mark.parametrize("split", ["train", "val_heldout"])
 def test_generated_default_splits_use_only_their_styles(tmp_path, split):
     cfg = dataclasses.replace(DEFAULT_SPLITS[split], num_images=8, width=128, height=128)
-    _, _, data = _generate(tmp_path, cfg, split)
+    _, _, data = generate_and_read(tmp_path, cfg, split)
     styles = {ann["style"] for ann in data["annotations"]}
     assert styles and styles <= set(DEFAULT_SPLITS[split].styles)
     if split == "train":
@@ -94,14 +87,16 @@ def test_generated_default_splits_use_only_their_styles(tmp_path, split):
 
 def test_same_seed_gives_identical_files(tmp_path, styled_split):
     root, _, raw, data = styled_split
-    _, raw_again, data_again = _generate(tmp_path, ALL_STYLES)
+    _, raw_again, data_again = generate_and_read(tmp_path, ALL_STYLES)
     assert raw_again == raw
     assert _image_bytes(root, data) == _image_bytes(tmp_path, data_again)
 
 
 def test_different_seed_gives_different_files(tmp_path, styled_split):
     root, _, _, data = styled_split
-    _, _, other = _generate(tmp_path, dataclasses.replace(ALL_STYLES, seed=ALL_STYLES.seed + 1))
+    _, _, other = generate_and_read(
+        tmp_path, dataclasses.replace(ALL_STYLES, seed=ALL_STYLES.seed + 1)
+    )
     assert other["annotations"] != data["annotations"]
     first, second = _image_bytes(root, data), _image_bytes(tmp_path, other)
     assert all(first[i] != second[i] for i in first)
