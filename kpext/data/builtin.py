@@ -31,6 +31,7 @@ from .keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON, coc
 __all__ = [
     "SYNTHETIC_SPLITS",
     "SYNTHETIC_CATEGORY",
+    "register_synthetic_split",
     "default_datasets_root",
     "synthetic_annotation_path",
     "synthetic_image_dir",
@@ -70,24 +71,32 @@ def synthetic_split_files(root: str, split: str) -> Tuple[str, str]:
     return synthetic_annotation_path(synthetic, split), synthetic_image_dir(synthetic, split)
 
 
-def register_all_synthetic(root: Optional[str] = None) -> None:
-    """Register ``kpext_synth_<split>`` for each of :data:`SYNTHETIC_SPLITS` under ``root``.
+def register_synthetic_split(split: str, root: Optional[str] = None) -> str:
+    """Register the synthetic split ``split`` under ``root`` as ``kpext_synth_<split>``;
+    returns the name.
 
     Safe to call more than once: a name that is already registered is kept as it
     is (a warning is logged if it points at other files than ``root`` would).
     """
     root = default_datasets_root() if root is None else root
+    name = f"kpext_synth_{split}"
+    json_file, image_root = synthetic_split_files(root, split)
+    if name in DatasetCatalog.list():
+        registered = MetadataCatalog.get(name).get("json_file")
+        if registered != json_file:
+            logger.warning(
+                "Dataset '%s' is already registered with %s; not re-registering it with %s.",
+                name,
+                registered,
+                json_file,
+            )
+        return name
+    register_keypoint_coco(name, json_file, image_root, categories=[SYNTHETIC_CATEGORY])
+    return name
+
+
+def register_all_synthetic(root: Optional[str] = None) -> None:
+    """Register ``kpext_synth_<split>`` for each of :data:`SYNTHETIC_SPLITS` under ``root``
+    (see :func:`register_synthetic_split`)."""
     for split in SYNTHETIC_SPLITS:
-        name = f"kpext_synth_{split}"
-        json_file, image_root = synthetic_split_files(root, split)
-        if name in DatasetCatalog.list():
-            registered = MetadataCatalog.get(name).get("json_file")
-            if registered != json_file:
-                logger.warning(
-                    "Dataset '%s' is already registered with %s; not re-registering it with %s.",
-                    name,
-                    registered,
-                    json_file,
-                )
-            continue
-        register_keypoint_coco(name, json_file, image_root, categories=[SYNTHETIC_CATEGORY])
+        register_synthetic_split(split, root)

@@ -56,12 +56,12 @@ from kpext.benchmark.timing import (
     fixed_boxes,
     interleaved_branch_timing,
 )
-from kpext.data import dataset_oks_sigmas, register_keypoint_coco
-from kpext.data.builtin import SYNTHETIC_CATEGORY, default_datasets_root, synthetic_split_files
+from kpext.data import dataset_oks_sigmas
+from kpext.data.builtin import default_datasets_root, register_synthetic_split
 from kpext.data.synthetic.people import SyntheticConfig, ensure_synthetic_dataset
 
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
@@ -225,10 +225,7 @@ def prepare_bench_data(root: str) -> None:
     """Generate (if missing or stale) and register the bench's classic-style splits."""
     ensure_synthetic_dataset(os.path.join(root, "synthetic"), BENCH_SPLITS)
     for split in BENCH_SPLITS:
-        name = f"kpext_synth_{split}"
-        if name not in DatasetCatalog.list():
-            json_file, image_root = synthetic_split_files(root, split)
-            register_keypoint_coco(name, json_file, image_root, categories=[SYNTHETIC_CATEGORY])
+        register_synthetic_split(split, root)
 
 
 def git_commit() -> str:
