@@ -17,7 +17,7 @@ from ..data.keypoint_metadata import dataset_oks_sigmas
 from .ground_truth import normalized_ground_truth_file
 from .tall_people import format_tall_person_recall, tall_person_recall
 
-__all__ = ["summarize_test_results", "format_summary", "TALL_FRACTION"]
+__all__ = ["summarize_test_results", "format_summary", "write_summary", "TALL_FRACTION"]
 
 # People taller than this fraction of their image are counted apart (tall_people).
 TALL_FRACTION = 0.6
