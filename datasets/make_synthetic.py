@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=style_list,
         metavar="NAME,NAME",
         help=f"styles people are drawn in, comma-separated, among {','.join(STYLES)} "
-        "(default: train and val: classic,silhouette,lowcontrast; val_heldout: "
-        "outline,textured)",
+        "; a name given twice is drawn twice as often (default: train: "
+        "classic,classic,silhouette,lowcontrast; val: classic,silhouette,lowcontrast; "
+        "val_heldout: outline,textured)",
     )
     add(
         "--shape-variety",

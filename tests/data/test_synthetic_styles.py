@@ -20,6 +20,7 @@ from kpext.data.synthetic.people import (
     HEAD_SHAPES,
     HELDOUT_STYLES,
     STYLES,
+    TRAIN_STYLE_MIX,
     TRAIN_STYLES,
     PersonSpec,
     PersonStyle,
@@ -70,6 +71,21 @@ def test_default_splits_keep_held_out_styles_out_of_training():
     assert set(DEFAULT_SPLITS["val_heldout"].styles) == set(HELDOUT_STYLES)
     for cfg in DEFAULT_SPLITS.values():
         cfg.validate()
+
+
+def test_a_style_named_twice_is_drawn_twice_as_often():
+    cfg = dataclasses.replace(ALL_STYLES, styles=("outline", "classic", "outline"))
+    rng = np.random.default_rng(0)
+    names = [sample_person_style(rng, cfg, 100.0).name for _ in range(4000)]
+    # 2/3 expected; the binomial standard deviation over 4000 draws is 0.0075.
+    assert abs(names.count("outline") / len(names) - 2 / 3) < 0.03
+    assert set(names) == {"outline", "classic"}
+
+
+def test_the_training_split_draws_half_its_people_in_classic():
+    assert sorted(TRAIN_STYLE_MIX) == ["classic", "classic", "lowcontrast", "silhouette"]
+    assert DEFAULT_SPLITS["train"].styles == TRAIN_STYLE_MIX
+    assert DEFAULT_SPLITS["val"].styles == TRAIN_STYLES  # val weighs every training style alike
 
 
 @pytest.mark.parametrize("split", ["train", "val_heldout"])
