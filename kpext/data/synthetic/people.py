@@ -42,10 +42,11 @@ With any style, ``shape_variety`` varies the head shape (round, oval, square-ish
 and the limb thickness, ``degrade_prob`` adds strong blur and noise to a whole
 image, ``truncation_prob`` / ``max_truncation`` cut people at the image borders
 and ``large_person_prob`` makes close-ups with one person of 60-100% of
-``max_person_height_frac`` times the image height. The training splits
-(:data:`DEFAULT_SPLITS`) draw from :data:`TRAIN_STYLES` (``train`` half its people in
-``classic``: :data:`TRAIN_STYLE_MIX`); ``val_heldout`` only from :data:`HELDOUT_STYLES`,
-which training never sees. A style named twice in ``styles`` is drawn twice as often. The style is written into each
+``max_person_height_frac`` times the image height. Of the default splits
+(:data:`DEFAULT_SPLITS`), ``val`` draws uniformly from :data:`TRAIN_STYLES`, ``train``
+from :data:`TRAIN_STYLE_MIX` (the same styles, half its people ``classic``) and
+``val_heldout`` only from :data:`HELDOUT_STYLES`, which training never sees. A style
+named twice in ``styles`` is drawn twice as often. The style is written into each
 COCO annotation as an extra ``"style"`` field (COCO tools ignore it). With the
 defaults of :class:`SyntheticConfig` (``classic`` only, no variety) images are
 drawn exactly as before styles existed.
