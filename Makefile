@@ -49,10 +49,10 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing; 37 min
-# at one thread with the detector cached, measured 2026-12-01; a fresh clone first trains the
-# detector and fills its cache: 13.6 + 6 min at one thread on a fresh clone, 2026-12-01), the
-# data-path load test and the export speed table. BENCH_QUICK=1 for a smoke run.
+# Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing), the
+# data-path load test and the export speed table: 23 min in all on a fresh clone (set-up,
+# detector, caches, heads, data, export; 2-core Intel Xeon, 2026-12-02; 2026-12-01's AMD EPYC
+# at one thread took 37 min for the heads alone). BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/PoseEstimation/bench_heads.py
 	$(PY) projects/PoseEstimation/bench_data.py
