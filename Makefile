@@ -15,7 +15,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
         onnx onnxruntime
 
-.PHONY: setup demo test lint bench clean-venv gpu-wheels
+.PHONY: setup demo test test-upstream lint bench clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -43,6 +43,16 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests -q
 
+# The whole suite on upstream Detectron2 built from source with its C++ operators, in its own
+# venv (.venv-upstream). D2_SRC: a source folder or .tar.gz; by default the snapshot in
+# ../shared/deps (read-only there: the script builds from a temporary copy).
+UPSTREAM_VENV := .venv-upstream
+D2_SRC ?= $(firstword $(wildcard ../shared/deps/detectron2-main-*.tar.gz))
+test-upstream:
+	TORCH='$(TORCH)' DEPS='$(DEPS)' bash tools/install_upstream_detectron2.sh \
+		$(PYTHON) $(UPSTREAM_VENV) "$(D2_SRC)"
+	$(UPSTREAM_VENV)/bin/python -m pytest tests -q
+
 # Lint with ruff (ruff.toml); not part of CI. Installs ruff into .venv if it is missing.
 lint: setup
 	$(PY) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
@@ -65,4 +75,4 @@ gpu-wheels: setup
 	bash tools/build_gpu_wheels.sh $(PY) $(GPU_WHEELS) $(CACHE)
 
 clean-venv:
-	rm -rf $(VENV) $(CACHE)
+	rm -rf $(VENV) $(UPSTREAM_VENV) $(CACHE)

@@ -32,7 +32,17 @@ from detectron2.engine import DefaultTrainer
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
+from ..engine import build_seeded_train_loader
+
 logger = logging.getLogger(__name__)
+
+
+class _SeededTrainer(DefaultTrainer):
+    """DefaultTrainer whose data order follows ``cfg.SEED`` on every Detectron2."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_seeded_train_loader(cfg)
 
 
 @dataclass
@@ -130,7 +140,7 @@ def train_shared_detector(cfg: CfgNode, iterations: int, cache_root: str, seed: 
     from detectron2.utils.env import seed_all_rng
 
     seed_all_rng(seed)
-    trainer = DefaultTrainer(det)
+    trainer = _SeededTrainer(det)
     trainer.resume_or_load(resume=False)
     trainer.train()
     if not os.path.exists(weights):

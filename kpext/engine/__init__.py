@@ -2,6 +2,7 @@
 used by the projects' scripts."""
 
 from .checkpoint import AtomicCheckpointer, atomic_write
+from .data import build_seeded_train_loader, data_order_seed
 from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch
 from .trainer import (
@@ -16,9 +17,11 @@ __all__ = [
     "AtomicCheckpointer",
     "KpextTrainer",
     "atomic_write",
+    "build_seeded_train_loader",
     "check_horizontal_flip",
     "check_inference_weights",
     "check_keypoint_count",
+    "data_order_seed",
     "describe_divergence",
     "launch",
     "load_inference_cfg",

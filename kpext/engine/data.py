@@ -1,5 +1,6 @@
-"""Data loading for training: the bad-input policy applied to images that cannot be read, and
-pinned host memory for batches bound for a GPU."""
+"""Data loading for training: the bad-input policy applied to images that cannot be read,
+pinned host memory for batches bound for a GPU, and a data order that follows ``SEED`` on
+every Detectron2."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from typing import Optional
 import torch
 from torch.utils.data import DataLoader
 
-from detectron2.data import DatasetMapper
+from detectron2.data import (
+    DatasetMapper,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
+from detectron2.utils import comm
 
 from ..data import KeypointDataError
 
@@ -80,3 +87,54 @@ def pin_memory_for_device(loader, device: str):
     if inner is not None:
         inner.pin_memory = True
     return loader
+
+
+def data_order_seed(cfg) -> int:
+    """The seed of the training data order: ``cfg.SEED`` when it is >= 0, else one random
+    seed drawn once and shared by all workers (Detectron2's documented meaning of a negative
+    ``SEED``: "fully randomize everything")."""
+    return int(cfg.SEED) if cfg.SEED >= 0 else int(comm.shared_random_seed())
+
+
+def build_seeded_train_sampler(cfg, dataset: list, seed: int):
+    """``cfg.DATALOADER.SAMPLER_TRAIN`` over ``dataset`` (a list of dataset dicts), shuffled
+    from ``seed``; None for a sampler kpext does not build (Detectron2 then builds its own)."""
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name == "TrainingSampler":
+        return TrainingSampler(len(dataset), seed=seed)
+    if name == "RepeatFactorTrainingSampler":
+        factors = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(
+            dataset, cfg.DATALOADER.REPEAT_THRESHOLD
+        )
+        return RepeatFactorTrainingSampler(factors, seed=seed)
+    return None
+
+
+def build_seeded_train_loader(cfg, mapper=None):
+    """Detectron2's ``build_detection_train_loader`` with the sampler seeded by
+    :func:`data_order_seed`, so that one ``SEED`` gives one data order on every Detectron2.
+
+    Why: Detectron2 v0.6 builds ``TrainingSampler(len(dataset))``, whose seed comes from
+    numpy's global generator; upstream builds ``TrainingSampler(..., seed=cfg.SEED)``, so
+    there the default ``SEED -1`` gives the same order on every run and reseeding numpy
+    changes nothing. Samplers other than ``TrainingSampler`` and
+    ``RepeatFactorTrainingSampler`` are left to Detectron2 (with a warning).
+    """
+    dataset = get_detection_dataset_dicts(
+        cfg.DATASETS.TRAIN,
+        filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+        min_keypoints=(
+            cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0
+        ),
+        proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+    )
+    sampler = build_seeded_train_sampler(cfg, dataset, data_order_seed(cfg))
+    if sampler is None:
+        logger.warning(
+            "DATALOADER.SAMPLER_TRAIN %s: its data order follows Detectron2's own seeding, "
+            "which differs between Detectron2 versions (kpext seeds TrainingSampler and "
+            "RepeatFactorTrainingSampler from SEED)",
+            cfg.DATALOADER.SAMPLER_TRAIN,
+        )
+        return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
+    return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)

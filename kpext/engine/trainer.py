@@ -12,11 +12,7 @@ from typing import Dict, Optional
 import torch
 
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import (
-    MetadataCatalog,
-    build_detection_test_loader,
-    build_detection_train_loader,
-)
+from detectron2.data import MetadataCatalog, build_detection_test_loader
 from detectron2.engine import (
     AMPTrainer,
     DefaultTrainer,
@@ -32,7 +28,7 @@ from ..config import add_kpext_config
 from ..data import invalid_record_policy
 from ..evaluation import build_keypoint_evaluator
 from .checkpoint import AtomicCheckpointer
-from .data import CheckedDatasetMapper, pin_memory_for_device
+from .data import CheckedDatasetMapper, build_seeded_train_loader, pin_memory_for_device
 
 
 def setup_cfg(args) -> CfgNode:
@@ -142,6 +138,7 @@ class KpextTrainer(DefaultTrainer):
     * checkpoints written atomically (:class:`AtomicCheckpointer`);
     * several CPU processes train together (DDP without device ids on CPU);
     * non-finite losses stop training naming the iteration and the loss;
+    * the data order follows ``SEED`` on every Detectron2 (:func:`build_seeded_train_loader`);
     * ``DATASETS.KPEXT.ON_INVALID`` applied to records and unreadable images;
     * horizontal flips refused for keypoints without left/right pairs
       (:func:`check_horizontal_flip`);
@@ -196,9 +193,7 @@ class KpextTrainer(DefaultTrainer):
         check_horizontal_flip(cfg)
         policy = cfg.DATASETS.KPEXT.ON_INVALID
         with invalid_record_policy(policy):
-            loader = build_detection_train_loader(
-                cfg, mapper=CheckedDatasetMapper(cfg, True, policy)
-            )
+            loader = build_seeded_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True, policy))
         return pin_memory_for_device(loader, cfg.MODEL.DEVICE)
 
     @classmethod

@@ -5,8 +5,8 @@ import os
 import torch
 
 from kpext.data.synthetic.people import HELDOUT_STYLES, SyntheticConfig, generate_split
+from kpext.engine import build_seeded_train_loader
 
-from detectron2.data import build_detection_train_loader
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
@@ -62,13 +62,14 @@ def make_tiny_synthetic(root) -> None:
 
 def train_on_one_batch(cfg, steps: int):
     """Train the whole model (RPN, box and keypoint heads) for ``steps`` steps on one fixed
-    batch with the config's optimizer, from seed 0. Returns each step's losses as floats
+    batch (the first of the data order ``cfg.SEED`` gives) with the config's optimizer, from
+    weights of seed 0. Returns each step's losses as floats
     (Detectron2's loss names plus ``"total"``), the model and the batch."""
     torch.manual_seed(0)
     model = build_model(cfg)
     model.train()
     optimizer = build_optimizer(cfg, model)
-    batch = next(iter(build_detection_train_loader(cfg)))
+    batch = next(iter(build_seeded_train_loader(cfg)))
     history = []
     with EventStorage():
         for _ in range(steps):
