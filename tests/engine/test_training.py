@@ -12,6 +12,7 @@ from engine_helpers import BASE_CONFIG, REPO, TINY_OVERRIDES, TRAIN_NET, train_o
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
+from kpext.evaluation.pose_errors import ERROR_CLASSES
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
@@ -105,7 +106,7 @@ def test_keypoint_count_mismatch_is_a_clear_error(tiny_synthetic_root):
 
 def test_train_net_summarises_every_test_set(tiny_synthetic_root, tmp_path):
     """The demo's evaluation: two test sets (training styles, held-out styles) each get an
-    AP line, pictures and tall-people recall in summary.json."""
+    AP line, pictures, tall-people recall and the keypoint error breakdown in summary.json."""
     out = tmp_path / "two_sets"
     args = TINY_OVERRIDES + [
         "OUTPUT_DIR", str(out), "TEST.KPEXT.NUM_VIS", "1", "SOLVER.MAX_ITER", "2",
@@ -118,6 +119,10 @@ def test_train_net_summarises_every_test_set(tiny_synthetic_root, tmp_path):
     for row in rows:
         assert 0 <= row["keypoint_ap"] <= 100 and 0 <= row["box_ap"] <= 100
         assert row["tall_people"] is not None
+        errors = row["keypoint_errors"]
+        assert errors["keypoints"] == sum(errors["counts"][c] for c in ERROR_CLASSES)
+        assert set(errors["oracle_ap"]) == {"jitter", "inversion", "swap", "miss"}
     assert "kpext_synth_val_heldout: keypoint AP" in log
+    assert "keypoint errors of" in log
     assert len(list((out / "predictions").glob("*.jpg"))) == 1
     assert len(list((out / "predictions" / "kpext_synth_val_heldout").glob("*.jpg"))) == 1

@@ -101,8 +101,14 @@ def test_summary_gives_each_set_and_the_heldout_fraction(two_sets):
     assert heldout["kp_ap_vs_first"] == pytest.approx(10.0 / 40.0)
     assert (val["tall_people"]["num_people"], val["tall_people"]["num_found"]) == (1, 1)
     assert (heldout["tall_people"]["num_people"], heldout["tall_people"]["num_found"]) == (2, 1)
+    # Predictions equal to the labels: every keypoint of a matched person is good; the held-out
+    # set's second person is detected at score 0.2 (a match, whatever its score).
+    assert val["keypoint_errors"]["shares"]["good"] == 1.0
+    assert val["keypoint_errors"]["keypoints"] == 6
+    assert heldout["keypoint_errors"]["people_matched"] == 2
     text = format_summary(summary)
     assert "keypoint AP 10.0" in text and "0.25 of" in text and "1/2 found" in text
+    assert "keypoint errors of 6 labelled keypoints (2/2 people matched): good 100.0%" in text
 
 
 def test_single_test_set_results_are_unwrapped(two_sets):
@@ -119,3 +125,4 @@ def test_missing_predictions_leave_tall_people_unknown(two_sets, tmp_path):
     cfg.OUTPUT_DIR = str(tmp_path / "elsewhere")
     summary = summarize_test_results(cfg, results)
     assert summary["datasets"][0]["tall_people"] is None
+    assert summary["datasets"][0]["keypoint_errors"] is None

@@ -1,0 +1,261 @@
+"""Where keypoint AP goes: each labelled keypoint of a detected person classified as good,
+jitter, inversion, swap or miss, and the AP with each error class corrected.
+
+The classes follow Ronchi and Perona's COCO error analysis ("Benchmarking and Error Diagnosis
+in Multi-Instance Pose Estimation", ICCV 2017; their ``coco-analyze``). With COCO's keypoint
+similarity ``ks(p, g) = exp(-|p - g|^2 / (2 s^2 (2 sigma)^2))`` (``s^2`` the person's area,
+``sigma`` the keypoint's OKS sigma), a predicted keypoint ``k`` of a detection matched to person
+``P`` is:
+
+* **good** when ``ks`` to ``P``'s keypoint ``k`` is at least 0.85;
+* **jitter** when it is in [0.5, 0.85): the right part, placed loosely;
+* **inversion** when it is below 0.5 but ``ks`` to another labelled keypoint ``j`` of the same
+  person is at least 0.5 (with ``j``'s sigma): the wrong part of the right person.
+  ``inversion_left_right`` counts those where ``j`` is ``k``'s left/right counterpart
+  (the dataset's flip map), the common case; a set without left/right pairs has none of them;
+* **swap** when none of the above holds but ``ks`` to keypoint ``k`` of another person of the
+  image is at least 0.5 (with that person's area): the right part of the wrong person;
+* **miss** otherwise.
+
+Detections are matched to people image by image, highest score first (COCO's top 20): each
+takes the unmatched person it has the highest OKS with, when that OKS is at least
+:data:`MATCH_OKS` (coco-analyze's 0.1). Only labelled keypoints (``v > 0``) of matched people are
+classified; people no detection matched are counted apart (``people_unmatched``).
+
+The **oracle APs** are COCO keypoint AP after correcting one class alone: every keypoint of
+that class is moved onto its ground truth, the rest is left as predicted. Their gain over the
+AP says what fixing that class is worth (an upper bound: a real fix also moves other points).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+from collections import defaultdict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = [
+    "ERROR_CLASSES",
+    "MATCH_OKS",
+    "classify_keypoint_errors",
+    "pose_error_breakdown",
+    "format_pose_errors",
+]
+
+ERROR_CLASSES = ("good", "jitter", "inversion", "swap", "miss")
+# The classes the oracle APs correct (a good keypoint needs no correction).
+CORRECTED_CLASSES = ("jitter", "inversion", "swap", "miss")
+GOOD_KS = 0.85
+JITTER_KS = 0.5
+MATCH_OKS = 0.1
+MAX_DETECTIONS = 20  # per image, as COCO's keypoint AP
+
+
+def _keypoints(record: Mapping[str, Any]) -> np.ndarray:
+    """K x 3 keypoints of a COCO annotation or result (flat x, y, v/score triples)."""
+    return np.asarray(record["keypoints"], dtype=np.float64).reshape(-1, 3)
+
+
+def _similarity(points: np.ndarray, targets: np.ndarray, area: float, sigmas: np.ndarray):
+    """COCO keypoint similarity of ``points`` (... x 2) to ``targets`` (... x 2) whose sigmas
+    (broadcasting to ...) are ``sigmas``, for a person of ``area``."""
+    squared = np.sum((points - targets) ** 2, axis=-1)
+    return np.exp(-squared / (2.0 * (area + np.spacing(1)) * (2.0 * sigmas) ** 2))
+
+
+def _oks(pred: np.ndarray, person: Mapping[str, Any], sigmas: np.ndarray) -> float:
+    gt = _keypoints(person)
+    labelled = gt[:, 2] > 0
+    if not labelled.any():
+        return 0.0
+    ks = _similarity(pred[:, :2], gt[:, :2], float(person["area"]), sigmas)
+    return float(ks[labelled].mean())
+
+
+def _match(detections: List[Mapping], people: List[Mapping], sigmas: np.ndarray) -> List[Tuple]:
+    """(detection, person index) pairs: highest score first, each detection taking the
+    unmatched person of highest OKS, at least MATCH_OKS."""
+    taken: set = set()
+    pairs = []
+    for det in sorted(detections, key=lambda d: -d["score"])[:MAX_DETECTIONS]:
+        pred = _keypoints(det)
+        scores = [-1.0 if i in taken else _oks(pred, p, sigmas) for i, p in enumerate(people)]
+        if scores and max(scores) >= MATCH_OKS:
+            best = int(np.argmax(scores))
+            taken.add(best)
+            pairs.append((det, best))
+    return pairs
+
+
+def classify_keypoint_errors(
+    pred: np.ndarray,
+    person: Mapping[str, Any],
+    others: Sequence[Mapping[str, Any]],
+    sigmas: Sequence[float],
+    counterpart: Sequence[int],
+) -> List[Optional[str]]:
+    """The class of each predicted keypoint of a detection matched to ``person``.
+
+    Args:
+        pred: K x 2 (or K x 3) predicted keypoints, in the labels' pixel convention.
+        person: the matched COCO annotation (``keypoints``, ``area``).
+        others: the image's other (non-crowd) people.
+        sigmas: K OKS sigmas; counterpart: each keypoint's left/right counterpart index.
+    Returns:
+        K entries: one of ``good``/``jitter``/``inversion``/``swap``/``miss``, with
+        ``inversion_left_right`` for an inversion onto the counterpart; None for keypoints
+        the person has no label for.
+    """
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)[:, :2]
+    gt = _keypoints(person)
+    labelled = gt[:, 2] > 0
+    area = float(person["area"])
+    own = _similarity(pred, gt[:, :2], area, sigmas)
+    # K x K: keypoint k's prediction against the person's keypoint j (j's sigma).
+    cross = _similarity(pred[:, None, :], gt[None, :, :2], area, sigmas[None, :])
+    cross[:, ~labelled] = 0.0
+    np.fill_diagonal(cross, 0.0)
+    swapped = np.zeros(len(pred), dtype=bool)
+    for other in others:
+        theirs = _keypoints(other)
+        near = _similarity(pred, theirs[:, :2], float(other["area"]), sigmas) >= JITTER_KS
+        swapped |= near & (theirs[:, 2] > 0)
+    classes: List[Optional[str]] = []
+    for k in range(len(pred)):
+        if not labelled[k]:
+            classes.append(None)
+        elif own[k] >= GOOD_KS:
+            classes.append("good")
+        elif own[k] >= JITTER_KS:
+            classes.append("jitter")
+        elif cross[k].max() >= JITTER_KS:
+            lr = counterpart[k] != k and cross[k, counterpart[k]] >= JITTER_KS
+            classes.append("inversion_left_right" if lr else "inversion")
+        elif swapped[k]:
+            classes.append("swap")
+        else:
+            classes.append("miss")
+    return classes
+
+
+def _keypoint_ap(dataset: Mapping[str, Any], results: List[Mapping], sigmas) -> float:
+    """COCO keypoint AP (percent) of ``results`` against ``dataset``, quietly."""
+    if not results:
+        return 0.0
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(dict(dataset))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(copy.deepcopy(results))
+        evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
+        evaluator.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return float(evaluator.stats[0] * 100.0)
+
+
+def pose_error_breakdown(
+    coco_gt: Mapping[str, Any],
+    predictions: Sequence[Mapping[str, Any]],
+    sigmas: Sequence[float],
+    counterpart: Sequence[int],
+    oracle_ap: bool = True,
+) -> Dict[str, Any]:
+    """The error classes of every labelled keypoint of matched people, and the oracle APs.
+
+    Args:
+        coco_gt: a COCO keypoint dataset dict (``images``, ``annotations``, ``categories``).
+        predictions: COCO results (``image_id``, ``category_id``, ``score``, ``keypoints``).
+        sigmas: K OKS sigmas; counterpart: each keypoint's left/right counterpart index (itself
+            when it has none; Detectron2's ``create_keypoint_hflip_indices``).
+        oracle_ap: also compute the AP and one oracle AP per corrected class (pycocotools).
+    Returns:
+        ``keypoints`` (classified), ``counts`` and ``shares`` of each class of
+        :data:`ERROR_CLASSES` plus ``inversion_left_right`` (a subset of ``inversion``),
+        ``people``, ``people_matched``, ``people_unmatched``; with ``oracle_ap``: ``ap`` and
+        ``oracle_ap`` (class -> AP with that class corrected).
+    """
+    sigmas_np = np.asarray(sigmas, dtype=np.float64)
+    people: Dict[Any, List[Mapping]] = defaultdict(list)
+    for ann in coco_gt["annotations"]:
+        if not ann.get("iscrowd", 0) and "keypoints" in ann:
+            people[ann["image_id"]].append(ann)
+    detections: Dict[Any, List[Mapping]] = defaultdict(list)
+    for det in predictions:
+        if "keypoints" in det:
+            detections[det["image_id"]].append(det)
+
+    counts = {name: 0 for name in ERROR_CLASSES}
+    counts["inversion_left_right"] = 0
+    num_people = sum(len(p) for p in people.values())
+    matched_people = 0
+    corrected: Dict[str, List[Dict]] = {name: [] for name in CORRECTED_CLASSES}
+    unmatched_results: List[Dict] = []
+    for image_id in set(people) | set(detections):
+        anns, dets = people.get(image_id, []), detections.get(image_id, [])
+        pairs = _match(dets, anns, sigmas_np)
+        matched_people += len(pairs)
+        paired_ids = {id(det) for det, _ in pairs}
+        unmatched_results += [d for d in dets if id(d) not in paired_ids]
+        for det, index in pairs:
+            person = anns[index]
+            others = [a for i, a in enumerate(anns) if i != index]
+            pred = _keypoints(det)
+            classes = classify_keypoint_errors(pred, person, others, sigmas_np, counterpart)
+            gt = _keypoints(person)
+            for name in CORRECTED_CLASSES:
+                fixed = pred.copy()
+                for k, cls in enumerate(classes):
+                    if cls is not None and cls.startswith(name):
+                        fixed[k, :2] = gt[k, :2]
+                corrected[name].append({**det, "keypoints": fixed.reshape(-1).tolist()})
+            for cls in classes:
+                if cls is None:
+                    continue
+                if cls == "inversion_left_right":
+                    counts["inversion_left_right"] += 1
+                    cls = "inversion"
+                counts[cls] += 1
+    total = sum(counts[name] for name in ERROR_CLASSES)
+    shares = {name: (counts[name] / total if total else math.nan) for name in counts}
+    result: Dict[str, Any] = {
+        "keypoints": total,
+        "counts": counts,
+        "shares": shares,
+        "people": num_people,
+        "people_matched": matched_people,
+        "people_unmatched": num_people - matched_people,
+    }
+    if oracle_ap:
+        result["ap"] = _keypoint_ap(coco_gt, list(predictions), sigmas)
+        result["oracle_ap"] = {
+            name: _keypoint_ap(coco_gt, corrected[name] + unmatched_results, sigmas)
+            for name in CORRECTED_CLASSES
+        }
+    return result
+
+
+def format_pose_errors(breakdown: Mapping[str, Any]) -> str:
+    """Two lines: the share of each class, and the oracle APs (when computed)."""
+    shares = breakdown["shares"]
+    if not breakdown["keypoints"]:
+        return "keypoint errors: no labelled keypoint of a matched person"
+    parts = [f"{name} {shares[name]:.1%}" for name in ERROR_CLASSES]
+    parts[2] += f" (left/right {shares['inversion_left_right']:.1%})"
+    lines = [
+        f"keypoint errors of {breakdown['keypoints']} labelled keypoints "
+        f"({breakdown['people_matched']}/{breakdown['people']} people matched): " + ", ".join(parts)
+    ]
+    if "oracle_ap" in breakdown:
+        oracle = ", ".join(f"{k} {v:.1f}" for k, v in breakdown["oracle_ap"].items())
+        lines.append(f"keypoint AP {breakdown['ap']:.1f}; with each class corrected: {oracle}")
+    return "\n".join(lines)
