@@ -22,8 +22,19 @@ People are drawn as filled, slightly shaded parts: tapered capsules for limbs, a
 convex torso, an elliptic head with hair on the back/top and eyes, nose and ears on
 the visible side, hands and shoes. Parts of one person are painted far to near, and
 people in a random depth order. Cues that keep the task learnable: limbs differ in
-colour from the torso, the person's left limbs are a lighter tone than the right
-ones, the head is skin-coloured with a dark nose marker on the facing side.
+colour from the torso; the head is skin-coloured with eyes and a reddish nose marker
+on the facing side and hair on the back; a round badge marks the front of the chest
+(foreshortened as the body turns, absent from behind); feet point forwards.
+
+Left and right can be told only from the way a person faces, never from a side-specific
+look: the left and right limbs are drawn alike and the light comes from above, so a
+horizontally mirrored image is exactly the image of the mirrored person (yaw negated, left
+and right poses exchanged; tested), and training with horizontal flips (which swap the
+labels) teaches no contradiction. What each style keeps of the facing cues: ``classic``,
+``textured`` and ``lowcontrast`` all of them (``lowcontrast`` at its low contrast);
+``outline`` the face features, the badge's outline, the hair line and the feet; a
+``silhouette`` only the outline of the body and head (nose and feet in profile), so
+front and back views of it are ambiguous.
 
 Styles
 ------
@@ -32,7 +43,7 @@ drawn in one of the named :data:`STYLES` (:class:`PersonStyle`), picked per pers
 from the split's ``styles``:
 
 * ``classic``: the look described above (multi-coloured, shaded parts);
-* ``silhouette``: the whole body in one flat colour, no face features;
+* ``silhouette``: the whole body in one flat colour, no face features or badge;
 * ``outline``: every part drawn as its outline only (the inside shows the
   background, so a person in front still hides the one behind);
 * ``textured``: clothes filled with stripes, checks or blotchy noise;
@@ -139,7 +150,10 @@ __all__ = [
 
 # Bump whenever the images or labels produced for a given config change, so that
 # ensure_synthetic_dataset() regenerates stale data.
-GENERATOR_VERSION = "1.1"  # 1.1: styles, the "style" field of the annotations
+# 1.1: styles, the "style" field of the annotations; 1.2: no cue a mirror inverts (no
+# left/right limb tint, light from above, symmetric low-contrast tones), larger face
+# features and a chest badge on the front
+GENERATOR_VERSION = "1.2"
 
 BGR = Tuple[int, int, int]
 NUM_KEYPOINTS = len(COCO_PERSON_KEYPOINT_NAMES)
@@ -312,7 +326,9 @@ JOINT_LIMITS: Dict[str, Tuple[float, float]] = {
 
 _FORWARD = np.array([0.0, 0.0, 1.0])
 _UP = np.array([0.0, 1.0, 0.0])
-_LIGHT_DIR = np.array([-0.6, -0.8])  # shading highlights face the upper left
+# Shading highlights face straight up: a light from one side would be a left/right cue that
+# a horizontal flip inverts (a flipped image is lit from the other side).
+_LIGHT_DIR = np.array([0.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -331,7 +347,7 @@ class LimbPose:
 
 @dataclass(frozen=True)
 class PersonColors:
-    """BGR colours of one person's parts. Limb colours are before the left/right tint."""
+    """BGR colours of one person's parts (left and right limbs alike)."""
 
     skin: BGR = (150, 180, 225)
     hair: BGR = (30, 35, 45)
@@ -416,7 +432,8 @@ class Part:
 
     ``polygon`` is in continuous image coordinates; ``depth`` grows towards the
     camera and fixes the painting order within the person. ``capsule`` holds
-    ``(p0, p1, r0, r1)`` for limb shading, ``head`` the drawing details of the head.
+    ``(p0, p1, r0, r1)`` for limb shading, ``head`` the drawing details of the head,
+    ``mark`` the torso's chest badge (centre, radii, angle, colour; None from behind).
     """
 
     name: str
@@ -425,6 +442,7 @@ class Part:
     depth: float
     capsule: Optional[Tuple[np.ndarray, np.ndarray, float, float]] = None
     head: Optional[Dict[str, Any]] = None
+    mark: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -711,7 +729,6 @@ _LIMB_SEGMENTS = (
     ("shin", "knee", "ankle", "knee_r", "ankle_r", "shins", 0.001),
     ("foot", "ankle", "toe", "ankle_r", "foot_r", "shoes", 0.002),
 )
-_TONED_LIMB_PARTS = ("upper_arm", "forearm", "thigh", "shin")
 
 
 def _limb_parts(spec: PersonSpec, xy: Dict[str, np.ndarray], z: Dict[str, float]) -> List[Part]:
@@ -720,11 +737,8 @@ def _limb_parts(spec: PersonSpec, xy: Dict[str, np.ndarray], z: Dict[str, float]
     for s in ("left", "right"):
         for part, start, end, r0, r1, color_field, bias in _LIMB_SEGMENTS:
             a, b = f"{s}_{start}", f"{s}_{end}"
+            # left and right alike: any side-specific look is a cue a mirror inverts
             color = getattr(spec.colors, color_field)
-            if part in _TONED_LIMB_PARTS:
-                # the person's left limbs lighter, the right ones darker: a fixed cue
-                # that tells left from right even in a symmetric frontal silhouette
-                color = _tint(color, 255, 0.22) if s == "left" else _tint(color, 0, 0.22)
             depth = 0.5 * (z[a] + z[b]) + bias
             k = spec.style.limb_scale
             parts.append(_capsule_part(f"{s}_{part}", xy[a], xy[b], _radius(spec, r0, k),
@@ -750,7 +764,39 @@ def _torso_part(spec: PersonSpec, camera: _Camera) -> Part:
     waist = np.array([[sa * hx, -0.03, sb * pd] for sa, sb in corners])
     xy, _ = camera.project(np.concatenate([_pitch(chest, spec.trunk_pitch), waist]))
     polygon = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    return Part("torso", polygon, spec.colors.torso, _TORSO_DEPTH_BIAS)
+    return Part(
+        "torso", polygon, spec.colors.torso, _TORSO_DEPTH_BIAS, mark=_chest_mark(spec, camera)
+    )
+
+
+_FACE_FEATURE_SCALE = 0.24  # face feature radius / head half-width
+_CHEST_MARK_RADIUS = 0.034  # of the standing height
+_CHEST_MARK_HEIGHT = 0.075  # below the shoulders, of the standing height
+_CHEST_MARK_MIN_FACING = 0.35  # cos(yaw) above which the chest faces the camera enough to show
+
+
+def _chest_mark(spec: PersonSpec, camera: _Camera) -> Optional[Dict[str, Any]]:
+    """A round badge on the front of the chest, foreshortened with the body's turn, or None
+    when the chest faces away: tells a front view from a back view in any style but the
+    silhouette, and survives a mirror (unlike a side-specific cue)."""
+    P, g, yaw = PROPORTIONS, float(spec.girth), math.radians(spec.yaw)
+    facing = math.cos(yaw)
+    if facing < _CHEST_MARK_MIN_FACING:
+        return None
+    point = np.array(
+        [0.0, P["shoulder"] - P["hip"] - _CHEST_MARK_HEIGHT, P["chest_half_depth"] * g]
+    )
+    xy, _ = camera.project(_pitch(point, spec.trunk_pitch))
+    radius = max(0.8, _CHEST_MARK_RADIUS * float(spec.height) * g)
+    torso = np.asarray(spec.colors.torso, dtype=np.float64)
+    color = (
+        _tint(spec.colors.torso, 0, 0.7)
+        if torso.mean() > 128
+        else _tint(spec.colors.torso, 255, 0.75)
+    )
+    pitch = math.cos(math.radians(spec.trunk_pitch))
+    return {"center": xy, "rx": radius * facing, "ry": radius * max(0.3, pitch),
+            "angle": spec.lean, "color": color}  # fmt: skip
 
 
 def _head_part(
@@ -764,7 +810,9 @@ def _head_part(
     # silhouette of the head ellipsoid seen from this side
     rx = max(1.2, size * math.hypot(P["head_rx"] * facing_z, P["head_rz"] * facing_x))
     ry = max(1.4, size * P["head_ry"])
-    feature_r = max(0.6, 0.15 * size * P["head_rx"])
+    # eyes about a quarter of the head's width: seen at the median person height, they and
+    # the nose tell a face from the back of a head, a cue a mirror keeps
+    feature_r = max(0.7, _FACE_FEATURE_SCALE * size * P["head_rx"])
     looks = {
         "left_ear": (1.4, _tint(colors.skin, 0, 0.3)),
         "right_ear": (1.4, _tint(colors.skin, 0, 0.3)),
@@ -1073,6 +1121,21 @@ def _draw_torso_shaded(image: np.ndarray, part: Part) -> None:
         inner = centroid + 0.55 * (part.polygon - centroid) + _LIGHT_DIR * 0.12 * extent
         _fill(image, inner, _tint(part.color, 255, 0.15))
         _outline(image, part.polygon, part.color)
+    _draw_chest_mark(image, part)
+
+
+def _chest_mark_polygon(part: Part) -> Optional[np.ndarray]:
+    mark = part.mark
+    if mark is None:
+        return None
+    return _ellipse_points(mark["center"], mark["rx"], mark["ry"], mark["angle"], n=16)
+
+
+def _draw_chest_mark(image: np.ndarray, part: Part, color: Optional[BGR] = None) -> None:
+    """The torso's chest badge, in its own colour or ``color``; nothing from behind."""
+    polygon = _chest_mark_polygon(part)
+    if polygon is not None:
+        _fill(image, polygon, part.mark["color"] if color is None else color)
 
 
 def _hair_polygon(details: Dict[str, Any]) -> Optional[np.ndarray]:
@@ -1185,11 +1248,11 @@ def _pattern(style: PersonStyle, part: Part, rows: slice, cols: slice, base: BGR
 
 
 # lowcontrast: each part's offset from the background, in units of the style's contrast;
-# left and right limbs differ a little, legs go the other way from the torso
+# legs go the other way from the torso; left and right alike (a mirror keeps the cues)
 _LOW_CONTRAST_FACTORS = {
     "torso": 1.0, "head": 1.4, "neck": 1.2,
-    "left_upper_arm": 1.5, "left_forearm": 1.5, "right_upper_arm": 1.2, "right_forearm": 1.2,
-    "left_thigh": -0.9, "left_shin": -0.9, "right_thigh": -0.6, "right_shin": -0.6,
+    "left_upper_arm": 1.35, "left_forearm": 1.35, "right_upper_arm": 1.35, "right_forearm": 1.35,
+    "left_thigh": -0.75, "left_shin": -0.75, "right_thigh": -0.75, "right_shin": -0.75,
 }  # fmt: skip
 _LOW_CONTRAST_OTHER = 1.3  # hands and feet
 
@@ -1225,6 +1288,9 @@ def _draw_styled_part(
         width = int(round(style.line_width))
         points = [to_cv_fixed_point(part.polygon)]
         cv2.polylines(image, points, True, ink, width, cv2.LINE_AA, CV_SHIFT)
+        mark = _chest_mark_polygon(part)
+        if mark is not None:
+            cv2.polylines(image, [to_cv_fixed_point(mark)], True, ink, width, cv2.LINE_AA, CV_SHIFT)
         if part.head is not None:
             for center, radius, _ in part.head["features"]:
                 _fill(image, _ellipse_points(center, radius, radius, 0.0, n=12), ink)
@@ -1234,13 +1300,15 @@ def _draw_styled_part(
         else:
             _paint(image, part.polygon, lambda r, c: _pattern(style, part, r, c, part.color))
             _outline(image, part.polygon, part.color)
+            _draw_chest_mark(image, part)
     else:  # lowcontrast: flat parts a few grey levels off the background
         factor = _LOW_CONTRAST_FACTORS.get(part.name, _LOW_CONTRAST_OTHER)
         color = np.clip(background_mean + style.contrast * factor, 0, 255)
         bgr = tuple(int(round(c)) for c in color)
         _fill(image, part.polygon, bgr)
+        ink = tuple(int(round(c)) for c in np.clip(color - 1.5 * abs(style.contrast), 0, 255))
+        _draw_chest_mark(image, part, ink)
         if part.head is not None:
-            ink = tuple(int(round(c)) for c in np.clip(color - 1.5 * abs(style.contrast), 0, 255))
             for center, radius, _ in part.head["features"]:
                 _fill(image, _ellipse_points(center, radius, radius, 0.0, n=12), ink)
 
