@@ -33,18 +33,20 @@ def add_kpext_config(cfg: CN) -> None:
     # heatmap's argmax cell.
     cfg.MODEL.KPEXT.DECODE_WINDOW = 1.0
 
-    # KpextKRCNNHead's network (its targets and loss are Detectron2's one-hot ones, not TARGET's).
+    # The network of KpextKRCNNHead (Detectron2's one-hot targets and loss, not TARGET's) and of
+    # KRCNNCodecKeypointHead (the same network, TARGET's codec).
     cfg.MODEL.KPEXT.KRCNN = CN()
     # Bilinear upsampling factor after the stride-2 transposed conv (2: 14x14 RoIs -> 56x56 maps).
     cfg.MODEL.KPEXT.KRCNN.UP_SCALE = 2
     # Kernel size of the stride-2 transposed conv that outputs the K heatmaps (even).
     cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL = 4
 
-    # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead): targets, loss,
-    # output activation, decoding.
+    # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead,
+    # KRCNNCodecKeypointHead): targets, loss, output activation, decoding, predictor start.
     cfg.MODEL.KPEXT.TARGET = CN()
-    # Target codec: "gaussian" (2D Gaussian heatmaps), "onehot" (cell index, spatial cross-entropy)
-    # or any codec registered with kpext.modeling.codecs.register_codec.
+    # Target codec: "gaussian" (2D Gaussian heatmaps, MSE or focal), "softmax_gaussian" (Gaussian
+    # target distributions under a spatial softmax), "onehot" (cell index, spatial
+    # cross-entropy) or any codec registered with kpext.modeling.codecs.register_codec.
     cfg.MODEL.KPEXT.TARGET.CODEC = "gaussian"
     # Gaussian codec: sigma of the target Gaussians, in heatmap cells.
     cfg.MODEL.KPEXT.TARGET.SIGMA = 1.5
@@ -56,7 +58,8 @@ def add_kpext_config(cfg: CN) -> None:
     # blur kernel reaches past the border.
     cfg.MODEL.KPEXT.TARGET.DARK_BORDER = 3
     # The codec's loss; "" = its default. Gaussian: "mse" (visibility-weighted, the default) or
-    # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only.
+    # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only;
+    # softmax_gaussian: "softmax_ce" (cross-entropy against the target distribution) only.
     cfg.MODEL.KPEXT.TARGET.LOSS = ""
     # Inverse temperature of the OKS loss's soft-argmax on the raw heatmaps:
     # softmax(beta * heatmap).

@@ -62,6 +62,12 @@ HEADS: List[Tuple[str, str, str]] = [
     ("kpext_krcnn", "KpextKRCNNHead", "keypoint_rcnn_{depth}_FPN_kpext.yaml"),
     ("gaussian", "GaussianKeypointHead", "keypoint_rcnn_{depth}_FPN_gaussian.yaml"),
     ("hourglass", "HourglassKeypointHead", "keypoint_rcnn_{depth}_FPN_hourglass.yaml"),
+    ("krcnn_gaussian", "KRCNNCodecKeypointHead", "keypoint_rcnn_{depth}_FPN_krcnn_gaussian.yaml"),
+    (
+        "krcnn_softmax_gaussian",
+        "KRCNNCodecKeypointHead",
+        "keypoint_rcnn_{depth}_FPN_krcnn_softmax_gaussian.yaml",
+    ),
 ]
 PRECISIONS = ("fp32", "amp")
 # Numbers of a row that are compared with the stock head's row of the same precision.

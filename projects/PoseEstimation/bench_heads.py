@@ -115,6 +115,18 @@ VARIANTS = [
         "keypoint_rcnn_R18_FPN_gaussian_softmax.yaml",
         "keypoint_rcnn_R50_FPN_gaussian_softmax.yaml",
     ),
+    # Like for like: stock's own network (KRCNNCodecKeypointHead) with another target and
+    # decoder; only the codec (and its predictor start) differs from stock.
+    Variant(
+        "krcnn_gaussian",
+        "keypoint_rcnn_R18_FPN_krcnn_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_gaussian.yaml",
+    ),
+    Variant(
+        "krcnn_softmax_gaussian",
+        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
+    ),
     # The flip tests, on stock's trained weights decoded by KpextKRCNNHead: mirrored RoI
     # features (TEST.KPEXT.FLIP) and mirrored images.
     Variant(

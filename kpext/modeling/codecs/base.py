@@ -10,7 +10,7 @@ activation included, and without ``nn.Module``: a codec holds no parameters):
 * ``activation``: the raw head output -> the heatmaps ``decode`` reads and a
   head returns as ``pred_keypoint_heatmaps`` (e.g. a sigmoid for logits);
 * ``decode``: heatmaps in RoIs -> keypoints and scores in image coordinates;
-* ``predictor_bias``: the bias a head's heatmap predictor starts from.
+* ``predictor_bias`` and ``predictor_std``: how a head's heatmap predictor starts.
 
 Register a new codec with :func:`register_codec`; ``MODEL.KPEXT.TARGET.CODEC``
 then selects it for every head built through :class:`~kpext.modeling.heads.CodecKeypointHead`,
@@ -41,6 +41,16 @@ class KeypointCodec(ABC):
     def predictor_bias(self) -> float:
         """Initial bias of the heatmap predictor (0: the activation starts at its midpoint)."""
         return 0.0
+
+    @property
+    def predictor_std(self) -> Optional[float]:
+        """Standard deviation of the heatmap predictor's initial weights; None: the std of
+        Detectron2's stock last layer (Kaiming normal, fan_out, of its 4 x 4 deconv to K maps).
+
+        Why it is the codec's: a spatial softmax is invariant to the scale of its logits at the
+        start, so it takes stock's start; a regressed heatmap (MSE) is read as it is, so it
+        starts small, at the scale whose first gradients match stock's (see the codecs)."""
+        return None
 
     @abstractmethod
     def encode(self, keypoints: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]):

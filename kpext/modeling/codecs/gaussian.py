@@ -65,6 +65,11 @@ from .geometry import heatmap_to_image, image_to_heatmap
 REFINEMENTS = ("dark", "quarter", "none")
 # Floor of the modulated heatmap before the log (the DARK paper's value).
 LOG_FLOOR = 1e-10
+# Initial weight std of a Gaussian-MSE heatmap predictor (GaussianCodec.predictor_std).
+# 0.0013: the first gradient reaching the first conv is 0.4-0.5x stock's with the light head's
+# 1x1 predictor and 2-2.5x with stock's 4x4 deconv (measured 2026-12-03; it grows about as
+# std^2 above, 100x at 0.01, the output noise's gradient swamping the target's).
+PREDICTOR_STD = 0.0013
 
 
 @dataclass
@@ -151,6 +156,13 @@ class GaussianCodec(KeypointCodec):
         # many negatives.
         return -4.6 if self.loss_name == "focal" else 0.0
 
+    @property
+    def predictor_std(self) -> float:
+        # A regressed heatmap starts flat (near 0, its background), but not so flat that no
+        # gradient passes back to the convs: at PREDICTOR_STD the first gradient reaching the
+        # first conv is within 3x of the stock head's (tests/modeling/test_init_gradients.py).
+        return PREDICTOR_STD
+
     def loss(
         self, raw: torch.Tensor, targets: GaussianTargets, normalizer: Optional[float] = None
     ) -> torch.Tensor:
@@ -159,7 +171,8 @@ class GaussianCodec(KeypointCodec):
         if self.loss_name == "focal":
             return heatmap_focal_loss(raw, targets.heatmaps, targets.weights, normalizer=normalizer)
         # Summed over the H*W cells rather than averaged: the same scale as the cross-entropy
-        # and focal losses (about 2*pi*sigma^2 at the start), whatever the heatmap size.
+        # and focal losses whatever the heatmap size (at the start, with the output near 0,
+        # the sum of a target Gaussian's squares: about pi*sigma^2).
         h, w = raw.shape[-2:]
         return weighted_heatmap_mse(raw, targets.heatmaps, targets.weights, normalizer) * (h * w)
 

@@ -4,12 +4,13 @@ from .base import KeypointHeadBase, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 from .gaussian import GaussianKeypointHead
 from .hourglass import HourglassKeypointHead
-from .krcnn import KpextKRCNNHead
+from .krcnn import KpextKRCNNHead, KRCNNCodecKeypointHead
 
 __all__ = [
     "KeypointHeadBase",
     "CodecKeypointHead",
     "KpextKRCNNHead",
+    "KRCNNCodecKeypointHead",
     "GaussianKeypointHead",
     "HourglassKeypointHead",
     "init_heatmap_layers",

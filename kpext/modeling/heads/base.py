@@ -9,6 +9,7 @@ the config readers and the weight initialisation the heads share.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -116,10 +117,12 @@ def _last_stage(outputs):
 
 
 def init_heatmap_layers(
-    module: nn.Module, predictors: Sequence[nn.Module], predictor_bias: float = 0.0
+    module: nn.Module, predictors: Sequence[nn.Module], codec: KeypointCodec
 ) -> None:
-    """He init for the hidden convs of ``module``; near-zero heatmap predictors whose bias is
-    ``predictor_bias`` (the codec's :attr:`~kpext.modeling.codecs.KeypointCodec.predictor_bias`)."""
+    """He init (fan_out, ReLU; Detectron2's stock head) for the hidden convs of ``module``; the
+    heatmap predictors as the codec asks (``KeypointCodec.predictor_std``, None meaning
+    :func:`stock_predictor_std`, and ``predictor_bias``): what the first gradients reaching the
+    convs depend on."""
     predictor_ids = {id(p) for p in predictors}
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in predictor_ids:
@@ -127,8 +130,25 @@ def init_heatmap_layers(
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     for predictor in predictors:
-        nn.init.normal_(predictor.weight, std=0.001)
-        nn.init.constant_(predictor.bias, predictor_bias)
+        std = codec.predictor_std
+        nn.init.normal_(
+            predictor.weight, std=stock_predictor_std(predictor) if std is None else std
+        )
+        nn.init.constant_(predictor.bias, codec.predictor_bias)
+
+
+def stock_predictor_std(predictor: nn.Module) -> float:
+    """The initial weight std that gives ``predictor`` the logit scale of Detectron2's stock last
+    layer. Stock's is a 4 x 4 stride-2 transposed conv from C channels, Kaiming normal with
+    torch's fan_out (16 C): std sqrt(2 / 16 C); each output sums 2 x 2 taps per channel, so its
+    logits have variance 4 C * 2 / 16 C = 0.5 per unit input. A transposed conv gets stock's
+    rule; a k x k conv from C channels gets sqrt(0.5 / (k^2 C)), the same logit variance (its
+    own Kaiming fan_out, K, would start a 1 x 1 predictor several times larger)."""
+    weight = predictor.weight
+    taps = weight[0, 0].numel()
+    if isinstance(predictor, nn.ConvTranspose2d):
+        return math.sqrt(2.0 / (weight.shape[0] * taps))
+    return math.sqrt(0.5 / (weight.shape[1] * taps))
 
 
 def _event_storage():

@@ -20,7 +20,7 @@ class CodecKeypointHead(KeypointHeadBase):
     ``layers`` may return one or more stages of heatmaps, each supervised with the
     codec's loss and its own weight (intermediate supervision); the last stage is
     decoded. Subclasses build the network, then call :func:`init_heatmap_layers`
-    with ``self.codec.predictor_bias``; their ``from_config`` adds :meth:`common_args`.
+    with ``self.codec``; their ``from_config`` adds :meth:`common_args`.
     """
 
     def __init__(

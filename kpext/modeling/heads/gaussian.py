@@ -71,7 +71,7 @@ class GaussianKeypointHead(CodecKeypointHead):
         self.upsample = nn.Sequential(*ups)
         self.predictor = Conv2d(channels, self.num_keypoints, 1)
         self.up_scale = up_scale
-        init_heatmap_layers(self, [self.predictor], self.codec.predictor_bias)
+        init_heatmap_layers(self, [self.predictor], self.codec)
 
     @classmethod
     def from_config(cls, cfg, input_shape):

@@ -144,7 +144,7 @@ class HourglassKeypointHead(CodecKeypointHead):
         self.merge_predictions = nn.ModuleList(
             nn.Conv2d(k, channels, 1) for _ in range(num_stacks - 1)
         )
-        init_heatmap_layers(self, list(self.predictors), self.codec.predictor_bias)
+        init_heatmap_layers(self, list(self.predictors), self.codec)
 
     @classmethod
     def from_config(cls, cfg, input_shape):

@@ -1,7 +1,8 @@
-"""KpextKRCNNHead: the Mask R-CNN keypoint head, written in kpext.
+"""KpextKRCNNHead: the Mask R-CNN keypoint head, written in kpext; KRCNNCodecKeypointHead:
+the same network with any codec's targets and decoding.
 
-Same network and loss as Detectron2's ``KRCNNConvDeconvUpsampleHead`` (parameter
-names match, so its checkpoints load), with vectorised decoding.
+KpextKRCNNHead has the same network and loss as Detectron2's ``KRCNNConvDeconvUpsampleHead``
+(parameter names match, so its checkpoints load), with vectorised decoding.
 """
 
 from __future__ import annotations
@@ -18,7 +19,38 @@ from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 from ..codecs import OneHotCodec
 from ..codecs.onehot import TRACE_MAX_BOX_SIDE, max_test_box_side
-from .base import KeypointHeadBase, flip_test_args, loss_args, oks_loss_args
+from .base import (
+    KeypointHeadBase,
+    flip_test_args,
+    init_heatmap_layers,
+    loss_args,
+    oks_loss_args,
+)
+from .codec_head import CodecKeypointHead
+
+
+def add_krcnn_layers(
+    head: nn.Module, channels: int, conv_dims: Sequence[int], num_keypoints: int, kernel: int
+) -> nn.Module:
+    """Add Detectron2's keypoint network to ``head``, under its parameter names (so stock
+    checkpoints load): ``conv_fcn{i}`` 3x3 convs each followed by ``conv_fcn_relu{i}``, then
+    ``score_lowres``, a stride-2 transposed conv to K maps. Returns ``score_lowres``."""
+    for idx, dim in enumerate(conv_dims, 1):
+        head.add_module(f"conv_fcn{idx}", nn.Conv2d(channels, dim, 3, stride=1, padding=1))
+        head.add_module(f"conv_fcn_relu{idx}", nn.ReLU())
+        channels = dim
+    head.score_lowres = ConvTranspose2d(
+        channels, num_keypoints, kernel, stride=2, padding=kernel // 2 - 1
+    )
+    return head.score_lowres
+
+
+def krcnn_heatmaps(head: nn.Module, x: torch.Tensor, up_scale: int) -> torch.Tensor:
+    """R x C x S x S -> R x K x (2 up_scale S) x (2 up_scale S): the layers
+    :func:`add_krcnn_layers` added (the head's only children), then bilinear upsampling."""
+    for module in head.children():
+        x = module(x)
+    return F.interpolate(x, scale_factor=up_scale, mode="bilinear", align_corners=False)
 
 
 @ROI_KEYPOINT_HEAD_REGISTRY.register()
@@ -72,14 +104,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             flip_indices=flip_indices,
         )
         self.up_scale = up_scale
-        channels = input_shape.channels
-        for idx, dim in enumerate(conv_dims, 1):
-            self.add_module(f"conv_fcn{idx}", nn.Conv2d(channels, dim, 3, stride=1, padding=1))
-            self.add_module(f"conv_fcn_relu{idx}", nn.ReLU())
-            channels = dim
-        self.score_lowres = ConvTranspose2d(
-            channels, num_keypoints, deconv_kernel, stride=2, padding=deconv_kernel // 2 - 1
-        )
+        add_krcnn_layers(self, input_shape.channels, conv_dims, num_keypoints, deconv_kernel)
         for name, param in self.named_parameters():
             if "bias" in name:
                 nn.init.constant_(param, 0)
@@ -103,6 +128,55 @@ class KpextKRCNNHead(KeypointHeadBase):
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.children():
-            x = module(x)
-        return F.interpolate(x, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+        return krcnn_heatmaps(self, x, self.up_scale)
+
+
+@ROI_KEYPOINT_HEAD_REGISTRY.register()
+class KRCNNCodecKeypointHead(CodecKeypointHead):
+    """Detectron2's stock keypoint network with the target and decoder of any codec.
+
+    The network is :class:`KpextKRCNNHead`'s, layer for layer (``conv_fcn*`` 3x3 convs of
+    ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``, a stride-2 transposed conv to K maps, bilinear
+    upsampling by ``MODEL.KPEXT.KRCNN.UP_SCALE``; 56 x 56 maps for 14 x 14 RoIs); only the
+    codec (``MODEL.KPEXT.TARGET``: targets, loss, decoding) and the predictor's initial weights
+    (the codec's) differ. So a row of this head against stock measures the target scheme alone.
+    With ``TARGET.CODEC onehot`` it is :class:`KpextKRCNNHead`.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: ShapeSpec,
+        *,
+        conv_dims: Sequence[int],
+        up_scale: int = 2,
+        deconv_kernel: int = 4,
+        **common,
+    ):
+        """
+        Args:
+            input_shape: channels of the pooled features.
+            conv_dims: output channels of each 3x3 conv.
+            up_scale: bilinear upsampling factor after the transposed conv.
+            deconv_kernel: kernel size of the stride-2 transposed conv (even).
+            common: see :class:`CodecKeypointHead` (codec, loss weight, OKS loss, flip test).
+        """
+        super().__init__(**common)
+        self.up_scale = up_scale
+        predictor = add_krcnn_layers(
+            self, input_shape.channels, conv_dims, self.num_keypoints, deconv_kernel
+        )
+        init_heatmap_layers(self, [predictor], self.codec)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        return {
+            "input_shape": input_shape,
+            "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
+            "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
+            "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
+            **cls.common_args(cfg),
+        }
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
+        return krcnn_heatmaps(self, x, self.up_scale)
