@@ -102,6 +102,10 @@ def add_kpext_config(cfg: CN) -> None:
     # Flip test for kpext heads: average with the heatmaps of mirrored RoI features (dataset flip
     # map).
     cfg.TEST.KPEXT.FLIP = False
+    # Left/right decoding in kpext's heads: "keypoint" (each keypoint from its own map, as
+    # Detectron2) or "person" (one side assignment per person: pairs that disagree with the
+    # person's cheapest orientation are exchanged; kpext.modeling.codecs.left_right).
+    cfg.TEST.KPEXT.LEFT_RIGHT = "keypoint"
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0
     # Detections below this score are not drawn in pictures of predictions.

@@ -10,7 +10,7 @@ the config readers and the weight initialisation the heads share.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from detectron2.utils.events import get_event_storage
 from ...data import dataset_oks_sigmas
 from ..codecs import KeypointCodec
 from ..codecs.geometry import heatmap_to_image
+from ..codecs.left_right import consistent_left_right, left_right_pairs_of
 from ..losses import oks_loss, soft_argmax_2d
 
 
@@ -112,6 +113,25 @@ def flip_test_args(cfg) -> dict:
     return {"flip_indices": [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]}
 
 
+LEFT_RIGHT_MODES = ("keypoint", "person")
+
+
+def left_right_args(cfg) -> dict:
+    """``left_right_pairs`` for a head's ``from_config``: the training datasets' (left, right)
+    pairs when ``TEST.KPEXT.LEFT_RIGHT`` is "person", else none (keypoint-wise decoding)."""
+    mode = cfg.TEST.KPEXT.LEFT_RIGHT
+    if mode not in LEFT_RIGHT_MODES:
+        raise ValueError(f"TEST.KPEXT.LEFT_RIGHT must be one of {LEFT_RIGHT_MODES}, got {mode!r}")
+    if mode == "keypoint":
+        return {"left_right_pairs": ()}
+    if not cfg.DATASETS.TRAIN:
+        raise ValueError(
+            "TEST.KPEXT.LEFT_RIGHT person needs DATASETS.TRAIN to read the keypoint flip map from"
+        )
+    flip = create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)
+    return {"left_right_pairs": left_right_pairs_of([int(i) for i in flip])}
+
+
 def _last_stage(outputs):
     return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
 
@@ -192,6 +212,7 @@ class KeypointHeadBase(nn.Module):
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 1.0,
         flip_indices: Optional[Sequence[int]] = None,
+        left_right_pairs: Sequence[Tuple[int, int]] = (),
     ):
         """
         Args:
@@ -207,6 +228,10 @@ class KeypointHeadBase(nn.Module):
             soft_argmax_beta: temperature of the soft-argmax: softmax(beta * raw heatmap).
             flip_indices: K indices, the keypoint each one becomes in a mirrored image
                 (``TEST.KPEXT.FLIP``); None disables the flip test.
+            left_right_pairs: (left, right) keypoint index pairs decoded with one side
+                assignment per person (``TEST.KPEXT.LEFT_RIGHT`` "person"; see
+                :func:`~kpext.modeling.codecs.left_right.consistent_left_right`); () decodes
+                each keypoint on its own.
         """
         super().__init__()
         if oks_loss_weight > 0 and len(oks_sigmas) != num_keypoints:
@@ -225,6 +250,11 @@ class KeypointHeadBase(nn.Module):
             "oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False
         )
         self.flip_indices = flip_indices
+        self.register_buffer(
+            "left_right_pairs",
+            torch.tensor(list(left_right_pairs), dtype=torch.long).reshape(-1, 2),
+            persistent=False,
+        )
 
     @property
     def flip_indices(self) -> Optional[List[int]]:
@@ -290,8 +320,12 @@ class KeypointHeadBase(nn.Module):
         return self.codec.activation(heatmaps)
 
     def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score)."""
-        return self.codec.decode(heatmaps, boxes)
+        """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score); left/right pairs
+        chosen per person when ``left_right_pairs`` is set."""
+        keypoints = self.codec.decode(heatmaps, boxes)
+        if self.left_right_pairs.numel() == 0:
+            return keypoints
+        return consistent_left_right(keypoints, heatmaps, boxes, self.left_right_pairs)
 
     def losses(
         self, stages: List[torch.Tensor], instances: List[Instances]

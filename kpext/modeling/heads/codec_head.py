@@ -7,10 +7,10 @@ Detectron2's head.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from ..codecs import KeypointCodec, build_codec_from_cfg
-from .base import KeypointHeadBase, flip_test_args, loss_args, oks_loss_args
+from .base import KeypointHeadBase, flip_test_args, left_right_args, loss_args, oks_loss_args
 
 
 class CodecKeypointHead(KeypointHeadBase):
@@ -35,6 +35,7 @@ class CodecKeypointHead(KeypointHeadBase):
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 20.0,
         flip_indices: Optional[Sequence[int]] = None,
+        left_right_pairs: Sequence[Tuple[int, int]] = (),
     ):
         """See :class:`KeypointHeadBase`; only ``soft_argmax_beta``'s default differs (20: heatmap
         heights are about 0-1, so the soft-argmax needs a sharper softmax than on logits)."""
@@ -48,6 +49,7 @@ class CodecKeypointHead(KeypointHeadBase):
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=soft_argmax_beta,
             flip_indices=flip_indices,
+            left_right_pairs=left_right_pairs,
         )
 
     @staticmethod
@@ -63,4 +65,5 @@ class CodecKeypointHead(KeypointHeadBase):
             **loss_args(cfg, k),
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
+            **left_right_args(cfg),
         }

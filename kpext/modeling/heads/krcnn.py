@@ -7,7 +7,7 @@ KpextKRCNNHead has the same network and loss as Detectron2's ``KRCNNConvDeconvUp
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from .base import (
     KeypointHeadBase,
     flip_test_args,
     init_heatmap_layers,
+    left_right_args,
     loss_args,
     oks_loss_args,
 )
@@ -79,6 +80,7 @@ class KpextKRCNNHead(KeypointHeadBase):
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         flip_indices: Optional[Sequence[int]] = None,
+        left_right_pairs: Sequence[Tuple[int, int]] = (),
     ):
         """
         Args:
@@ -102,6 +104,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             oks_sigmas=oks_sigmas,
             soft_argmax_beta=1.0,
             flip_indices=flip_indices,
+            left_right_pairs=left_right_pairs,
         )
         self.up_scale = up_scale
         add_krcnn_layers(self, input_shape.channels, conv_dims, num_keypoints, deconv_kernel)
@@ -125,6 +128,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             "decode_max_box_side": max_test_box_side(cfg),
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
+            **left_right_args(cfg),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
