@@ -41,6 +41,15 @@ def add_kpext_config(cfg: CN) -> None:
     # Kernel size of the stride-2 transposed conv that outputs the K heatmaps (even).
     cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL = 4
 
+    # The facing branch of kpext's heads: which way each person faces (front, back, profile right
+    # or left), learnt from annotations with a "yaw" (the synthetic sets'; kpext.data.facing).
+    cfg.MODEL.KPEXT.FACING = CN()
+    # Weight of its cross-entropy; 0 = no facing branch.
+    cfg.MODEL.KPEXT.FACING.LOSS_WEIGHT = 0.0
+    # With TEST.KPEXT.LEFT_RIGHT "person": cost, in heatmap units, of the orientation a view
+    # contradicts, times that view's probability (front: left points on the image's right).
+    cfg.MODEL.KPEXT.FACING.DECODE_WEIGHT = 8.0
+
     # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead,
     # KRCNNCodecKeypointHead): targets, loss, output activation, decoding, predictor start.
     cfg.MODEL.KPEXT.TARGET = CN()

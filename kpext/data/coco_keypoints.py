@@ -57,6 +57,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..geometry import coco_to_continuous
+from .facing import read_yaw
 from .keypoint_metadata import (
     KeypointDataError,
     describe_category,
@@ -393,14 +394,19 @@ def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
 
 
 def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:
-    """``annotation`` is normalised (:func:`_normalize_annotation`)."""
-    return {
+    """``annotation`` is normalised (:func:`_normalize_annotation`). A numeric ``"yaw"`` (the
+    body's facing, :mod:`kpext.data.facing`) is kept for the facing target."""
+    record = {
         "iscrowd": annotation["iscrowd"],
         "bbox": [float(v) for v in annotation["bbox"]],
         "keypoints": _to_pixel_centres(annotation["keypoints"]),
         "category_id": contiguous_id,
         "bbox_mode": BoxMode.XYWH_ABS,
     }
+    yaw = read_yaw(annotation)
+    if yaw is not None:
+        record["yaw"] = yaw
+    return record
 
 
 def _load_images(

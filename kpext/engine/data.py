@@ -15,10 +15,13 @@ from detectron2.data import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
 from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
 from detectron2.utils import comm
 
 from ..data import KeypointDataError
+from ..data.facing import facing_class, mirrored_yaw, read_yaw
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,50 @@ class CheckedDatasetMapper(DatasetMapper):
                 self.num_skipped,
             )
             return None
+
+    def _transform_annotations(self, dataset_dict, transforms, image_shape):
+        """Detectron2's (the same in v0.6 and upstream), and each person's facing class
+        (``instances.gt_facing``, :mod:`kpext.data.facing`) where the annotations carry a
+        ``"yaw"``: set before empty instances are dropped, so it stays aligned with them, and
+        mirrored with the image (a flip negates the yaw)."""
+        for anno in dataset_dict["annotations"]:
+            if not self.use_instance_mask:
+                anno.pop("segmentation", None)
+            if not self.use_keypoint:
+                anno.pop("keypoints", None)
+        annos = [
+            utils.transform_instance_annotations(
+                obj, transforms, image_shape, keypoint_hflip_indices=self.keypoint_hflip_indices
+            )
+            for obj in dataset_dict.pop("annotations")
+            if obj.get("iscrowd", 0) == 0
+        ]
+        instances = utils.annotations_to_instances(
+            annos, image_shape, mask_format=self.instance_mask_format
+        )
+        facing = facing_targets(annos, flips_horizontally(transforms))
+        if facing is not None:
+            instances.gt_facing = facing
+        if self.recompute_boxes:
+            instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
+        dataset_dict["instances"] = utils.filter_empty_instances(instances)
+
+
+def flips_horizontally(transforms) -> bool:
+    """Whether a TransformList mirrors the image (an odd number of horizontal flips), as
+    Detectron2 decides when it swaps the keypoints' left and right."""
+    return sum(isinstance(t, T.HFlipTransform) for t in transforms.transforms) % 2 == 1
+
+
+def facing_targets(annotations, flipped: bool) -> Optional[torch.Tensor]:
+    """N long facing classes of N annotations (-1 where one has no ``"yaw"``), mirrored when
+    ``flipped``; None when none has a yaw (the instances then get no ``gt_facing``)."""
+    yaws = [read_yaw(a) for a in annotations]
+    if all(y is None for y in yaws):
+        return None
+    if flipped:
+        yaws = [None if y is None else mirrored_yaw(y) for y in yaws]
+    return torch.tensor([facing_class(y) for y in yaws], dtype=torch.long)
 
 
 def _torch_loader(loader) -> Optional[DataLoader]:

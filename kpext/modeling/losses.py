@@ -196,3 +196,11 @@ def oks_loss(
     # The mean over instances with a visible keypoint, as a masked sum: no host read of how many.
     per_instance = torch.where(has_visible, 1 - oks, torch.zeros_like(oks))
     return per_instance.sum() / _count_or(has_visible, None)
+
+
+def facing_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of R x C facing logits against R long classes, averaged over the rows
+    with a class (targets >= 0; -1: unknown). 0 (with zero gradients) when none has one."""
+    counted = targets >= 0
+    per_row = F.cross_entropy(_at_least_float32(logits), targets.clamp(min=0), reduction="none")
+    return (per_row * counted).sum() / counted.sum().clamp(min=1)

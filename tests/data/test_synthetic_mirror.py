@@ -96,6 +96,7 @@ def test_mirrored_person_renders_the_flipped_image(seed, style):
         # Visibility is read from a hard-edged owner buffer: at most one point may sit on
         # an edge pixel that rounds the other way.
         assert int((kp[:, 2] != mkp[flip, 2]).sum()) <= 1
+        assert label["yaw"] == pytest.approx(-mirror_label["yaw"]) or abs(label["yaw"]) == 180
         x, y, w, h = label["bbox"]
         mx, my, mw, mh = mirror_label["bbox"]
         assert abs((WIDTH - (x + w)) - mx) <= 1 and abs(w - mw) <= 1 and (y, h) == (my, mh)

@@ -58,7 +58,8 @@ and ``large_person_prob`` makes close-ups with one person of 60-100% of
 from :data:`TRAIN_STYLE_MIX` (the same styles, half its people ``classic``) and
 ``val_heldout`` only from :data:`HELDOUT_STYLES`, which training never sees. A style
 named twice in ``styles`` is drawn twice as often. The style is written into each
-COCO annotation as an extra ``"style"`` field (COCO tools ignore it). With the
+COCO annotation as an extra ``"style"`` field, the body's yaw as ``"yaw"`` (COCO tools ignore
+both; the yaw is the facing target's, :mod:`kpext.data.facing`). With the
 defaults of :class:`SyntheticConfig` (``classic`` only, no variety) images are
 drawn exactly as before styles existed.
 
@@ -152,8 +153,8 @@ __all__ = [
 # ensure_synthetic_dataset() regenerates stale data.
 # 1.1: styles, the "style" field of the annotations; 1.2: no cue a mirror inverts (no
 # left/right limb tint, light from above, symmetric low-contrast tones), larger face
-# features and a chest badge on the front
-GENERATOR_VERSION = "1.2"
+# features and a chest badge on the front; 1.3: the "yaw" field of the annotations
+GENERATOR_VERSION = "1.3"
 
 BGR = Tuple[int, int, int]
 NUM_KEYPOINTS = len(COCO_PERSON_KEYPOINT_NAMES)
@@ -1440,8 +1441,9 @@ def render_people(canvas: np.ndarray, people: Sequence[PersonSpec]) -> List[Dict
     ``bbox`` ([x, y, w, h] of the whole silhouette inside the image, empty
     silhouettes give zeros), ``area`` (silhouette pixels inside the image),
     ``visible_area`` (pixels where this person is the topmost paint), ``mask``
-    (HxW bool silhouette) and ``style`` (the person's style name). Needs no random
-    numbers: the specs fix everything.
+    (HxW bool silhouette), ``style`` (the person's style name) and ``yaw`` (the body's
+    turn in (-180, 180] degrees, :mod:`kpext.data.facing`). Needs no random numbers: the
+    specs fix everything.
     """
     height, width = canvas.shape[:2]
     if len(people) >= 2**16 // _OWNER_PARTS - 1:
@@ -1463,10 +1465,13 @@ def render_people(canvas: np.ndarray, people: Sequence[PersonSpec]) -> List[Dict
             _draw_styled_part(canvas, part, spec, background, background_mean)
             _fill(owner, part.polygon, (p + 1) * _OWNER_PARTS + k, antialias=False)
         masks.append(mask)
-    return [
+    labels = [
         _label_person(p, model, owner, masks[p], spec.style.name)
         for p, (spec, model) in enumerate(zip(people, models))
     ]
+    for label, spec in zip(labels, people):
+        label["yaw"] = round((float(spec.yaw) + 180.0) % 360.0 - 180.0, 1)
+    return labels
 
 
 def _label_person(
@@ -1585,6 +1590,7 @@ def _coco_annotation(ann: Dict[str, Any], ann_id: int, image_id: int) -> Dict[st
         "keypoints": flat,
         "num_keypoints": int(ann["num_keypoints"]),
         "style": ann["style"],
+        "yaw": ann["yaw"],
     }
 
 

@@ -23,7 +23,7 @@ independent decoding would flip a coin per pair. It needs no host read (traceabl
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -72,6 +72,7 @@ def consistent_left_right(
     min_separation: float = 0.1,
     min_pairs: int = 2,
     double_radius: float = 0.06,
+    orientation_cost: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Keypoints with each person's left/right pairs made to agree on one orientation.
 
@@ -86,6 +87,8 @@ def consistent_left_right(
             both on one limb. One of them moves to its map's best cell at least
             ``min_separation`` box widths away, the one whose move agrees with the orientation
             (else the cheaper move).
+        orientation_cost: R x 2 extra costs of orientation +1 and -1 (e.g. from a facing
+            classifier); a person with one decides even with fewer than ``min_pairs`` pairs.
     Returns:
         R x K x 3: the same points, some pairs exchanged or undoubled, with scores from their
         new cells.
@@ -127,7 +130,7 @@ def consistent_left_right(
     sign_a = torch.where(centre_a[..., 0] > to_cells[:, right, 0], 1.0, -1.0)
     sign_b = torch.where(to_cells[:, left, 0] > centre_b[..., 0], 1.0, -1.0)
 
-    def orientation_cost(o: float) -> torch.Tensor:
+    def pair_costs(o: float) -> torch.Tensor:
         pairs_cost = (sided & (sign != o)).to(swap_cost.dtype) * swap_cost
         a_fits, b_fits = sign_a == o, sign_b == o
         fallback = torch.minimum(cost_a, cost_b)
@@ -138,9 +141,13 @@ def consistent_left_right(
         )
         return (pairs_cost + usable.to(swap_cost.dtype) * double_cost).sum(1)
 
-    cost_plus, cost_minus = orientation_cost(1.0), orientation_cost(-1.0)
-    orientation = torch.where(cost_plus <= cost_minus, 1.0, -1.0)[:, None]
+    cost_plus, cost_minus = pair_costs(1.0), pair_costs(-1.0)
     decided = ((sided | usable).sum(1) >= min_pairs)[:, None]
+    if orientation_cost is not None:
+        cost_plus = cost_plus + orientation_cost[:, 0]
+        cost_minus = cost_minus + orientation_cost[:, 1]
+        decided = decided | ((sided | usable).sum(1) >= 1)[:, None]
+    orientation = torch.where(cost_plus <= cost_minus, 1.0, -1.0)[:, None]
     swap = sided & (sign != orientation) & decided  # R x P
     a_fits, b_fits = sign_a == orientation, sign_b == orientation
     move_a = usable & decided & torch.where(a_fits == b_fits, cost_a <= cost_b, a_fits)

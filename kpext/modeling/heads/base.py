@@ -23,7 +23,8 @@ from ...data import dataset_oks_sigmas
 from ..codecs import KeypointCodec
 from ..codecs.geometry import heatmap_to_image
 from ..codecs.left_right import consistent_left_right, left_right_pairs_of
-from ..losses import oks_loss, soft_argmax_2d
+from ..losses import facing_loss, oks_loss, soft_argmax_2d
+from .facing import FacingBranch, orientation_costs
 
 
 def gather_keypoint_targets(instances: List[Instances]):
@@ -48,25 +49,39 @@ def instance_count(instances: Instances) -> Union[int, torch.Tensor]:
     return len(instances)
 
 
-def decode_traceable(decode, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """``decode(heatmaps, boxes)``; while tracing, with one dummy RoI appended and its row
-    dropped: a trace replays the decoders' ``reshape(r, k, -1)`` on zero RoIs, where -1 is
-    undefined (the eager decoders return early for R = 0, a branch a trace cannot keep)."""
+def decode_traceable(
+    decode, heatmaps: torch.Tensor, boxes: torch.Tensor, *per_roi: Optional[torch.Tensor]
+) -> torch.Tensor:
+    """``decode(heatmaps, boxes, *per_roi)``; while tracing, with one dummy RoI appended (to
+    the heatmaps, boxes and every per-RoI tensor) and its row dropped: a trace replays the
+    decoders' ``reshape(r, k, -1)`` on zero RoIs, where -1 is undefined (the eager decoders
+    return early for R = 0, a branch a trace cannot keep)."""
     if not torch.jit.is_tracing():
-        return decode(heatmaps, boxes)
+        return decode(heatmaps, boxes, *per_roi)
     dummy_map = heatmaps.new_zeros((1,) + tuple(heatmaps.shape[1:]))
     dummy_box = boxes.new_tensor([[0.0, 0.0, 1.0, 1.0]])
-    return decode(torch.cat([heatmaps, dummy_map]), torch.cat([boxes, dummy_box]))[:-1]
+    extras = [
+        None if t is None else torch.cat([t, t.new_zeros((1,) + tuple(t.shape[1:]))])
+        for t in per_roi
+    ]
+    return decode(torch.cat([heatmaps, dummy_map]), torch.cat([boxes, dummy_box]), *extras)[:-1]
 
 
 def attach_predictions(
-    instances: List[Instances], keypoints: torch.Tensor, heatmaps: torch.Tensor
+    instances: List[Instances],
+    keypoints: torch.Tensor,
+    heatmaps: torch.Tensor,
+    facing: Optional[torch.Tensor] = None,
 ) -> None:
-    """Split R x K x 3 keypoints and R x K x H x W heatmaps back onto each image's instances."""
+    """Split R x K x 3 keypoints, R x K x H x W heatmaps and, when given, R x 4 facing
+    probabilities (``pred_facing``) back onto each image's instances."""
     counts = [instance_count(i) for i in instances]
     for inst, kp, hm in zip(instances, keypoints.split(counts), heatmaps.split(counts)):
         inst.pred_keypoints = kp
         inst.pred_keypoint_heatmaps = hm
+    if facing is not None:
+        for inst, probabilities in zip(instances, facing.split(counts)):
+            inst.pred_facing = probabilities
 
 
 def keypoint_loss_normalizer(cfg, num_keypoints: int) -> Union[str, float]:
@@ -130,6 +145,18 @@ def left_right_args(cfg) -> dict:
         )
     flip = create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)
     return {"left_right_pairs": left_right_pairs_of([int(i) for i in flip])}
+
+
+def facing_args(cfg, input_shape) -> dict:
+    """The facing branch's arguments for a head's ``from_config``: ``MODEL.KPEXT.FACING``
+    (its loss weight, 0 = no branch, and its weight in left/right decoding) and the pooled
+    features' channels."""
+    facing = cfg.MODEL.KPEXT.FACING
+    return {
+        "facing_loss_weight": facing.LOSS_WEIGHT,
+        "facing_decode_weight": facing.DECODE_WEIGHT,
+        "facing_in_channels": input_shape.channels,
+    }
 
 
 def _last_stage(outputs):
@@ -213,6 +240,9 @@ class KeypointHeadBase(nn.Module):
         soft_argmax_beta: float = 1.0,
         flip_indices: Optional[Sequence[int]] = None,
         left_right_pairs: Sequence[Tuple[int, int]] = (),
+        facing_loss_weight: float = 0.0,
+        facing_decode_weight: float = 0.0,
+        facing_in_channels: int = 0,
     ):
         """
         Args:
@@ -232,6 +262,12 @@ class KeypointHeadBase(nn.Module):
                 assignment per person (``TEST.KPEXT.LEFT_RIGHT`` "person"; see
                 :func:`~kpext.modeling.codecs.left_right.consistent_left_right`); () decodes
                 each keypoint on its own.
+            facing_loss_weight: weight of the facing branch's cross-entropy (targets
+                ``gt_facing`` from annotations with a ``"yaw"``); 0: no facing branch.
+            facing_decode_weight: with a facing branch and ``left_right_pairs``, the cost (in
+                heatmap units) of a person orientation times the probability of the other view
+                (:func:`~kpext.modeling.heads.facing.orientation_costs`).
+            facing_in_channels: channels of the pooled features (the branch's input).
         """
         super().__init__()
         if oks_loss_weight > 0 and len(oks_sigmas) != num_keypoints:
@@ -255,6 +291,11 @@ class KeypointHeadBase(nn.Module):
             torch.tensor(list(left_right_pairs), dtype=torch.long).reshape(-1, 2),
             persistent=False,
         )
+        if facing_loss_weight > 0 and facing_in_channels <= 0:
+            raise ValueError("the facing branch needs facing_in_channels (the pooled features')")
+        self.facing_loss_weight = facing_loss_weight
+        self.facing_decode_weight = facing_decode_weight
+        self.facing = FacingBranch(facing_in_channels) if facing_loss_weight > 0 else None
 
     @property
     def flip_indices(self) -> Optional[List[int]]:
@@ -319,13 +360,33 @@ class KeypointHeadBase(nn.Module):
         """The last stage's raw output turned into what the codec decodes (its activation)."""
         return self.codec.activation(heatmaps)
 
-    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self,
+        heatmaps: torch.Tensor,
+        boxes: torch.Tensor,
+        facing: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score); left/right pairs
-        chosen per person when ``left_right_pairs`` is set."""
+        chosen per person when ``left_right_pairs`` is set, helped by the R x 4 ``facing``
+        probabilities when given."""
         keypoints = self.codec.decode(heatmaps, boxes)
         if self.left_right_pairs.numel() == 0:
             return keypoints
-        return consistent_left_right(keypoints, heatmaps, boxes, self.left_right_pairs)
+        prior = None if facing is None else orientation_costs(facing, self.facing_decode_weight)
+        return consistent_left_right(
+            keypoints, heatmaps, boxes, self.left_right_pairs, orientation_cost=prior
+        )
+
+    def facing_losses(self, x: torch.Tensor, instances: List[Instances]) -> Dict[str, torch.Tensor]:
+        """``loss_keypoint_facing``: the facing branch's cross-entropy on the training RoIs'
+        ``gt_facing`` (-1, no target, for images whose annotations have no yaw)."""
+        targets = [
+            i.gt_facing if i.has("gt_facing") else torch.full((len(i),), -1, device=x.device)
+            for i in instances
+        ]
+        logits = self.facing(x)
+        target = torch.cat(targets).to(x.device) if targets else logits.new_zeros(0).long()
+        return {"loss_keypoint_facing": facing_loss(logits, target) * self.facing_loss_weight}
 
     def losses(
         self, stages: List[torch.Tensor], instances: List[Instances]
@@ -367,12 +428,17 @@ class KeypointHeadBase(nn.Module):
         if self.training:
             outputs = self.layers(x)
             stages = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-            return self.losses(stages, instances)
+            losses = self.losses(stages, instances)
+            if self.facing is not None:
+                losses.update(self.facing_losses(x, instances))
+            return losses
         heatmaps = self.predict_heatmaps(x)
         boxes = (
             torch.cat([i.pred_boxes.tensor for i in instances])
             if instances
             else x.new_zeros((0, 4))
         )
-        attach_predictions(instances, decode_traceable(self.decode, heatmaps, boxes), heatmaps)
+        facing = None if self.facing is None else self.facing(x).softmax(dim=1)
+        keypoints = decode_traceable(self.decode, heatmaps, boxes, facing)
+        attach_predictions(instances, keypoints, heatmaps, facing)
         return instances

@@ -7,10 +7,15 @@ Detectron2's head.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
-
 from ..codecs import KeypointCodec, build_codec_from_cfg
-from .base import KeypointHeadBase, flip_test_args, left_right_args, loss_args, oks_loss_args
+from .base import (
+    KeypointHeadBase,
+    facing_args,
+    flip_test_args,
+    left_right_args,
+    loss_args,
+    oks_loss_args,
+)
 
 
 class CodecKeypointHead(KeypointHeadBase):
@@ -23,40 +28,17 @@ class CodecKeypointHead(KeypointHeadBase):
     with ``self.codec``; their ``from_config`` adds :meth:`common_args`.
     """
 
-    def __init__(
-        self,
-        *,
-        num_keypoints: int,
-        codec: KeypointCodec,
-        loss_weight: float = 1.0,
-        loss_normalizer: Union[str, float] = "visible",
-        stage_loss_weights: Sequence[float] = (1.0,),
-        oks_loss_weight: float = 0.0,
-        oks_sigmas: Sequence[float] = (),
-        soft_argmax_beta: float = 20.0,
-        flip_indices: Optional[Sequence[int]] = None,
-        left_right_pairs: Sequence[Tuple[int, int]] = (),
-    ):
+    def __init__(self, *, codec: KeypointCodec, soft_argmax_beta: float = 20.0, **kwargs):
         """See :class:`KeypointHeadBase`; only ``soft_argmax_beta``'s default differs (20: heatmap
         heights are about 0-1, so the soft-argmax needs a sharper softmax than on logits)."""
-        super().__init__(
-            num_keypoints=num_keypoints,
-            codec=codec,
-            loss_weight=loss_weight,
-            loss_normalizer=loss_normalizer,
-            stage_loss_weights=stage_loss_weights,
-            oks_loss_weight=oks_loss_weight,
-            oks_sigmas=oks_sigmas,
-            soft_argmax_beta=soft_argmax_beta,
-            flip_indices=flip_indices,
-            left_right_pairs=left_right_pairs,
-        )
+        super().__init__(codec=codec, soft_argmax_beta=soft_argmax_beta, **kwargs)
 
     @staticmethod
-    def common_args(cfg) -> dict:
+    def common_args(cfg, input_shape) -> dict:
         """Constructor arguments every codec head reads from the config: the codec and
         soft-argmax from ``MODEL.KPEXT.TARGET``, the loss weight and normaliser from
-        ``MODEL.ROI_KEYPOINT_HEAD``, the OKS loss and the flip test."""
+        ``MODEL.ROI_KEYPOINT_HEAD``, the OKS loss, the flip test, left/right decoding and the
+        facing branch (which reads ``input_shape``'s channels)."""
         k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
         return {
             "num_keypoints": k,
@@ -66,4 +48,5 @@ class CodecKeypointHead(KeypointHeadBase):
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
             **left_right_args(cfg),
+            **facing_args(cfg, input_shape),
         }

@@ -82,7 +82,7 @@ class GaussianKeypointHead(CodecKeypointHead):
             "norm": head.NORM,
             "num_upsample": head.NUM_UPSAMPLE,
             "up_scale": head.UP_SCALE,
-            **cls.common_args(cfg),
+            **cls.common_args(cfg, input_shape),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:

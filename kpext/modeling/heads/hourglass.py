@@ -156,7 +156,7 @@ class HourglassKeypointHead(CodecKeypointHead):
             "channels": head.CHANNELS,
             "norm": head.NORM,
             "num_upsample": head.NUM_UPSAMPLE,
-            **cls.common_args(cfg),
+            **cls.common_args(cfg, input_shape),
             "stage_loss_weights": head.STACK_LOSS_WEIGHTS,
         }
 

@@ -21,6 +21,7 @@ from ..codecs import OneHotCodec
 from ..codecs.onehot import TRACE_MAX_BOX_SIDE, max_test_box_side
 from .base import (
     KeypointHeadBase,
+    facing_args,
     flip_test_args,
     init_heatmap_layers,
     left_right_args,
@@ -35,22 +36,26 @@ def add_krcnn_layers(
 ) -> nn.Module:
     """Add Detectron2's keypoint network to ``head``, under its parameter names (so stock
     checkpoints load): ``conv_fcn{i}`` 3x3 convs each followed by ``conv_fcn_relu{i}``, then
-    ``score_lowres``, a stride-2 transposed conv to K maps. Returns ``score_lowres``."""
+    ``score_lowres``, a stride-2 transposed conv to K maps; their names, in order, go to
+    ``head.krcnn_layer_names``. Returns ``score_lowres``."""
+    names = []
     for idx, dim in enumerate(conv_dims, 1):
         head.add_module(f"conv_fcn{idx}", nn.Conv2d(channels, dim, 3, stride=1, padding=1))
         head.add_module(f"conv_fcn_relu{idx}", nn.ReLU())
+        names += [f"conv_fcn{idx}", f"conv_fcn_relu{idx}"]
         channels = dim
     head.score_lowres = ConvTranspose2d(
         channels, num_keypoints, kernel, stride=2, padding=kernel // 2 - 1
     )
+    head.krcnn_layer_names = tuple(names) + ("score_lowres",)
     return head.score_lowres
 
 
 def krcnn_heatmaps(head: nn.Module, x: torch.Tensor, up_scale: int) -> torch.Tensor:
     """R x C x S x S -> R x K x (2 up_scale S) x (2 up_scale S): the layers
-    :func:`add_krcnn_layers` added (the head's only children), then bilinear upsampling."""
-    for module in head.children():
-        x = module(x)
+    :func:`add_krcnn_layers` added, then bilinear upsampling."""
+    for name in head.krcnn_layer_names:
+        x = getattr(head, name)(x)
     return F.interpolate(x, scale_factor=up_scale, mode="bilinear", align_corners=False)
 
 
@@ -81,6 +86,9 @@ class KpextKRCNNHead(KeypointHeadBase):
         oks_sigmas: Sequence[float] = (),
         flip_indices: Optional[Sequence[int]] = None,
         left_right_pairs: Sequence[Tuple[int, int]] = (),
+        facing_loss_weight: float = 0.0,
+        facing_decode_weight: float = 0.0,
+        facing_in_channels: int = 0,
     ):
         """
         Args:
@@ -94,6 +102,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             decode_max_box_side: the one-hot codec's ``max_box_side`` (``INPUT.MAX_SIZE_TEST``).
             oks_loss_weight, oks_sigmas: see :class:`KeypointHeadBase`; the soft-argmax
                 runs on the logits themselves (beta 1), the model's own distribution.
+            flip_indices, left_right_pairs, facing_*: see :class:`KeypointHeadBase`.
         """
         super().__init__(
             num_keypoints=num_keypoints,
@@ -105,10 +114,15 @@ class KpextKRCNNHead(KeypointHeadBase):
             soft_argmax_beta=1.0,
             flip_indices=flip_indices,
             left_right_pairs=left_right_pairs,
+            facing_loss_weight=facing_loss_weight,
+            facing_decode_weight=facing_decode_weight,
+            facing_in_channels=facing_in_channels,
         )
         self.up_scale = up_scale
         add_krcnn_layers(self, input_shape.channels, conv_dims, num_keypoints, deconv_kernel)
         for name, param in self.named_parameters():
+            if name.startswith("facing."):
+                continue  # the facing branch initialises itself
             if "bias" in name:
                 nn.init.constant_(param, 0)
             else:
@@ -129,6 +143,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             **oks_loss_args(cfg, k),
             **flip_test_args(cfg),
             **left_right_args(cfg),
+            **facing_args(cfg, input_shape),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +194,7 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
             "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
             "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
-            **cls.common_args(cfg),
+            **cls.common_args(cfg, input_shape),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:

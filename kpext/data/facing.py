@@ -1,0 +1,45 @@
+"""Which way a person faces: the classes of the auxiliary facing target, from a body yaw.
+
+A yaw (degrees) is the body's turn about the vertical axis, as the synthetic renderer draws it:
+0 faces the camera, 90 faces the image's right, 180 (or -180) shows the back. A COCO annotation
+may carry it as an extra ``"yaw"`` field (the synthetic sets do; COCO tools ignore it). The
+class tells a model which side of the image the person's left is on: seen from the front, the
+left points are on the image's right; from behind, on its left; in profile the sides overlap.
+A horizontal flip negates the yaw (front and back stay, the profiles exchange).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+__all__ = ["FACING_CLASSES", "UNKNOWN_FACING", "facing_class", "mirrored_yaw", "read_yaw"]
+
+FACING_CLASSES = ("front", "back", "facing_right", "facing_left")
+UNKNOWN_FACING = -1  # no yaw in the annotation: no target
+
+
+def mirrored_yaw(yaw: float) -> float:
+    """The yaw of the horizontally mirrored person."""
+    return -float(yaw)
+
+
+def facing_class(yaw: Optional[float]) -> int:
+    """Index into :data:`FACING_CLASSES` (front within 45 degrees of the camera, back within 45
+    of the other way, else the profile side), or :data:`UNKNOWN_FACING` for None."""
+    if yaw is None:
+        return UNKNOWN_FACING
+    wrapped = (float(yaw) + 180.0) % 360.0 - 180.0  # (-180, 180]
+    if abs(wrapped) <= 45.0:
+        return 0
+    if abs(wrapped) >= 135.0:
+        return 1
+    return 2 if wrapped > 0 else 3
+
+
+def read_yaw(annotation: dict) -> Optional[float]:
+    """The annotation's finite numeric ``"yaw"``, else None (absent, null, text, NaN)."""
+    value: Any = annotation.get("yaw")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
