@@ -34,7 +34,8 @@ DEMO_OUT ?= output/demo
 DEMO_OPTS ?=
 
 # Generate the synthetic set if missing (or out of date), train on CPU, evaluate on the training
-# styles and the held-out styles (keypoint AP of both, tall-people recall), draw predictions.
+# styles and the held-out styles (keypoint AP of both, where the keypoint errors go, tall-people
+# recall), draw predictions.
 demo: setup
 	$(PY) datasets/make_synthetic.py --out datasets/synthetic
 	$(PY) projects/PoseEstimation/train_net.py --config-file $(DEMO_CONFIG) \
