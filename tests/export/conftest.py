@@ -14,5 +14,6 @@ from export_helpers import train_tiny_detector  # noqa: E402
 
 @pytest.fixture(scope="session")
 def trained_detector(tmp_path_factory):
-    """(state_dict, dataset root) of the tiny Keypoint R-CNN trained 20 steps (KpextKRCNNHead)."""
+    """TinyDetector (state_dict, dataset root, export threshold) of the tiny Keypoint R-CNN
+    trained 20 steps (KpextKRCNNHead)."""
     return train_tiny_detector(tmp_path_factory.mktemp("export_datasets"))

@@ -22,8 +22,8 @@ def _script(name):
 
 
 def test_export_model_then_demo_onnx_on_images_and_video(trained_detector, tmp_path, capsys):
-    state, root = trained_detector
-    cfg = tiny_cfg()
+    state, root, thresh = trained_detector
+    cfg = tiny_cfg(score_thresh=thresh)
     cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
     config = tmp_path / "config.yaml"
     config.write_text(cfg.dump())
@@ -44,6 +44,7 @@ def test_export_model_then_demo_onnx_on_images_and_video(trained_detector, tmp_p
 
     demo = _script("demo").main
     args = ["--config-file", str(config), "--onnx", str(onnx_path)]
+    args += ["--confidence-threshold", str(thresh)]
     demo([*args, "--input", str(images), "--output", str(tmp_path / "drawn")])
     assert sorted(os.listdir(tmp_path / "drawn")) == ["0.png", "1.png", "2.png"]
 

@@ -7,7 +7,6 @@ import warnings
 import pytest
 import torch
 from export_helpers import (
-    EXPORT_SCORE_THRESH,
     assert_same_predictions,
     counts,
     eager_predict,
@@ -41,8 +40,8 @@ def _export_and_load(model, cfg, images, fmt, tmp_path):
     "head,fmt,opts", CASES, ids=[f"{h}-{f}" + ("-" + "=".join(o) if o else "") for h, f, o in CASES]
 )
 def test_exported_model_matches_eager(trained_detector, head, fmt, opts, tmp_path):
-    state, root = trained_detector
-    model, cfg = model_with_detector(head, state, opts)
+    state, root, thresh = trained_detector
+    model, cfg = model_with_detector(head, state, thresh, opts)
     images = parity_images(root)
     eager = [eager_predict(model, cfg, image) for image in images]
     predictor = _export_and_load(model, cfg, images, fmt, tmp_path)
@@ -52,7 +51,7 @@ def test_exported_model_matches_eager(trained_detector, head, fmt, opts, tmp_pat
     # the flat grey image has none: a frozen count would fail here.
     assert len(set(counts(eager))) >= 3 and 0 in counts(eager), counts(eager)
     if (head, fmt, opts) == CASES[0]:
-        check_documented_layout(predictor, cfg, images, eager)
+        check_documented_layout(predictor, cfg, images, eager, thresh)
     if head == STOCK_HEAD:
         # Exported, the stock head's logits are decoded by kpext's vectorised one-hot decoding;
         # Detectron2's loop can pick another, almost equal mode of a barely trained heatmap
@@ -62,7 +61,7 @@ def test_exported_model_matches_eager(trained_detector, head, fmt, opts, tmp_pat
             got = predictor(image)["instances"]
             got.pred_keypoints = expected.pred_keypoints
             assert_same_predictions(got, expected, f"stock head {fmt} image {i} {image.shape}")
-        model, _ = model_with_detector("KpextKRCNNHead", state, opts)
+        model, _ = model_with_detector("KpextKRCNNHead", state, thresh, opts)
         eager = [eager_predict(model, cfg, image) for image in images]
     for i, (image, expected) in enumerate(zip(images, eager)):
         got = predictor(image)["instances"]
@@ -86,10 +85,10 @@ def test_exported_model_matches_eager(trained_detector, head, fmt, opts, tmp_pat
             got = predictor_one(image)["instances"]
             assert_same_predictions(got, expected, f"{head} {fmt} at score > {threshold:.3f}")
     finally:
-        model.roi_heads.box_predictor.test_score_thresh = EXPORT_SCORE_THRESH
+        model.roi_heads.box_predictor.test_score_thresh = thresh
 
 
-def check_documented_layout(predictor, cfg, images, eager):
+def check_documented_layout(predictor, cfg, images, eager, thresh):
     """boxes N x 4, scores N, classes N, keypoints N x K x 3 in original image pixels: checked
     on the first image with detections whose size is not the graph's input size."""
     resized = [
@@ -113,4 +112,4 @@ def check_documented_layout(predictor, cfg, images, eager):
     scale = width / tensor.shape[2]
     assert abs(scale - 1) > 0.2  # a box left in input pixels would be off by this factor
     assert predictor.metadata["input_format"] == "BGR"
-    assert float(predictor.metadata["score_thresh_test"]) == pytest.approx(EXPORT_SCORE_THRESH)
+    assert float(predictor.metadata["score_thresh_test"]) == pytest.approx(thresh)
