@@ -65,9 +65,9 @@ lint: setup
 # detector, caches, heads, data, export; 2-core Intel Xeon, 2026-12-02; 2026-12-01's AMD EPYC
 # at one thread took 37 min for the heads alone). BENCH_QUICK=1 for a smoke run.
 bench: setup
-	$(PY) projects/PoseEstimation/bench_heads.py
-	$(PY) projects/PoseEstimation/bench_data.py
-	$(PY) projects/PoseEstimation/bench_export.py
+	$(PY) projects/Benchmarks/bench_heads.py
+	$(PY) projects/Benchmarks/bench_data.py
+	$(PY) projects/Benchmarks/bench_export.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
 # its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See README, "On a GPU".

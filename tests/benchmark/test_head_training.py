@@ -7,17 +7,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from kpext import add_kpext_config
-from kpext.benchmark.head_training import batch_order, evaluate_head, train_head
-from kpext.benchmark.keypoint_ap import keypoint_ap
-from kpext.benchmark.shared_detector import (
+from kpext_bench.head_training import batch_order, evaluate_head, train_head
+from kpext_bench.keypoint_ap import keypoint_ap
+from kpext_bench.shared_detector import (
     cache_images,
     cached_images_on_disk,
     detector_cfg,
     load_frozen_model,
     train_shared_detector,
 )
+
+from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 
@@ -175,7 +175,7 @@ def test_head_training_on_the_frozen_detector_lowers_the_loss_and_evaluates(tiny
 
 
 def test_detector_cache_key_ignores_keypoint_options_only(tiny_root):
-    from kpext.benchmark.shared_detector import cache_key
+    from kpext_bench.shared_detector import cache_key
 
     cfg = detector_cfg(tiny_cfg(tiny_root), 5, "")
     key = cache_key(cfg, {"seed": 0})
@@ -196,7 +196,7 @@ def test_image_flip_on_exactly_mirrored_features_equals_the_roi_feature_flip(tin
     """When the mirrored image's features are exactly the mirrored features (an ideal,
     mirror-equivariant backbone), the image-level flip test and the RoI-feature flip test
     (TEST.KPEXT.FLIP) must agree: two independent paths to the same heatmaps."""
-    from kpext.benchmark.head_training import image_flip_keypoints
+    from kpext_bench.head_training import image_flip_keypoints
 
     from detectron2.data.detection_utils import create_keypoint_hflip_indices
     from detectron2.modeling import build_model

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 pycocotools = pytest.importorskip("pycocotools")
+from kpext_bench.keypoint_ap import keypoint_ap, paired_bootstrap, per_image_matches  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
-
-from kpext.benchmark.keypoint_ap import keypoint_ap, paired_bootstrap, per_image_matches  # noqa: E402
 
 K = 5
 SIGMAS = [0.05, 0.06, 0.07, 0.08, 0.09]

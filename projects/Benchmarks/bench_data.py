@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Load test of the data path: does the training data loader keep up with training?
 
-    .venv/bin/python projects/PoseEstimation/bench_data.py          # part of `make bench`
+    .venv/bin/python projects/Benchmarks/bench_data.py          # part of `make bench`
 
 Measures, on the `make demo` config (configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml):
 - the train loader's images/s (JSON -> records -> decode, augment, batch), for

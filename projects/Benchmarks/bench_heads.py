@@ -7,13 +7,13 @@
 1. A shared detector (backbone, RPN, box head of the synthetic CPU config, trained
    once WITHOUT a keypoint head, so no compared head shaped it) is cached under
    ``output/bench/`` keyed by config and data; its features, proposals and detections
-   are cached in memory (``kpext.benchmark.shared_detector``).
+   are cached in memory (``kpext_bench.shared_detector``).
 2. Every head trains on that frozen detector for the same iterations and data order
-   per seed (``kpext.benchmark.head_training``), seeds interleaved across heads.
+   per seed (``kpext_bench.head_training``), seeds interleaved across heads.
 3. Two OKS keypoint APs per head on ``kpext_synth_classic_val``: on the ground-truth boxes
    (keypoint localisation alone) and on the shared detector's detections.
 4. Paired bootstrap over val images and seeds: each head's AP minus stock's, with a
-   95% interval (``kpext.benchmark.keypoint_ap``).
+   95% interval (``kpext_bench.keypoint_ap``).
 5. Timing in this process, heads alternated round by round, median of repeats, as
    ratios to stock: keypoint branch ms per box (pool + head + decode) at the CPU
    config and at full size (R50-FPN, 800 px short side, Detectron2's 8 x 512 stock
@@ -40,22 +40,22 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
-
-import kpext
-from kpext.benchmark.head_training import HeadResult, evaluate_head, train_head
-from kpext.benchmark.keypoint_ap import paired_bootstrap
-from kpext.benchmark.shared_detector import (
+from kpext_bench.head_training import HeadResult, evaluate_head, train_head
+from kpext_bench.keypoint_ap import paired_bootstrap
+from kpext_bench.shared_detector import (
     cached_images_on_disk,
     detector_cfg,
     load_frozen_model,
     train_shared_detector,
 )
-from kpext.benchmark.timing import (
+from kpext_bench.timing import (
     KeypointBranchTiming,
     count_parameters,
     fixed_boxes,
     interleaved_branch_timing,
 )
+
+import kpext
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import default_datasets_root, register_synthetic_split
 from kpext.data.synthetic.people import SyntheticConfig, ensure_synthetic_dataset

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed of exported models: images/s of eager PyTorch, TorchScript and onnxruntime on this CPU.
 
-    .venv/bin/python projects/PoseEstimation/bench_export.py     # part of `make bench`
-    taskset -c 1 env OMP_NUM_THREADS=1 .venv/bin/python projects/PoseEstimation/bench_export.py
+    .venv/bin/python projects/Benchmarks/bench_export.py     # part of `make bench`
+    taskset -c 1 env OMP_NUM_THREADS=1 .venv/bin/python projects/Benchmarks/bench_export.py
 
 Two settings, KpextKRCNNHead: the demo config (configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml,
 256 px; output/demo/model_final.pth if it exists, else untrained weights) and full size

@@ -9,10 +9,10 @@ from typing import Callable, Dict, Tuple
 
 import torch
 
+from kpext.modeling.heads import KeypointHeadBase
+
 from detectron2.modeling.roi_heads.keypoint_head import keypoint_rcnn_inference
 from detectron2.structures import Boxes, Instances
-
-from ..modeling.heads import KeypointHeadBase
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from kpext.engine import build_seeded_train_loader
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, DatasetMapper
@@ -31,8 +33,6 @@ from detectron2.data.detection_utils import create_keypoint_hflip_indices
 from detectron2.engine import DefaultTrainer
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
-
-from ..engine import build_seeded_train_loader
 
 logger = logging.getLogger(__name__)
 
