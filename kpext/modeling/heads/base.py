@@ -118,14 +118,30 @@ def oks_loss_args(cfg, num_keypoints: int) -> dict:
     return {"oks_loss_weight": weight, "oks_sigmas": sigmas}
 
 
+def training_flip_indices(cfg, needed_by: str) -> List[int]:
+    """K indices, the keypoint each one becomes in a mirrored image, from the training
+    datasets' flip map (Detectron2's ``create_keypoint_hflip_indices``); ``needed_by`` names
+    the option in the error when the config has no training set to read it from."""
+    if not cfg.DATASETS.TRAIN:
+        raise ValueError(f"{needed_by} needs DATASETS.TRAIN to read the keypoint flip map from")
+    return [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
+
+
+def average_with_mirrored(
+    heatmaps: torch.Tensor, mirrored: torch.Tensor, flip_index: torch.Tensor
+) -> torch.Tensor:
+    """The flip test's average: R x K x H x W ``heatmaps`` of the plain input and
+    ``mirrored``, those of its horizontal mirror, mirrored back with their channels permuted
+    by ``flip_index`` (K, a left keypoint of the mirror is the right one of the input)."""
+    return (heatmaps + mirrored.flip(-1).index_select(1, flip_index)) / 2
+
+
 def flip_test_args(cfg) -> dict:
     """``flip_indices`` for a head's ``from_config``: from the training datasets' flip map
-    when ``TEST.KPEXT.FLIP`` is on (Detectron2's ``create_keypoint_hflip_indices``)."""
+    when ``TEST.KPEXT.FLIP`` is on."""
     if not cfg.TEST.KPEXT.FLIP:
         return {"flip_indices": None}
-    if not cfg.DATASETS.TRAIN:
-        raise ValueError("TEST.KPEXT.FLIP needs DATASETS.TRAIN to read the keypoint flip map from")
-    return {"flip_indices": [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]}
+    return {"flip_indices": training_flip_indices(cfg, "TEST.KPEXT.FLIP")}
 
 
 LEFT_RIGHT_MODES = ("keypoint", "person")
@@ -139,12 +155,8 @@ def left_right_args(cfg) -> dict:
         raise ValueError(f"TEST.KPEXT.LEFT_RIGHT must be one of {LEFT_RIGHT_MODES}, got {mode!r}")
     if mode == "keypoint":
         return {"left_right_pairs": ()}
-    if not cfg.DATASETS.TRAIN:
-        raise ValueError(
-            "TEST.KPEXT.LEFT_RIGHT person needs DATASETS.TRAIN to read the keypoint flip map from"
-        )
-    flip = create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)
-    return {"left_right_pairs": left_right_pairs_of([int(i) for i in flip])}
+    flip = training_flip_indices(cfg, "TEST.KPEXT.LEFT_RIGHT person")
+    return {"left_right_pairs": left_right_pairs_of(flip)}
 
 
 def facing_args(cfg, input_shape) -> dict:
@@ -422,7 +434,7 @@ class KeypointHeadBase(nn.Module):
         if self.flip_indices is None:
             return heatmaps
         mirrored = self.inference_heatmaps(_last_stage(self.layers(x.flip(-1))))
-        return (heatmaps + mirrored.flip(-1).index_select(1, self.flip_index)) / 2
+        return average_with_mirrored(heatmaps, mirrored, self.flip_index)
 
     def forward(self, x: torch.Tensor, instances: List[Instances]):
         if self.training:
