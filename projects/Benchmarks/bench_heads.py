@@ -4,14 +4,18 @@
     make bench                    # full run (see the Makefile for its measured duration)
     BENCH_QUICK=1 make bench      # smoke run (a few minutes): tiny data, few iterations, 2 seeds
 
-1. A shared detector (backbone, RPN, box head of the synthetic CPU config, trained
-   once WITHOUT a keypoint head, so no compared head shaped it) is cached under
-   ``output/bench/`` keyed by config and data; its features, proposals and detections
-   are cached in memory (``kpext_bench.shared_detector``).
+1. A shared detector (backbone, RPN, box head of the synthetic CPU config) is trained once
+   as a Keypoint R-CNN with stock's head, which is then dropped (``BENCH_DET_OBJECTIVE
+   keypoints``: features that carry keypoint information; ``boxes``: without a keypoint
+   head, as before 2026-12-03), cached under ``output/bench/`` keyed by config and data;
+   its features, proposals and detections are cached (``kpext_bench.shared_detector``).
 2. Every head trains on that frozen detector for the same iterations and data order
    per seed (``kpext_bench.head_training``), seeds interleaved across heads.
 3. Two OKS keypoint APs per head on ``kpext_synth_classic_val``: on the ground-truth boxes
-   (keypoint localisation alone) and on the shared detector's detections.
+   (keypoint localisation alone) and on the shared detector's detections; the error
+   classes of each (good / jitter / inversion / swap / miss). The regime rows come first:
+   stock at 1/4, 1/2 and 2x the head iterations, and a weakened stock head (28 x 28 maps)
+   that the instrument must see below stock.
 4. Paired bootstrap over val images and seeds: each head's AP minus stock's, with a
    95% interval (``kpext_bench.keypoint_ap``).
 5. Timing in this process, heads alternated round by round, median of repeats, as
@@ -24,7 +28,9 @@ Writes ``output/bench/heads.json`` (``rows``: one per head), ``heads.md`` and ``
 Environment: BENCH_QUICK=1; BENCH_HEADS (comma-separated row names); BENCH_SEEDS
 (default 3); BENCH_ITERS (head iterations); BENCH_DET_ITERS (detector iterations);
 BENCH_OUT (default output/bench); BENCH_THREADS (torch threads, default all cores);
-BENCH_SKIP_FULLSIZE=1 (no full-size timing); BENCH_FLIPS=1 (also train on mirrored images).
+BENCH_SKIP_FULLSIZE=1 (no full-size timing); BENCH_FLIPS=1 (also train on mirrored images);
+BENCH_DET_OBJECTIVE ("keypoints", default, or "boxes": the shared detector's training objective);
+BENCH_HEAD_LR (the heads' learning rate; default the configs').
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ import kpext
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import default_datasets_root, register_synthetic_split
 from kpext.data.synthetic.people import SyntheticConfig, ensure_synthetic_dataset
+from kpext.modeling.heads.base import training_flip_indices
 
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
@@ -87,6 +94,10 @@ class Variant:
     image_flip: bool = False
     # Image-flip rows: the timed row whose branch they run twice.
     timing_from: Optional[str] = None
+    # The regime's checks: this row trains for factor x the bench's head iterations
+    # (stock's curve), and is not timed (the same branch as the row it repeats).
+    iterations_factor: float = 1.0
+    regime: bool = False
 
 
 VARIANTS = [
@@ -145,6 +156,29 @@ VARIANTS = [
         timing_from="kpext_krcnn",
     ),
 ]
+# The regime checks (shown before any head is judged): stock's curve at four lengths, and a
+# deliberately weakened stock head the instrument must see below stock. Pooling at 7 x 7
+# instead of 14 x 14 gives stock's unchanged network 28 x 28 heatmaps instead of 56 x 56.
+CURVE_FACTORS = (0.25, 0.5, 2.0)
+REGIME_VARIANTS = [
+    Variant(
+        f"stock_x{factor:g}",
+        "keypoint_rcnn_R18_FPN_stock.yaml",
+        "keypoint_rcnn_R50_FPN_stock.yaml",
+        iterations_factor=factor,
+        regime=True,
+    )
+    for factor in CURVE_FACTORS
+] + [
+    Variant(
+        "stock_weak_28",
+        "keypoint_rcnn_R18_FPN_stock.yaml",
+        "keypoint_rcnn_R50_FPN_stock.yaml",
+        overrides=("MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION", "7"),
+        regime=True,
+    )
+]
+VARIANTS = VARIANTS + REGIME_VARIANTS
 REFERENCE = "stock"
 # The benchmark's data: synthetic people in the classic style only (the generator's settings
 # before styles existed: the same images as the runs in the README). On the default splits
@@ -163,6 +197,8 @@ BENCH_DATA = [
 # Keypoint RoIs per image for the head training (Detectron2's default 512, the synthetic
 # config's 128): fewer RoIs per iteration make a head iteration cheap on a CPU.
 BENCH_OVERRIDES = ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"]
+# The shared detector's default objective (BENCH_DET_OBJECTIVE): see kpext_bench.shared_detector.
+DET_OBJECTIVE = "keypoints"
 
 logger = logging.getLogger("kpext.bench")
 
@@ -175,7 +211,7 @@ class Settings:
         self.out = env.get("BENCH_OUT", os.path.join("output", "bench"))
         self.seeds = list(range(int(env.get("BENCH_SEEDS", "2" if self.quick else "3"))))
         self.head_iters = int(env.get("BENCH_ITERS", "8" if self.quick else "200"))
-        self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "300"))
+        self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "600"))
         self.train_limit = 24 if self.quick else None
         self.val_limit = 12 if self.quick else None
         self.timing_repeats = 2 if self.quick else 7
@@ -189,6 +225,11 @@ class Settings:
         # feature cache's time and memory; off by default, the same for every head either way.
         self.flips = env.get("BENCH_FLIPS", "0") not in ("", "0")
         self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+        # The shared detector's objective (kpext_bench.shared_detector): "keypoints" trains
+        # it as a Keypoint R-CNN with stock's head (then dropped), "boxes" without one.
+        self.det_objective = env.get("BENCH_DET_OBJECTIVE", DET_OBJECTIVE)
+        # The heads' learning rate (default: the configs' SOLVER.BASE_LR).
+        self.head_lr = float(env["BENCH_HEAD_LR"]) if env.get("BENCH_HEAD_LR") else None
         wanted = [n for n in env.get("BENCH_HEADS", "").split(",") if n]
         known = [v.name for v in VARIANTS]
         unknown = sorted(set(wanted) - set(known))
@@ -260,8 +301,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def variant_cfg(variant: Variant):
-    return synthetic_cfg(variant.config, BENCH_OVERRIDES + list(variant.overrides))
+def variant_cfg(variant: Variant, head_lr: Optional[float] = None):
+    lr = ["SOLVER.BASE_LR", str(head_lr)] if head_lr else []
+    return synthetic_cfg(variant.config, BENCH_OVERRIDES + lr + list(variant.overrides))
+
+
+def variant_iterations(settings: Settings, variant: Variant) -> int:
+    return max(1, round(settings.head_iters * variant.iterations_factor))
 
 
 def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas):
@@ -272,7 +318,7 @@ def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas
         trained_heads = {}
         for variant in settings.variants:
             name = variant.name
-            cfg = variant_cfg(variant)
+            cfg = variant_cfg(variant, settings.head_lr)
             torch.manual_seed(seed)
             model = load_frozen_model(cfg, detector_weights)
             start = time.perf_counter()
@@ -281,12 +327,21 @@ def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas
                 model.roi_heads.keypoint_head.load_state_dict(head.state_dict())
                 times = results[variant.weights_from][-1].iteration_s
             else:
-                times = train_head(model, cfg, caches.train, settings.head_iters, seed).seconds
+                iterations = variant_iterations(settings, variant)
+                times = train_head(model, cfg, caches.train, iterations, seed).seconds
                 trained_heads[name] = model.roi_heads.keypoint_head
             flip = {}
             if variant.image_flip:
                 flip = {"mirrored_cache": caches.val_mirrored, "flip_indices": flip_indices(cfg)}
-            result = evaluate_head(model, caches.val, cfg.DATASETS.TEST[0], coco_gt, sigmas, **flip)
+            result = evaluate_head(
+                model,
+                caches.val,
+                cfg.DATASETS.TEST[0],
+                coco_gt,
+                sigmas,
+                counterparts=flip_indices(cfg),
+                **flip,
+            )
             result.iteration_s = times
             results[name].append(result)
             logger.info(
@@ -304,14 +359,13 @@ def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas
 
 
 def flip_indices(cfg) -> List[int]:
-    from detectron2.data.detection_utils import create_keypoint_hflip_indices
-
-    return [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
+    return training_flip_indices(cfg, "the bench's image flip test")
 
 
 def timed_variants(settings: Settings) -> List[Variant]:
-    """Rows whose keypoint branch is timed: image-flip rows run their source's branch twice."""
-    return [v for v in settings.variants if not v.image_flip]
+    """Rows whose keypoint branch is timed: image-flip rows run their source's branch twice,
+    stock's curve rows run stock's."""
+    return [v for v in settings.variants if not v.image_flip and v.iterations_factor == 1.0]
 
 
 def cpu_config_timing(settings: Settings, models, val_cache):
@@ -330,11 +384,13 @@ def cpu_config_timing(settings: Settings, models, val_cache):
 
 def with_image_flip_timing(settings: Settings, timing):
     """Image-flip rows: twice their source's branch (and, outside the branch, a second
-    backbone pass over the mirrored image, not counted here)."""
+    backbone pass over the mirrored image, not counted here); curve rows: stock's."""
     for v in settings.variants:
         if v.image_flip:
             t = timing[v.timing_from]
             timing[v.name] = KeypointBranchTiming(2 * t.pool_ms, 2 * t.head_ms, 2 * t.decode_ms)
+        elif v.iterations_factor != 1.0:
+            timing[v.name] = timing[REFERENCE]
     return timing
 
 
@@ -368,7 +424,7 @@ def fullsize_timing(settings: Settings):
             source = (
                 name
                 if name in models
-                else next(v.weights_from for v in settings.variants if v.name == name)
+                else next(v.weights_from for v in settings.variants if v.name == name) or REFERENCE
             )
             rows[name]["params"] = count_parameters(models[source].roi_heads.keypoint_head)
     return rows
@@ -390,6 +446,10 @@ def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize)
             "weights_from": variant.weights_from,
             "image_flip": variant.image_flip,
             "head": variant_cfg(variant).MODEL.ROI_KEYPOINT_HEAD.NAME,
+            "regime": variant.regime,
+            "iterations": variant_iterations(settings, variant),
+            "errors_gt": mean_shares([r.errors_gt for r in runs]),
+            "errors_det": mean_shares([r.errors_det for r in runs]),
             "ap_gt": float(np.mean(ap_gt)),
             "ap_gt_std": float(np.std(ap_gt, ddof=1)) if len(ap_gt) > 1 else 0.0,
             "ap_gt_runs": ap_gt,
@@ -421,6 +481,12 @@ def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize)
     return rows
 
 
+def mean_shares(per_seed: List[Dict[str, float]]) -> Dict[str, float]:
+    """Error-class shares averaged over seeds."""
+    names = per_seed[0].keys() if per_seed and per_seed[0] else ()
+    return {n: float(np.mean([shares[n] for shares in per_seed])) for n in names}
+
+
 def fmt_ci(ci) -> str:
     return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
@@ -448,13 +514,92 @@ TABLE_COLUMNS = [
     ("decode speed-up", lambda r: f"{r['decode_speedup']:.1f}x"),
     ("train s/iter (head)", lambda r: f"{r['train_s_per_iter']:.3f} ({r['train_vs_stock']:.2f}x)"),
     ("full size branch / stock (20, 100 boxes)", fullsize_ratios),
+    (
+        "gt boxes: good / jitter / inversion (L/R) / swap / miss",
+        lambda r: error_cells(r["errors_gt"]),
+    ),
 ]
+
+
+def error_cells(shares: Dict[str, float]) -> str:
+    if not shares:
+        return "n/a"
+    return (
+        f"{shares['good']:.0%} / {shares['jitter']:.0%} / {shares['inversion']:.0%} "
+        f"({shares['inversion_left_right']:.0%}) / {shares['swap']:.0%} / {shares['miss']:.0%}"
+    )
+
+
+# The regime's targets (issue 22): a stock head near convergence, on features where heads differ.
+REGIME_MIN_STOCK_AP = 40.0
+REGIME_MAX_DOUBLING_GAIN = 1.0
+
+
+def regime_checks(report) -> List[dict]:
+    """The checks that say whether the bench measures heads near convergence, each with its
+    value, target and verdict; rows missing from the run are left out."""
+    rows = {r["name"]: r for r in report["rows"]}
+    stock = rows[REFERENCE]
+    checks = [
+        {
+            "check": "stock AP on gt boxes",
+            "value": f"{stock['ap_gt']:.1f}",
+            "target": f">= {REGIME_MIN_STOCK_AP:g}",
+            "ok": stock["ap_gt"] >= REGIME_MIN_STOCK_AP,
+        }
+    ]
+    curve = sorted(
+        (r for r in rows.values() if r["regime"] and r["overrides"] == []),
+        key=lambda r: r["iterations"],
+    )
+    if curve:
+        points = sorted([*curve, stock], key=lambda r: r["iterations"])
+        checks.append(
+            {
+                "check": "stock's curve (head iterations: AP on gt boxes)",
+                "value": ", ".join(f"{r['iterations']}: {r['ap_gt']:.1f}" for r in points),
+                "target": "flat at the end",
+                "ok": None,
+            }
+        )
+    doubled = next((r for r in curve if r["iterations"] == 2 * stock["iterations"]), None)
+    if doubled:
+        low, high = doubled["diff_gt_ci95"]
+        checks.append(
+            {
+                "check": "doubling stock's iterations: AP change [95% CI]",
+                "value": f"{doubled['diff_gt_vs_stock']:+.1f} {fmt_ci(doubled['diff_gt_ci95'])}",
+                "target": f"< {REGIME_MAX_DOUBLING_GAIN:g}",
+                "ok": abs(doubled["diff_gt_vs_stock"]) < REGIME_MAX_DOUBLING_GAIN,
+            }
+        )
+    weak = rows.get("stock_weak_28")
+    if weak:
+        checks.append(
+            {
+                "check": "weakened stock (28 x 28 maps) vs stock [95% CI]",
+                "value": f"{weak['diff_gt_vs_stock']:+.1f} {fmt_ci(weak['diff_gt_ci95'])}",
+                "target": "interval below 0",
+                "ok": weak["diff_gt_ci95"][1] < 0,
+            }
+        )
+    return checks
+
+
+def regime_markdown(report) -> str:
+    verdict = {True: "met", False: "**missed**", None: "(shown)"}
+    lines = ["| regime check | value | target | |", "|---|---|---|---|"]
+    for c in regime_checks(report):
+        lines.append(f"| {c['check']} | {c['value']} | {c['target']} | {verdict[c['ok']]} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(report) -> str:
     s = report["settings"]
     caption = (
-        f"Keypoint heads on one frozen shared detector: {s['head_iterations']} head iterations x "
+        f"Keypoint heads on one frozen shared detector ({s.get('detector_objective', 'boxes')} "
+        f"objective, {s['detector_iterations']} iterations): {s['head_iterations']} head "
+        "iterations x "
         f"{len(report['seeds'])} seeds, {s.get('val_set', 'kpext_synth_val')} "
         f"({s['val_images']} images); AP = OKS "
         "keypoint AP (mean over seeds ± std); diff = paired difference to stock with a 95% "
@@ -465,6 +610,7 @@ def markdown_table(report) -> str:
     lines = [
         caption,
         "",
+        regime_markdown(report),
         "| " + " | ".join(h for h, _ in TABLE_COLUMNS) + " |",
         "|" + "---|" * len(TABLE_COLUMNS),
     ]
@@ -550,7 +696,10 @@ def main() -> int:
     # The detector trains with the synthetic config as it is (its RoI batch included).
     stock_cfg = synthetic_cfg(settings.variants[0].config, ())
     detector_weights = train_shared_detector(
-        stock_cfg, settings.det_iters, os.path.join(settings.out, "quick" if settings.quick else "")
+        stock_cfg,
+        settings.det_iters,
+        os.path.join(settings.out, "quick" if settings.quick else ""),
+        objective=settings.det_objective,
     )
     caches = build_caches(settings, stock_cfg, detector_weights)
     val_name = stock_cfg.DATASETS.TEST[0]
@@ -582,6 +731,8 @@ def main() -> int:
         "settings": {
             "head_iterations": settings.head_iters,
             "detector_iterations": settings.det_iters,
+            "detector_objective": settings.det_objective,
+            "head_lr": settings.head_lr or stock_cfg.SOLVER.BASE_LR,
             "train_items": len(caches.train),
             "val_images": len(caches.val),
             "val_set": val_name,

@@ -221,3 +221,67 @@ def test_image_flip_on_exactly_mirrored_features_equals_the_roi_feature_flip(tin
         )
         roi_flip = head.decode(head.predict_heatmaps(pooled), boxes)
     assert torch.allclose(image_flip, roi_flip, atol=1e-4)
+
+
+def test_keypoint_objective_detector_is_shared_without_its_keypoint_head(tiny_root, tmp_path):
+    """The keypoint objective trains the whole Keypoint R-CNN, then drops its keypoint head:
+    a compared head with the stock head's parameter names must start from its own
+    initialisation, not from the trained head."""
+    cfg = tiny_cfg(tiny_root, "KRCNNConvDeconvUpsampleHead")
+    shared = train_shared_detector(cfg, 3, str(tmp_path), objective="keypoints")
+    trained = torch.load(os.path.join(os.path.dirname(shared), "model_final.pth"))["model"]
+    kept = torch.load(shared)["model"]
+    head_keys = [k for k in trained if k.startswith("roi_heads.keypoint_head.")]
+    assert head_keys and not any(k.startswith("roi_heads.keypoint_head.") for k in kept)
+    assert sorted(kept) == sorted(k for k in trained if k not in head_keys)
+    for k, v in kept.items():
+        assert torch.equal(v, trained[k]), k
+    # A head loaded on it keeps the seeded fresh initialisation of its own build.
+    torch.manual_seed(7)
+    model = load_frozen_model(cfg, shared)
+    from detectron2.modeling import build_model
+
+    torch.manual_seed(7)
+    fresh = build_model(cfg)
+    for k, v in model.roi_heads.keypoint_head.state_dict().items():
+        assert torch.equal(v, fresh.roi_heads.keypoint_head.state_dict()[k]), k
+        assert not torch.equal(v, trained[f"roi_heads.keypoint_head.{k}"]), k
+    # Another objective is another detector: its own cache entry.
+    boxes = train_shared_detector(cfg, 3, str(tmp_path), objective="boxes")
+    assert os.path.dirname(boxes) != os.path.dirname(shared)
+    with pytest.raises(ValueError, match="objective"):
+        detector_cfg(cfg, 3, "", objective="masks")
+
+
+def test_error_shares_partition_the_labelled_keypoints(tiny_root):
+    """evaluate_head's error classes: five shares that add up to one, left/right inversions a
+    part of all inversions; on gt boxes every labelled person is matched."""
+    from pycocotools.coco import COCO
+
+    from kpext.data import dataset_oks_sigmas
+
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.detection_utils import create_keypoint_hflip_indices
+
+    cfg = tiny_cfg(tiny_root)
+    torch.manual_seed(0)
+    weights = _untrained_checkpoint(cfg)
+    box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
+    val_cache = cache_images(box_model, cfg, cfg.DATASETS.TEST[0], train=False, progress=False)
+    model = load_frozen_model(cfg, weights)
+    name = cfg.DATASETS.TEST[0]
+    coco = COCO(MetadataCatalog.get(name).json_file)
+    counterparts = [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
+    result = evaluate_head(
+        model, val_cache, name, coco, dataset_oks_sigmas(name), counterparts=counterparts
+    )
+    shares = result.errors_gt
+    classes = [shares[c] for c in ("good", "jitter", "inversion", "swap", "miss")]
+    assert sum(classes) == pytest.approx(1.0)
+    assert 0 <= shares["inversion_left_right"] <= shares["inversion"]
+    # An untrained head on gt boxes: most keypoints far from their labels.
+    assert shares["good"] < 0.5
+    # The untrained detector's detections: shares that add up to one where it matched
+    # somebody, none made up (NaN) where it matched nobody.
+    det = [result.errors_det[c] for c in ("good", "jitter", "inversion", "swap", "miss")]
+    assert all(np.isnan(det)) or sum(det) == pytest.approx(1.0), result.errors_det

@@ -23,6 +23,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from kpext.evaluation.pose_errors import pose_error_breakdown
+from kpext.modeling.heads.base import average_with_mirrored
+
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
@@ -41,10 +44,15 @@ from .shared_detector import CachedImage, schedule_steps
 
 @dataclass
 class HeadResult:
-    """One trained head: per-image matches for both evaluations and the training speed."""
+    """One trained head: per-image matches for both evaluations, the error classes of its
+    keypoints (``errors_gt`` / ``errors_det``: class -> share of the labelled keypoints of
+    matched people, :func:`kpext.evaluation.pose_errors.pose_error_breakdown`) and the
+    training speed."""
 
     matches_gt: List[ImageMatches]
     matches_det: List[ImageMatches]
+    errors_gt: Dict[str, float] = field(default_factory=dict)
+    errors_det: Dict[str, float] = field(default_factory=dict)
     iteration_s: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
 
@@ -233,8 +241,9 @@ def image_flip_keypoints(
         return head.predict_heatmaps(pooled)
 
     plain = heatmaps(features, boxes)
-    flipped = heatmaps(mirrored_features, mirrored_boxes).flip(-1)[:, list(flip_indices)]
-    return head.decode((plain + flipped) / 2, boxes)
+    mirrored = heatmaps(mirrored_features, mirrored_boxes)
+    index = torch.as_tensor(list(flip_indices), dtype=torch.long)
+    return head.decode(average_with_mirrored(plain, mirrored, index), boxes)
 
 
 def _copy(instances: Instances) -> Instances:
@@ -249,15 +258,26 @@ def evaluate_head(
     sigmas,
     mirrored_cache: Optional[Sequence[CachedImage]] = None,
     flip_indices: Optional[Sequence[int]] = None,
+    counterparts: Optional[Sequence[int]] = None,
 ) -> HeadResult:
     """Per-image OKS matches on ground-truth boxes and on the shared detections (optionally
-    with the image-level flip test, see :func:`predict_keypoints`)."""
+    with the image-level flip test, see :func:`predict_keypoints`), and with
+    ``counterparts`` (each keypoint's left/right counterpart) their error classes."""
     flip = {"mirrored_cache": mirrored_cache, "flip_indices": flip_indices}
-    return HeadResult(
-        matches_gt=per_image_matches(
-            coco_gt, predict_keypoints(model, val_cache, dataset_name, "gt", **flip), sigmas
-        ),
-        matches_det=per_image_matches(
-            coco_gt, predict_keypoints(model, val_cache, dataset_name, "det", **flip), sigmas
-        ),
+    on_gt = predict_keypoints(model, val_cache, dataset_name, "gt", **flip)
+    on_det = predict_keypoints(model, val_cache, dataset_name, "det", **flip)
+    result = HeadResult(
+        matches_gt=per_image_matches(coco_gt, on_gt, sigmas),
+        matches_det=per_image_matches(coco_gt, on_det, sigmas),
     )
+    if counterparts is not None:
+        result.errors_gt = error_shares(coco_gt, on_gt, sigmas, counterparts)
+        result.errors_det = error_shares(coco_gt, on_det, sigmas, counterparts)
+    return result
+
+
+def error_shares(coco_gt, results: List[dict], sigmas, counterparts) -> Dict[str, float]:
+    """Class -> share of the labelled keypoints of matched people (no oracle APs: the
+    bench's APs are its own)."""
+    breakdown = pose_error_breakdown(coco_gt.dataset, results, sigmas, counterparts, False)
+    return {k: float(v) for k, v in breakdown["shares"].items()}

@@ -1,0 +1,64 @@
+"""bench_heads.py's regime checks read the right rows and give the right verdicts."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "projects"))
+from script_loading import load_script  # noqa: E402
+
+bench = load_script("kpext_bench_heads", "projects", "Benchmarks", "bench_heads.py")
+
+
+def _row(name, ap, iterations=200, diff=0.0, ci=(0.0, 0.0), regime=False, overrides=()):
+    return {
+        "name": name,
+        "ap_gt": ap,
+        "iterations": iterations,
+        "diff_gt_vs_stock": diff,
+        "diff_gt_ci95": list(ci),
+        "regime": regime,
+        "overrides": list(overrides),
+    }
+
+
+def _report(stock_ap=42.0, doubled=(0.4, (-0.2, 1.0)), weak=(-3.0, (-4.0, -2.0))):
+    pooler = ("MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION", "7")
+    return {
+        "rows": [
+            _row("stock", stock_ap),
+            _row("gaussian", 30.0, diff=-12.0, ci=(-13.0, -11.0)),
+            _row("stock_x0.25", 20.0, 50, -22.0, (-23.0, -21.0), regime=True),
+            _row("stock_x2", stock_ap + doubled[0], 400, doubled[0], doubled[1], regime=True),
+            _row("stock_x0.5", 35.0, 100, -7.0, (-8.0, -6.0), regime=True),
+            _row("stock_weak_28", stock_ap + weak[0], 200, weak[0], weak[1], True, pooler),
+        ]
+    }
+
+
+def _verdicts(report):
+    return {c["check"]: c for c in bench.regime_checks(report)}
+
+
+def test_a_converged_stock_and_a_visible_weakening_meet_every_check():
+    checks = _verdicts(_report())
+    assert checks["stock AP on gt boxes"]["ok"] is True
+    curve = checks["stock's curve (head iterations: AP on gt boxes)"]
+    assert curve["value"] == "50: 20.0, 100: 35.0, 200: 42.0, 400: 42.4"  # sorted by length
+    assert checks["doubling stock's iterations: AP change [95% CI]"]["ok"] is True
+    assert checks["weakened stock (28 x 28 maps) vs stock [95% CI]"]["ok"] is True
+    markdown = bench.regime_markdown(_report())
+    assert markdown.count("| met |") == 3 and "missed" not in markdown
+
+
+def test_each_check_fails_on_its_own_condition():
+    assert _verdicts(_report(stock_ap=30.0))["stock AP on gt boxes"]["ok"] is False
+    rising = _verdicts(_report(doubled=(2.5, (1.5, 3.5))))
+    assert rising["doubling stock's iterations: AP change [95% CI]"]["ok"] is False
+    unseen = _verdicts(_report(weak=(-1.0, (-2.5, 0.4))))  # interval reaches 0: not seen
+    assert unseen["weakened stock (28 x 28 maps) vs stock [95% CI]"]["ok"] is False
+    assert "**missed**" in bench.regime_markdown(_report(stock_ap=30.0))
+
+
+def test_rows_missing_from_the_run_are_left_out():
+    report = {"rows": [_row("stock", 12.0)]}
+    assert [c["check"] for c in bench.regime_checks(report)] == ["stock AP on gt boxes"]
