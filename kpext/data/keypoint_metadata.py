@@ -50,6 +50,7 @@ __all__ = [
     "RIGHT_LIMB_COLOR",
     "CENTER_LIMB_COLOR",
     "keypoint_side",
+    "is_side_free",
     "normalized_keypoint_name",
     "pair_left_right_names",
     "unpaired_side_names",
@@ -172,6 +173,38 @@ def unpaired_side_names(names: Sequence[str], flip_map: Sequence[Tuple[str, str]
     a left point without a right one, or one of two candidates for the same partner."""
     paired = {name for pair in flip_map for name in pair}
     return [n for n in names if n not in paired and keypoint_side(n)[0] is not None]
+
+
+# Words that place a point on one side of an object without saying which (a horse's near
+# and off side, left/right abbreviations): a set using them may need a flip map kpext cannot
+# guess, so it is not side-free.
+_SIDE_LIKE_WORDS = frozenset({"near", "far", "off", "lhs", "rhs", "ipsi", "contra"})
+# Words that name no part: "point_3", "kp12", "landmark_7" say nothing about where a point
+# is, so whether a mirror keeps it cannot be read from the name.
+_GENERIC_POINT_WORDS = frozenset(
+    {"p", "pt", "pts", "point", "points", "kp", "kpt", "keypoint", "landmark", "lm", "marker",
+     "vertex", "idx", "id", "joint"}
+)  # fmt: skip
+
+
+def is_side_free(names: Sequence[str]) -> bool:
+    """True when no keypoint name says or hints a side and every name names a part.
+
+    Such a set is unchanged by a mirror (a mirrored hand's thumb is still its thumb: FreiHAND,
+    RHD, OneHand10K's ``wrist, thumb1..4, index1..4, ...``), so the identity flip map is the
+    right one. Not side-free: a name with a side word (``left_eye``, ``l_eye``, ``eyeLeft``),
+    a side-like word (``near_ear``/``off_ear``), or no word but a number or a generic point
+    word (``p3``, ``kp_12``, ``landmark_7``: a face's numbered points may well be sided).
+    """
+    for name in names:
+        if keypoint_side(name)[0] is not None:
+            return False
+        words = [t.lower() for t in _NAME_TOKEN_RE.findall(name)]
+        if any(w in _SIDE_LIKE_WORDS for w in words):
+            return False
+        if not any(w.isalpha() and w not in _GENERIC_POINT_WORDS for w in words):
+            return False
+    return True
 
 
 def normalized_keypoint_name(name: str) -> str:
@@ -448,6 +481,15 @@ def _derived_flip_map(names: Sequence[str], source: str) -> FlipMap:
             source,
             len(flip_map),
             ", ".join(f"{a}<->{b}" for a, b in flip_map),
+        )
+    elif len(names) > 1 and is_side_free(names):
+        logger.warning(
+            "%s: no keypoint name carries a side (%s): a horizontal flip keeps every label "
+            "(identity flip map), as for a hand's wrist, thumb1..4, .... If some points are "
+            "sided, pass register_keypoint_coco(..., flip_map=[(left, right), ...]); "
+            "flip_map=[] declares the set symmetric and silences this warning.",
+            source,
+            _summarize_names(names, limit=5),
         )
     elif len(names) > 1:
         logger.warning(

@@ -26,6 +26,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import add_kpext_config
 from ..data import invalid_record_policy
+from ..data.keypoint_metadata import is_side_free
 from ..evaluation import build_keypoint_evaluator
 from .checkpoint import AtomicCheckpointer
 from .data import CheckedDatasetMapper, build_seeded_train_loader, pin_memory_for_device
@@ -81,10 +82,12 @@ def check_keypoint_count(cfg: CfgNode) -> None:
 def check_horizontal_flip(cfg: CfgNode) -> None:
     """Raise ValueError when training flips images horizontally (``INPUT.RANDOM_FLIP``
     "horizontal", Detectron2's default) on a dataset of K > 1 keypoints with no left/right
-    pairs that was not declared symmetric.
+    pairs that was not declared symmetric and whose names may be sided.
 
     A flip then mirrors the image without swapping any keypoint: every left point would be
-    labelled on the right side of the object, silently.
+    labelled on the right side of the object, silently. A set whose names carry no side
+    (:func:`kpext.data.keypoint_metadata.is_side_free`: a hand's wrist, thumb1..4, ...) is
+    unchanged by a mirror: it trains with the identity map (registration logs one WARNING).
     """
     if not cfg.MODEL.KEYPOINT_ON or cfg.INPUT.RANDOM_FLIP != "horizontal":
         return
@@ -96,6 +99,8 @@ def check_horizontal_flip(cfg: CfgNode) -> None:
         if meta.get("keypoint_flip_map_declared", False):
             continue  # flip_map=[]: symmetric by declaration
         shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        if is_side_free(names):
+            continue  # unchanged by a mirror: identity map (registration warned once)
         raise ValueError(
             f"Dataset '{name}' has {len(names)} keypoints ({shown}) and no left/right pairs, "
             "but INPUT.RANDOM_FLIP is 'horizontal': flipped images would keep their labels "
