@@ -19,6 +19,7 @@ from .keypoint_metadata import (
     KeypointDataError,
     dataset_oks_sigmas,
     keypoint_metadata_from_category,
+    model_oks_sigmas,
     oks_sigmas_for_count,
     oks_sigmas_for_names,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "KeypointDataError",
     "current_on_invalid",
     "dataset_oks_sigmas",
+    "model_oks_sigmas",
     "invalid_record_policy",
     "keypoint_metadata_from_category",
     "load_keypoint_coco_json",

@@ -60,6 +60,7 @@ __all__ = [
     "oks_sigmas_for_names",
     "oks_sigmas_for_count",
     "dataset_oks_sigmas",
+    "model_oks_sigmas",
     "keypoint_metadata_from_category",
     "keypoint_dataset_metadata",
     "normalized_category",
@@ -349,11 +350,19 @@ def oks_sigmas_for_names(
     after :func:`normalized_keypoint_name`) and ``DEFAULT_OKS_SIGMA`` for the others."""
     if oks_sigmas is not None:
         return _checked_sigmas(names, oks_sigmas)
+    return _coco_or_default_sigmas(names, logging.INFO, "")
+
+
+def _coco_or_default_sigmas(names: Sequence[str], level: int, source: str) -> List[float]:
+    """COCO's sigma for each COCO name, ``DEFAULT_OKS_SIGMA`` for the others (logged at
+    ``level``, with ``source`` in front when given)."""
     unknown = [n for n in names if _coco_sigma(n) is None]
     if unknown:
-        logger.info(
-            "No COCO OKS sigma for keypoint(s) %s; using the default %s for them "
-            "(pass oks_sigmas= to set them).",
+        logger.log(
+            level,
+            "%sOKS sigmas: no COCO sigma for keypoint(s) %s; using the default %s for them "
+            "(pass register_keypoint_coco(..., oks_sigmas=[...]) to set them).",
+            f"{source}: " if source else "",
             _summarize_names(unknown),
             DEFAULT_OKS_SIGMA,
         )
@@ -403,16 +412,7 @@ def _dataset_sigmas(
             len(names),
         )
         return [float(DEFAULT_OKS_SIGMA)] * len(names)
-    unknown = [n for n in names if _coco_sigma(n) is None]
-    if unknown:
-        logger.warning(
-            "%s: OKS sigmas: no COCO sigma for keypoint(s) %s; using the default %s for them "
-            "(pass register_keypoint_coco(..., oks_sigmas=[...]) to set them).",
-            source,
-            _summarize_names(unknown),
-            DEFAULT_OKS_SIGMA,
-        )
-    return [float(_coco_sigma(n) or DEFAULT_OKS_SIGMA) for n in names]
+    return _coco_or_default_sigmas(names, logging.WARNING, source)
 
 
 def oks_sigmas_for_count(num_keypoints: int) -> List[float]:
@@ -442,6 +442,20 @@ def dataset_oks_sigmas(dataset_name: str, cfg_sigmas: Sequence[float] = ()) -> L
             "(check TEST.KEYPOINT_OKS_SIGMAS)"
         )
     return [float(s) for s in sigmas]
+
+
+def model_oks_sigmas(cfg) -> List[float]:
+    """The OKS sigmas of a model's keypoints, for tools that run it (pose NMS, tracking,
+    repetition counting): the first test (else training) set's when they fit
+    ``MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS``, else :func:`oks_sigmas_for_count`. One rule,
+    so that two tools track the same model alike."""
+    num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    datasets = (*cfg.DATASETS.TEST, *cfg.DATASETS.TRAIN)
+    if datasets:
+        sigmas = list(MetadataCatalog.get(datasets[0]).get("keypoint_oks_sigmas", None) or [])
+        if len(sigmas) == num_keypoints:
+            return [float(v) for v in sigmas]
+    return oks_sigmas_for_count(num_keypoints)
 
 
 # --------------------------------------------------------------------------- #

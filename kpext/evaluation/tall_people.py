@@ -30,11 +30,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_OKS_SIGMAS
+from ..data.keypoint_metadata import oks_sigmas_for_count
+from ..data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 
 __all__ = ["tall_person_recall", "format_tall_person_recall", "print_tall_person_recall"]
-
-_COCO_SIGMAS = [COCO_PERSON_OKS_SIGMAS[name] for name in COCO_PERSON_KEYPOINT_NAMES]
 
 
 def _load(source: Any) -> Any:
@@ -109,7 +108,9 @@ def tall_person_recall(
         and ``skeleton_recall`` (with_skeleton / people, NaN without tall people).
     """
     dataset = _coco_dataset(coco_gt)
-    sigmas = _COCO_SIGMAS if sigmas is None else list(sigmas)
+    if sigmas is None:
+        sigmas = oks_sigmas_for_count(len(COCO_PERSON_KEYPOINT_NAMES))
+    sigmas = list(sigmas)
     heights = {image["id"]: float(image["height"]) for image in dataset["images"]}
     people: Dict[Any, List[Mapping[str, Any]]] = defaultdict(list)
     for ann in dataset["annotations"]:

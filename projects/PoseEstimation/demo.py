@@ -45,7 +45,7 @@ import cv2
 import tqdm
 
 import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
-from kpext.data.keypoint_metadata import keypoint_metadata_from_category, oks_sigmas_for_count
+from kpext.data.keypoint_metadata import keypoint_metadata_from_category, model_oks_sigmas
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.export import ExportError, OnnxPredictor
@@ -182,22 +182,13 @@ def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
             predictor = OnnxPredictor(args.onnx, cfg)
         except ExportError as e:  # missing, corrupt, or exported at a higher score threshold
             raise DemoError(str(e)) from None
-        return with_pose_nms(predictor, oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
+        sigmas = model_oks_sigmas(cfg)
+        return with_pose_nms(predictor, sigmas, args.pose_nms, args.pose_nms_threshold)
     try:
         predictor = DefaultPredictor(cfg)
     except Exception as e:  # a corrupt or mismatched checkpoint
         raise DemoError(f"cannot load the model from {cfg.MODEL.WEIGHTS}: {one_line(e)}") from None
-    return with_pose_nms(predictor, oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
-
-
-def oks_sigmas(cfg: CfgNode) -> List[float]:
-    """The test set's per-keypoint OKS sigmas when they fit the model's keypoint count, else
-    kpext's sigmas for that count (:func:`~kpext.data.keypoint_metadata.oks_sigmas_for_count`)."""
-    num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
-    sigmas = keypoint_metadata(cfg).get("keypoint_oks_sigmas", None)
-    if sigmas is not None and len(sigmas) == num_keypoints:
-        return list(sigmas)
-    return oks_sigmas_for_count(num_keypoints)
+    return with_pose_nms(predictor, model_oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
 
 
 def keypoint_metadata(cfg: CfgNode) -> Metadata:
@@ -327,7 +318,8 @@ def build_runner(
     cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, metadata
 ) -> VideoPoseRunner:
     """Tracker and (optionally) smoother set up from the command line."""
-    tracker = PoseTracker(match=args.track_match, max_age=args.max_age, sigmas=oks_sigmas(cfg))
+    sigmas = model_oks_sigmas(cfg)
+    tracker = PoseTracker(match=args.track_match, max_age=args.max_age, sigmas=sigmas)
     smoother = None
     if args.smooth:
         smoother = KeypointSmoother(

@@ -33,7 +33,7 @@ import numpy as np
 import tqdm
 
 import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
-from kpext.data.keypoint_metadata import oks_sigmas_for_count
+from kpext.data.keypoint_metadata import model_oks_sigmas
 from kpext.engine.inference import check_inference_weights, load_inference_cfg
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
@@ -141,7 +141,7 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
         check_inference_weights(cfg, args.config_file)
     except ValueError as e:
         raise CountError(str(e)) from None
-    sigmas = oks_sigmas_for_count(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS)
+    sigmas = model_oks_sigmas(cfg)
     predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
     smoother = (
         KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold)
