@@ -10,14 +10,14 @@ generator (:mod:`kpext.data.synthetic.faces`), the Kaggle converter
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 from dataclasses import fields, replace
-from typing import IO, Any, Dict, Iterable, Iterator, Mapping, NoReturn, Optional, Sequence, TypeVar
+from typing import Any, Dict, Iterable, Mapping, NoReturn, Optional, Sequence, TypeVar
 
 import numpy as np
+
+from ..io import atomic_open
 
 __all__ = [
     "reject_setting",
@@ -132,28 +132,12 @@ def split_configs_from_args(
         parser.error(str(e))
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success rename it to ``path``.
-
-    An interrupted or failing writer leaves no partial file (and an existing
-    ``path`` untouched). The folder is created if needed. A plain ``open`` (unlike
-    ``mkstemp``) gives the file the usual umask permissions.
-    """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, mode, **open_kwargs) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# Generated files are written through kpext.io.atomic_open: an interrupted or failing writer
+# leaves no partial file (and an existing one untouched).
+atomic_output = atomic_open
 
 
 def write_json_atomically(path: str, data: Any) -> None:
-    """Write compact JSON to ``path`` through :func:`atomic_output`."""
+    """Write compact JSON to ``path`` through :func:`kpext.io.atomic_open`."""
     with atomic_output(path, "w", encoding="utf-8") as f:
         json.dump(data, f, separators=(",", ":"))

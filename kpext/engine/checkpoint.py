@@ -9,28 +9,15 @@ import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..io import atomic_open
+
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through ``write(file)`` so that a kill at any moment leaves either the
-    old file or the complete new one (temporary file in the same folder, fsync, rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    # The rename itself must reach the disk before "last_checkpoint" may point at it.
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    old file or the complete new one, the rename on disk before "last_checkpoint" may point
+    at it (:func:`kpext.io.atomic_open`, durable)."""
+    with atomic_open(path, "wb", durable=True) as f:
+        write(f)
 
 
 class AtomicCheckpointer(DetectionCheckpointer):

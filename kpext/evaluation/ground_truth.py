@@ -21,6 +21,7 @@ import tempfile
 from typing import Optional
 
 from ..data import coco_keypoints
+from ..io import atomic_open
 
 __all__ = ["ground_truth_cache_dir", "normalized_ground_truth_file"]
 
@@ -50,14 +51,7 @@ def normalized_ground_truth_file(dataset_name: str, output_dir: Optional[str]) -
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # Several processes (DDP ranks) may write the same file: each writes its own temporary
     # file and renames it, so a reader sees a complete file or none.
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(ground_truth, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(ground_truth, f)
     logger.info("Evaluation ground truth of '%s' written to %s", dataset_name, path)
     return path

@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import cv2
 import numpy as np
 
+from ..io import temporary_path
 from .tracking import KeypointSmoother, PoseTracker
 
 __all__ = [
@@ -406,14 +407,6 @@ class PoseVideoSummary:
     track_ids: List[int]
 
 
-def _temporary_path(path: str) -> str:
-    # same folder (os.replace stays on one file system), same extension (OpenCV
-    # picks the container from it), a leading dot so that it is not taken for output
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.{os.getpid()}.tmp{ext}")
-
-
 def _remove_quietly(path: str) -> None:
     try:
         os.remove(path)
@@ -464,8 +457,8 @@ def write_pose_video(
     targets = [video_path] + ([jsonl_path] if jsonl_path else [])
     for folder in {os.path.dirname(os.path.abspath(p)) for p in targets}:
         os.makedirs(folder, exist_ok=True)
-    tmp_video = _temporary_path(video_path)
-    tmp_jsonl = _temporary_path(jsonl_path) if jsonl_path else None
+    tmp_video = temporary_path(video_path)
+    tmp_jsonl = temporary_path(jsonl_path) if jsonl_path else None
     writer = cv2.VideoWriter(
         tmp_video, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size)
     )

@@ -49,6 +49,7 @@ from kpext.data.keypoint_metadata import keypoint_metadata_from_category, model_
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.export import ExportError, OnnxPredictor
+from kpext.io import atomic_path
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     Predictor,
@@ -269,17 +270,9 @@ def image_output_paths(inputs: Sequence[str], output: str) -> List[str]:
 
 
 def _write_image_atomically(path: str, image) -> None:
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{ext}")
-    try:
+    with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, image):
             raise DemoError(f"cannot write picture {path}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run_on_images(

@@ -42,4 +42,3 @@ def test_without_a_dataset_17_keypoints_are_cocos_people():
     expected = [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
     assert model_oks_sigmas(_cfg(17)) == pytest.approx(expected)
     assert model_oks_sigmas(_cfg(5)) == [0.05] * 5
-

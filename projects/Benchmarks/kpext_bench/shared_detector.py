@@ -34,6 +34,7 @@ from typing import Dict, List, Optional
 import torch
 
 from kpext.engine import build_seeded_train_loader
+from kpext.io import atomic_path
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
@@ -186,9 +187,8 @@ def save_without_keypoint_head(weights: str, path: str) -> str:
     model = {
         k: v for k, v in checkpoint["model"].items() if not k.startswith("roi_heads.keypoint_head.")
     }
-    tmp = path + ".tmp"
-    torch.save({"model": model}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model}, tmp)
     return path
 
 
@@ -306,7 +306,6 @@ def cached_images_on_disk(
         logger.info("Shared detector: loading cached features from %s", path)
         return torch.load(path, weights_only=False)
     cached = cache_images(model, cfg, dataset_name, **kwargs)
-    tmp = path + ".tmp"
-    torch.save(cached, tmp)
-    os.replace(tmp, path)  # a killed run leaves no half-written cache behind
+    with atomic_path(path) as tmp:  # a killed run leaves no half-written cache behind
+        torch.save(cached, tmp)
     return cached
