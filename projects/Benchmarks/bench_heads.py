@@ -138,6 +138,22 @@ VARIANTS = [
         "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
         "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
     ),
+    # Person-level left/right decoding (TEST.KPEXT.LEFT_RIGHT person) on stock's trained
+    # weights, and on the like-for-like softmax-Gaussian head's: decoding rows, no training.
+    Variant(
+        "kpext_krcnn_lr_person",
+        "keypoint_rcnn_R18_FPN_kpext.yaml",
+        "keypoint_rcnn_R50_FPN_kpext.yaml",
+        overrides=("TEST.KPEXT.LEFT_RIGHT", "person"),
+        weights_from="stock",
+    ),
+    Variant(
+        "krcnn_softmax_gaussian_lr_person",
+        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
+        overrides=("TEST.KPEXT.LEFT_RIGHT", "person"),
+        weights_from="krcnn_softmax_gaussian",
+    ),
     # The flip tests, on stock's trained weights decoded by KpextKRCNNHead: mirrored RoI
     # features (TEST.KPEXT.FLIP) and mirrored images.
     Variant(
