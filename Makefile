@@ -70,7 +70,7 @@ bench: setup
 	$(PY) projects/Benchmarks/bench_export.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
-# its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See README, "On a GPU".
+# its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See docs/gpu.md.
 GPU_WHEELS ?= .gpu-wheels
 gpu-wheels: setup
 	bash tools/build_gpu_wheels.sh $(PY) $(GPU_WHEELS) $(CACHE)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the wheelhouse that tools/gpu_check.sh installs, offline, on a GPU machine.
 #
-# The GPU machine (see README, "On a GPU") has Python 3.12 with its own CUDA torch and
+# The GPU machine (see docs/gpu.md) has Python 3.12 with its own CUDA torch and
 # torchvision, no network, and lacks detectron2 and its pure-Python dependencies. This
 # script collects, here, everything it lacks as wheels for CPython 3.12 on x86-64 Linux:
 #   * detectron2's Python code: the pb1-detectron2 0.6 sdist patched by

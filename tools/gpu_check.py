@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The GPU check: kpext's heads trained and timed at full size on one CUDA GPU.
 
-Run it through ``tools/gpu_check.sh`` (which picks the Python); see README, "On a GPU".
+Run it through ``tools/gpu_check.sh`` (which picks the Python); see docs/gpu.md.
 
     bash tools/gpu_check.sh                 # on a GPU machine: R50-FPN, 800 px, fp32 and AMP
     bash tools/gpu_check.sh --cpu-smoke     # here: the same path at toy sizes on the CPU
