@@ -48,6 +48,13 @@ SETTINGS = [
     ("full 800 px (R50-FPN)", "configs/coco/keypoint_rcnn_R50_FPN_kpext.yaml", 3),
 ]
 RUNTIMES = ("eager", "torchscript", "onnxruntime")
+# BENCH_QUICK=1 (make bench's smoke run): the demo setting only, 3 repeats: every path runs,
+# the numbers are not a result.
+QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
+
+
+def settings() -> list:
+    return [(name, config, 3) for name, config, _ in SETTINGS[:1]] if QUICK else SETTINGS
 
 
 def setting_cfg(config: str):
@@ -183,12 +190,13 @@ def main() -> int:
     image = bench_image()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for name, config, repeats in SETTINGS:
+        for name, config, repeats in settings():
             print(f"{name}: exporting and timing ...", flush=True)
             rows.append(bench_setting(name, config, repeats, image, folder))
             print(json.dumps(rows[-1]["images_per_second"]), flush=True)
     report = {
         "date": datetime.date.today().isoformat(),
+        "quick": QUICK,
         "cpu": cpu_name(),
         "torch": torch.__version__,
         "onnxruntime": __import__("onnxruntime").__version__,
