@@ -60,11 +60,12 @@ def add_kpext_config(cfg: CN) -> None:
     # Gaussian codec: sigma of the target Gaussians, in heatmap cells.
     cfg.MODEL.KPEXT.TARGET.SIGMA = 1.5
     # Gaussian codec: sub-pixel decoding, "dark" (Newton step on the log heatmap), "quarter"
-    # or "none".
+    # or "none". softmax_gaussian refuses another value (it decodes by a Newton step on its
+    # logits); onehot ignores it.
     cfg.MODEL.KPEXT.TARGET.REFINE = "dark"
     # Gaussian codec, "dark": peaks within this many cells of the border are refined on the raw
     # map instead of the blurred one (the zero-padded blur pulls them inwards); -1: wherever the
-    # blur kernel reaches past the border.
+    # blur kernel reaches past the border. softmax_gaussian refuses another value.
     cfg.MODEL.KPEXT.TARGET.DARK_BORDER = 3
     # The codec's loss; "" = its default. Gaussian: "mse" (visibility-weighted, the default) or
     # "focal" (CenterNet's, on sigmoid outputs); one-hot: "cross_entropy" (spatial softmax) only;

@@ -88,3 +88,19 @@ def test_flat_logits_score_low_and_decode_inside_the_box():
     expected = 2 * math.pi * 1.5**2 / (28 * 28)
     assert torch.allclose(out[..., 2], torch.full((2, 3), expected))
     assert bool((out[1, :, 0] >= 10).all() and (out[1, :, 0] <= 40).all())
+
+
+@pytest.mark.parametrize("key,value", [("REFINE", "none"), ("DARK_BORDER", 1)])
+def test_gaussian_only_decoding_options_are_refused_not_ignored(key, value):
+    from kpext import add_kpext_config
+    from kpext.modeling.codecs import build_codec_from_cfg
+
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.MODEL.KPEXT.TARGET.CODEC = "softmax_gaussian"
+    assert build_codec_from_cfg(cfg).name == "softmax_gaussian"  # the defaults are accepted
+    cfg.MODEL.KPEXT.TARGET[key] = value
+    with pytest.raises(ValueError, match=rf"MODEL\.KPEXT\.TARGET\.{key} .*gaussian codec only"):
+        build_codec_from_cfg(cfg)

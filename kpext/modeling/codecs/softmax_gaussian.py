@@ -52,10 +52,29 @@ class SoftmaxGaussianCodec(KeypointCodec):
         self._gaussian = GaussianCodec(sigma=sigma, refine="none")  # validates sigma, draws targets
         self.sigma = float(sigma)
 
+    # The Gaussian codec's decoding options: this codec decodes by a Newton step on its logits,
+    # so a value other than the default would be silently ignored; it is refused instead.
+    GAUSSIAN_ONLY_KEYS = ("REFINE", "DARK_BORDER")
+
     @classmethod
     def from_config(cls, cfg) -> "SoftmaxGaussianCodec":
-        """``MODEL.KPEXT.TARGET``: SIGMA (LOSS must be empty or "softmax_ce")."""
+        """``MODEL.KPEXT.TARGET``: SIGMA (LOSS must be empty or "softmax_ce"; REFINE and
+        DARK_BORDER at their defaults)."""
         cls.loss_from_config(cfg)
+        from detectron2.config import get_cfg
+
+        from ...config import add_kpext_config  # the defaults, without a copy of them here
+
+        defaults = get_cfg()
+        add_kpext_config(defaults)
+        for key in cls.GAUSSIAN_ONLY_KEYS:
+            value, default = cfg.MODEL.KPEXT.TARGET[key], defaults.MODEL.KPEXT.TARGET[key]
+            if value != default:
+                raise ValueError(
+                    f"MODEL.KPEXT.TARGET.{key} {value!r} applies to the gaussian codec only; "
+                    "softmax_gaussian decodes with a Newton step on its logits: leave it at "
+                    f"its default {default!r}"
+                )
         return cls(sigma=cfg.MODEL.KPEXT.TARGET.SIGMA)
 
     def encode(
