@@ -13,10 +13,23 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-__all__ = ["FACING_CLASSES", "UNKNOWN_FACING", "facing_class", "mirrored_yaw", "read_yaw"]
+__all__ = [
+    "FACING_CLASSES",
+    "UNKNOWN_FACING",
+    "facing_class",
+    "mirrored_yaw",
+    "read_yaw",
+    "wrap_yaw",
+]
 
 FACING_CLASSES = ("front", "back", "facing_right", "facing_left")
 UNKNOWN_FACING = -1  # no yaw in the annotation: no target
+
+
+def wrap_yaw(yaw: float) -> float:
+    """``yaw`` (degrees) shifted by whole turns into [-180, 180) (180 becomes -180). The one
+    rule for the yaw the synthetic people write and the facing classes read."""
+    return (float(yaw) + 180.0) % 360.0 - 180.0
 
 
 def mirrored_yaw(yaw: float) -> float:
@@ -29,7 +42,7 @@ def facing_class(yaw: Optional[float]) -> int:
     of the other way, else the profile side), or :data:`UNKNOWN_FACING` for None."""
     if yaw is None:
         return UNKNOWN_FACING
-    wrapped = (float(yaw) + 180.0) % 360.0 - 180.0  # (-180, 180]
+    wrapped = wrap_yaw(yaw)
     if abs(wrapped) <= 45.0:
         return 0
     if abs(wrapped) >= 135.0:

@@ -7,7 +7,7 @@
         --background cluttered --output /tmp/reps/jumps.mp4
 
 The person is drawn with the synthetic dataset's renderer
-(:func:`kpext.data.synthetic.people.render_people`), so a model trained on
+(:func:`kpext.data.synthetic.scene.render_people`), so a model trained on
 ``kpext_synth_train`` can see them. Besides the video (mp4v) it writes
 
 * ``<stem>.jsonl``: the ground truth in ``demo.py``'s format, one line per frame,
@@ -30,14 +30,11 @@ import cv2
 import numpy as np
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic.people import (
-    LimbPose,
-    PersonSpec,
-    build_person,
-    draw_background,
-    render_people,
-    sample_person_colors,
-)
+from kpext.data.synthetic.background import draw_background
+from kpext.data.synthetic.body import LimbPose, PersonSpec
+from kpext.data.synthetic.colors import sample_person_colors
+from kpext.data.synthetic.parts import build_person
+from kpext.data.synthetic.scene import render_people
 
 _ANKLES = [COCO_PERSON_KEYPOINT_NAMES.index(n) for n in ("left_ankle", "right_ankle")]
 LEAD_FRAMES = 15  # standing still before the first and after the last repetition

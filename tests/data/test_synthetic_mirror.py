@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic.people import (
-    SyntheticConfig,
-    draw_background,
-    render_people,
-    sample_person_spec,
-    sample_person_style,
-)
+from kpext.data.synthetic.background import draw_background
+from kpext.data.synthetic.body import sample_person_spec
+from kpext.data.synthetic.people import SyntheticConfig
+from kpext.data.synthetic.scene import render_people
+from kpext.data.synthetic.styles import sample_person_style
 
 WIDTH, HEIGHT = 192, 160
 MIRROR_STYLES = ("classic", "silhouette", "outline", "lowcontrast")

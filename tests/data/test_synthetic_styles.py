@@ -15,23 +15,20 @@ from synthetic_helpers import generate_and_read
 import kpext  # noqa: F401  (registers the built-in datasets)
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.data.synthetic.body import PersonSpec
 from kpext.data.synthetic.people import (
     DEFAULT_SPLITS,
-    HEAD_SHAPES,
     HELDOUT_STYLES,
     STYLES,
     TRAIN_STYLE_MIX,
     TRAIN_STYLES,
-    PersonSpec,
-    PersonStyle,
     SyntheticConfig,
-    render_image,
-    render_people,
-    sample_person_style,
     split_is_current,
 )
 from kpext.data.synthetic.preview import style_example
 from kpext.data.synthetic.render import image_rng
+from kpext.data.synthetic.scene import render_image, render_people
+from kpext.data.synthetic.styles import HEAD_SHAPES, PersonStyle, sample_person_style
 
 from detectron2.data import MetadataCatalog
 

@@ -12,8 +12,9 @@ import numpy as np
 
 from ..builtin import SYNTHETIC_CATEGORY
 from ..keypoint_metadata import keypoint_metadata_from_category
-from .people import DEFAULT_SPLITS, HELDOUT_STYLES, STYLES, SyntheticConfig, render_image
+from .people_config import DEFAULT_SPLITS, HELDOUT_STYLES, STYLES, SyntheticConfig
 from .render import image_rng
+from .scene import render_image
 
 __all__ = ["style_example", "style_preview", "write_style_preview"]
 
