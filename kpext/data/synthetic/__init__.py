@@ -14,7 +14,11 @@
   :mod:`~kpext.data.synthetic.scene` (one image: layout, labels, camera effects).
 * :mod:`kpext.data.synthetic.faces`: grey face crops labelled with Kaggle's 15 face
   points (written as a Kaggle CSV and converted by :mod:`kpext.data.faces`) and
-  iBUG's 68.
+  iBUG's 68; the generator entry (settings, writer). Its renderer:
+  :mod:`~kpext.data.synthetic.face_config` (split settings),
+  :mod:`~kpext.data.synthetic.face_model` (face model, landmarks),
+  :mod:`~kpext.data.synthetic.face_sampling` (random faces) and
+  :mod:`~kpext.data.synthetic.face_painting` (drawing a face).
 * :mod:`kpext.data.synthetic.render`: what the renderers share.
 
 Loading and registering datasets does not need this package: the loaders
