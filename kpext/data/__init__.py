@@ -2,19 +2,17 @@
 metadata (sides, flip pairs, colours, OKS sigmas), the named keypoint sets, and
 the built-in synthetic datasets (registered on import).
 
-Loading: :mod:`~kpext.data.coco_keypoints`, :mod:`~kpext.data.builtin`,
-:mod:`~kpext.data.faces` (Kaggle CSV conversion, face datasets). Metadata:
+Loading: :mod:`~kpext.data.coco_keypoints` (reading by :mod:`~kpext.data.coco_json`, checks
+by :mod:`~kpext.data.coco_validation`, the policy in :mod:`~kpext.data.invalid_records`),
+:mod:`~kpext.data.builtin`, :mod:`~kpext.data.faces` (Kaggle CSV conversion, face
+datasets). Metadata:
 :mod:`~kpext.data.keypoint_metadata`, :mod:`~kpext.data.keypoint_sets`. The image
 renderers of the synthetic sets live apart, in :mod:`kpext.data.synthetic`.
 """
 
 from .builtin import register_all_synthetic
-from .coco_keypoints import (
-    current_on_invalid,
-    invalid_record_policy,
-    load_keypoint_coco_json,
-    register_keypoint_coco,
-)
+from .coco_keypoints import load_keypoint_coco_json, register_keypoint_coco
+from .invalid_records import current_on_invalid, invalid_record_policy
 from .keypoint_metadata import (
     KeypointDataError,
     dataset_oks_sigmas,

@@ -37,6 +37,10 @@ out-of-range skeletons. Keypoints of the wrong length next to a field of the rig
 length (``keypoints_21``) stop with an error naming that field and
 ``keypoints_field=``, under either policy.
 
+The file is read by :mod:`kpext.data.coco_json`, records are checked and normalised by
+:mod:`kpext.data.coco_validation`, and the policy lives in :mod:`kpext.data.invalid_records`;
+this module turns the kept records into Detectron2 dataset dicts and registers datasets.
+
 Evaluation reads the normalised ground truth of the same records
 (:func:`normalized_ground_truth`, written by :mod:`kpext.evaluation.ground_truth`),
 so records skipped here are not ground truth either, and pycocotools finds
@@ -45,38 +49,38 @@ so records skipped here are not ground truth either, and pycocotools finds
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import math
 import os
-from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..geometry import coco_to_continuous
+from .coco_json import keypoint_names_or_error, read_coco_json, select_keypoint_categories
+from .coco_validation import (
+    OUTSIDE_IMAGE_MARGIN,
+    duplicate_id_problem,
+    evaluation_annotation,
+    image_problem,
+    normalize_annotation,
+)
 from .facing import read_yaw
+from .invalid_records import (
+    ON_INVALID_CHOICES,
+    ProblemReporter,
+    check_on_invalid,
+    current_on_invalid,
+    invalid_record_policy,
+    record_problem,
+)
 from .keypoint_metadata import (
     KeypointDataError,
-    describe_category,
     is_number,
     keypoint_dataset_metadata,
-    keypoint_names_of,
     normalize_skeleton,
 )
-from .normalization import (
-    EVALUATION_RULES,
-    TRAINING_RULES,
-    Normalizations,
-    bbox_from_center_scale,
-    bbox_from_keypoints,
-    count_labelled,
-    first_time,
-    flatten_keypoints,
-    sibling_keypoints_field,
-)
+from .normalization import EVALUATION_RULES, TRAINING_RULES, Normalizations, first_time
 
 __all__ = [
     "KeypointDataError",
@@ -84,6 +88,7 @@ __all__ = [
     "load_keypoint_coco_json",
     "normalized_ground_truth",
     "ground_truth_key",
+    # re-exported: the policy and the margin are part of the loader's documented interface
     "invalid_record_policy",
     "current_on_invalid",
     "ON_INVALID_CHOICES",
@@ -91,277 +96,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-ON_INVALID_CHOICES: Tuple[str, ...] = ("error", "skip")
-
-# Fraction of the image width (height) a visible keypoint may lie left/right of
-# (above/below) the image before it is considered invalid; see the module docstring.
-OUTSIDE_IMAGE_MARGIN: float = 0.10
-
-_VALID_VISIBILITIES = (0, 1, 2)
-
-# How many skipped records the summary warning quotes.
-_QUOTED_SKIPS = 5
-
-_REQUIRED_TOP_LEVEL_KEYS = ("images", "annotations", "categories")
-
-
-# --------------------------------------------------------------------------- #
-# Reading the file (cached, so registration and the lazy load parse it once)
-# --------------------------------------------------------------------------- #
-
-# (absolute path, mtime_ns, size) -> parsed JSON. Bounded because a parsed COCO
-# train file takes gigabytes; the file key changes whenever the file is rewritten.
-_PARSED_JSON_CACHE: "OrderedDict[Tuple[str, int, int], Dict[str, Any]]" = OrderedDict()
-_PARSED_JSON_CACHE_SIZE = 4
-
-
-def _parse_json_file(path: str, json_file: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise KeypointDataError(
-            f"{json_file}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-        ) from e
-    except UnicodeDecodeError as e:
-        raise KeypointDataError(f"{json_file}: not UTF-8 text ({e.reason})") from e
-
-
-def _check_top_level(data: Any, json_file: str) -> None:
-    if not isinstance(data, dict):
-        raise KeypointDataError(
-            f"{json_file}: expected a JSON object with 'images', 'annotations' and "
-            f"'categories', got {type(data).__name__}"
-        )
-    missing = [key for key in _REQUIRED_TOP_LEVEL_KEYS if key not in data]
-    if missing:
-        raise KeypointDataError(
-            f"{json_file}: missing required key(s) {', '.join(map(repr, missing))}; a COCO "
-            "keypoint file needs 'images', 'annotations' and 'categories'"
-        )
-    for key in _REQUIRED_TOP_LEVEL_KEYS:
-        if not isinstance(data[key], list):
-            raise KeypointDataError(
-                f"{json_file}: '{key}' must be a list, got {type(data[key]).__name__}"
-            )
-
-
-def _read_coco_json(json_file: str) -> Dict[str, Any]:
-    """Parse ``json_file`` (or reuse the parse of the same unchanged file) and check
-    its top-level structure. The result is shared: callers must not mutate it."""
-    path = os.path.abspath(os.fspath(json_file))
-    try:
-        stat = os.stat(path)
-    except OSError as e:
-        raise KeypointDataError(f"{json_file}: cannot read annotation file ({e.strerror})") from e
-    key = (path, stat.st_mtime_ns, stat.st_size)
-    if key in _PARSED_JSON_CACHE:
-        _PARSED_JSON_CACHE.move_to_end(key)
-        return _PARSED_JSON_CACHE[key]
-
-    data = _parse_json_file(path, json_file)
-    _check_top_level(data, json_file)
-    for stale in [k for k in _PARSED_JSON_CACHE if k[0] == path]:
-        del _PARSED_JSON_CACHE[stale]
-    _PARSED_JSON_CACHE[key] = data
-    while len(_PARSED_JSON_CACHE) > _PARSED_JSON_CACHE_SIZE:
-        _PARSED_JSON_CACHE.popitem(last=False)
-    return data
-
-
-def _select_keypoint_categories(
-    data: Dict[str, Any], json_file: str, category_name: Optional[str]
-) -> List[Dict[str, Any]]:
-    """The categories whose annotations form the dataset, sorted by id.
-
-    With ``category_name``: that category. Otherwise every category with a
-    ``keypoints`` list, which must all share the same list (usually there is one).
-    """
-    categories = data["categories"]
-    for category in categories:
-        if not isinstance(category, dict) or "id" not in category or "name" not in category:
-            raise KeypointDataError(f"{json_file}: category {category!r} needs 'id' and 'name'")
-
-    if category_name is not None:
-        named = [c for c in categories if c["name"] == category_name]
-        if len(named) != 1:
-            found = "no" if not named else f"{len(named)}"
-            raise KeypointDataError(
-                f"{json_file}: {found} category named {category_name!r} "
-                f"(categories: {[c['name'] for c in categories]})"
-            )
-        if not named[0].get("keypoints"):
-            raise KeypointDataError(
-                f"{json_file}: {describe_category(named[0])} has no 'keypoints' list"
-            )
-        return named
-
-    with_keypoints = sorted((c for c in categories if c.get("keypoints")), key=lambda c: c["id"])
-    if not with_keypoints:
-        raise KeypointDataError(
-            f"{json_file}: no category has a 'keypoints' list, so this is not a COCO "
-            f"keypoint file (categories: {[c['name'] for c in categories]})"
-        )
-    by_keypoint_list: Dict[Tuple, List[Dict[str, Any]]] = {}
-    for category in with_keypoints:
-        by_keypoint_list.setdefault(tuple(category["keypoints"]), []).append(category)
-    if len(by_keypoint_list) > 1:
-        groups = "; ".join(
-            f"{[c['name'] for c in group]}: {len(names)} keypoints "
-            f"({', '.join(map(str, names[:4]))}{', ...' if len(names) > 4 else ''})"
-            for names, group in by_keypoint_list.items()
-        )
-        raise KeypointDataError(
-            f"{json_file}: categories with different keypoint lists: {groups}. A dataset has "
-            "one keypoint set: register one dataset per set, choosing its category with "
-            f"register_keypoint_coco(..., category_name={with_keypoints[0]['name']!r})"
-        )
-    return with_keypoints
-
-
-# --------------------------------------------------------------------------- #
-# Validation of records
-# --------------------------------------------------------------------------- #
-
-
-_default_on_invalid = "error"
-
-
-@contextlib.contextmanager
-def invalid_record_policy(on_invalid: str) -> Iterator[None]:
-    """Within the block, datasets registered without an explicit ``on_invalid`` load with this one.
-
-    The trainer wraps its data loading in ``invalid_record_policy(cfg.DATASETS.KPEXT.ON_INVALID)``,
-    so that the config decides for datasets registered before the config was read.
-    """
-    global _default_on_invalid
-    _check_on_invalid(on_invalid)
-    previous, _default_on_invalid = _default_on_invalid, on_invalid
-    try:
-        yield
-    finally:
-        _default_on_invalid = previous
-
-
-def current_on_invalid() -> str:
-    """The policy for datasets registered without ``on_invalid`` ("error" outside any block)."""
-    return _default_on_invalid
-
-
-def _check_on_invalid(on_invalid: str) -> None:
-    if on_invalid not in ON_INVALID_CHOICES:
-        raise ValueError(f"on_invalid must be one of {ON_INVALID_CHOICES}, got {on_invalid!r}")
-
-
-# A record's problem: (reason, detail) -- a short stable key that skips are
-# counted by, and the message that follows the record's name.
-_Problem = Tuple[str, str]
-
-
-def _problem(reason: str, detail: str) -> _Problem:
-    return reason, detail
-
-
-def _image_problem(image: Any) -> Optional[_Problem]:
-    if not isinstance(image, dict) or "id" not in image:
-        return _problem("invalid image entry", f"image entry {image!r} has no 'id'")
-    if not isinstance(image.get("file_name"), str) or not image["file_name"]:
-        return _problem("invalid image entry", "has no 'file_name'")
-    width, height = image.get("width"), image.get("height")
-    if not (is_number(width) and is_number(height) and width > 0 and height > 0):
-        return _problem(
-            "invalid image entry", f"width/height must be positive numbers, got {width}/{height}"
-        )
-    return None
-
-
-def _keypoints_problem(
-    keypoints: Any, names: Sequence[str], width: float, height: float
-) -> Optional[_Problem]:
-    num_keypoints = len(names)
-    expected = f"expected {3 * num_keypoints} ({num_keypoints} keypoints x 3)"
-    if not isinstance(keypoints, list):
-        return _problem(
-            "keypoints not a list", f"keypoints is {type(keypoints).__name__}, {expected}"
-        )
-    if len(keypoints) != 3 * num_keypoints:
-        return _problem(
-            "wrong keypoints length", f"keypoints has {len(keypoints)} values, {expected}"
-        )
-    for index, value in enumerate(keypoints):
-        if not is_number(value):
-            return _problem(
-                "non-numeric keypoint value",
-                f"keypoints[{index}] ({names[index // 3]}) is {value!r}, not a number",
-            )
-
-    x_min, x_max = -OUTSIDE_IMAGE_MARGIN * width, (1 + OUTSIDE_IMAGE_MARGIN) * width
-    y_min, y_max = -OUTSIDE_IMAGE_MARGIN * height, (1 + OUTSIDE_IMAGE_MARGIN) * height
-    for i, name in enumerate(names):
-        x, y, v = keypoints[3 * i : 3 * i + 3]
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return _problem(
-                "non-finite keypoint", f"keypoint {i} ({name}) has coordinates ({x}, {y})"
-            )
-        if v not in _VALID_VISIBILITIES:
-            return _problem(
-                "invalid visibility",
-                f"keypoint {i} ({name}) has visibility {v}, expected 0, 1 or 2",
-            )
-        if v > 0 and not (x_min <= x <= x_max and y_min <= y <= y_max):
-            return _problem(
-                "keypoint outside image",
-                f"keypoint {i} ({name}) at ({x}, {y}) is more than "
-                f"{OUTSIDE_IMAGE_MARGIN:.0%} outside the {width}x{height} image",
-            )
-    return None
-
-
-def _bbox_problem(bbox: Any, iscrowd: bool) -> Optional[_Problem]:
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
-        return _problem("invalid bbox", f"bbox {bbox!r} is not [x, y, width, height]")
-    if not all(math.isfinite(v) for v in bbox):
-        return _problem("invalid bbox", f"bbox {bbox} has non-finite values")
-    # Crowd regions are ignored by training and evaluation; do not reject them on size.
-    if not iscrowd and (bbox[2] <= 0 or bbox[3] <= 0):
-        return _problem("invalid bbox", f"bbox {bbox} has a non-positive width or height")
-    return None
-
-
-class _InvalidRecordPolicy:
-    """Applies ``on_invalid`` to each problem: raise at once, or remember it for
-    the one summary warning logged after loading."""
-
-    def __init__(self, json_file: str, on_invalid: str):
-        self.json_file = json_file
-        self.on_invalid = on_invalid
-        self.skipped: List[Tuple[str, str]] = []  # (reason, "<record>: <detail>")
-
-    def report(self, where: str, problem: _Problem) -> None:
-        reason, detail = problem
-        if self.on_invalid == "error":
-            raise KeypointDataError(f"{self.json_file}: {where}: {detail}", reason=reason)
-        self.skipped.append((reason, f"{where}: {detail}"))
-
-    def log_summary(self, num_images: int, num_annotations: int) -> None:
-        if not self.skipped:
-            return
-        counts = Counter(reason for reason, _ in self.skipped)
-        by_reason = ", ".join(f"{count} x {reason}" for reason, count in counts.most_common())
-        quoted = "; ".join(message for _, message in self.skipped[:_QUOTED_SKIPS])
-        more = "" if len(self.skipped) <= _QUOTED_SKIPS else "; ..."
-        logger.warning(
-            "%s: skipped %d invalid record(s) (on_invalid='skip'): %s. Kept %d images with "
-            "%d annotations. First skipped: %s%s",
-            self.json_file,
-            len(self.skipped),
-            by_reason,
-            num_images,
-            num_annotations,
-            quoted,
-            more,
-        )
 
 
 def _annotation_where(annotation: Dict[str, Any], index: int) -> str:
@@ -394,7 +128,7 @@ def _to_pixel_centres(keypoints: Sequence[float]) -> List[float]:
 
 
 def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Dict[str, Any]:
-    """``annotation`` is normalised (:func:`_normalize_annotation`). A numeric ``"yaw"`` (the
+    """``annotation`` is normalised (:func:`normalize_annotation`). A numeric ``"yaw"`` (the
     body's facing, :mod:`kpext.data.facing`) is kept for the facing target."""
     record = {
         "iscrowd": annotation["iscrowd"],
@@ -410,18 +144,18 @@ def _detectron2_annotation(annotation: Dict[str, Any], contiguous_id: int) -> Di
 
 
 def _load_images(
-    images: Iterable[Any], image_root: str, check_images: bool, policy: _InvalidRecordPolicy
+    images: Iterable[Any], image_root: str, check_images: bool, policy: ProblemReporter
 ) -> Tuple[Dict[Any, Dict[str, Any]], set]:
     """Records of the valid images by id, and the ids of the images dropped."""
     records: Dict[Any, Dict[str, Any]] = {}
     dropped = set()
     for index, image in enumerate(images):
         where = f"image id {image.get('id')}" if isinstance(image, dict) else f"image #{index}"
-        problem = _image_problem(image)
+        problem = image_problem(image)
         if problem is None:
             record = _image_record(image, image_root)
             if check_images and not os.path.isfile(record["file_name"]):
-                problem = _problem(
+                problem = record_problem(
                     "missing image file", f"image file {record['file_name']} does not exist"
                 )
         if problem is not None:
@@ -458,100 +192,6 @@ def _sync_dataset_metadata(
             )
 
 
-def _normalize_annotation(
-    annotation: Dict[str, Any],
-    image: Dict[str, Any],
-    names: Sequence[str],
-    keypoints_field: str,
-    notes: Normalizations,
-    where: str,
-    json_file: str,
-) -> Tuple[Optional[Dict[str, Any]], Optional[_Problem]]:
-    """A checked copy of ``annotation`` with flat ``keypoints`` (read from ``keypoints_field``),
-    a ``bbox`` and ``iscrowd`` (:data:`~kpext.data.normalization.TRAINING_RULES`), or the
-    annotation's problem. The parsed file is shared: ``annotation`` is not modified."""
-    if keypoints_field not in annotation:
-        return None, _problem("missing keypoints", f"has no '{keypoints_field}'")
-    keypoints, nested = flatten_keypoints(annotation[keypoints_field])
-    if isinstance(keypoints, list) and len(keypoints) != 3 * len(names):
-        sibling = sibling_keypoints_field(annotation, keypoints_field, len(names))
-        if sibling is not None:
-            # Not a bad record but the wrong field for the whole file: skipping would drop
-            # every annotation, so this is an error under either policy.
-            raise KeypointDataError(
-                f"{json_file}: {where}: '{keypoints_field}' has {len(keypoints)} values but "
-                f"the category has {len(names)} keypoints ({3 * len(names)} values), which "
-                f"the annotation's field '{sibling}' holds. Register the file with "
-                f"register_keypoint_coco(..., keypoints_field='{sibling}') to read it.",
-                reason="keypoints in another field",
-            )
-    problem = _keypoints_problem(keypoints, names, image["width"], image["height"])
-    if problem is not None:
-        return None, problem
-    if nested:
-        notes.note("nested keypoints", where)
-
-    iscrowd = annotation.get("iscrowd")
-    if iscrowd is None:
-        notes.note("iscrowd", where)
-        iscrowd = 0
-
-    bbox = annotation.get("bbox")
-    if bbox is None:
-        bbox = bbox_from_center_scale(annotation, image["width"], image["height"])
-        rule = "bbox from center/scale"
-        if bbox is None:
-            bbox = bbox_from_keypoints(keypoints, image["width"], image["height"])
-            rule = "bbox from keypoints"
-        if bbox is None:
-            return None, _problem(
-                "missing bbox",
-                "has no 'bbox', no 'center'/'scale' and no labelled keypoint inside the image "
-                "to take a box from; add a 'bbox' [x, y, width, height]",
-            )
-        notes.note(rule, where)
-    problem = _bbox_problem(bbox, bool(iscrowd))
-    if problem is not None:
-        return None, problem
-    return {**annotation, "keypoints": keypoints, "bbox": bbox, "iscrowd": iscrowd}, None
-
-
-def _evaluation_annotation(
-    annotation: Dict[str, Any], notes: Normalizations, where: str
-) -> Dict[str, Any]:
-    """``annotation`` (normalised) with the fields pycocotools reads: ``area`` (the box area
-    when missing) and ``num_keypoints`` (the count of v > 0, which training uses)."""
-    result = dict(annotation)
-    if not is_number(annotation.get("area")):
-        notes.note("area", where)
-        result["area"] = float(annotation["bbox"][2] * annotation["bbox"][3])
-    labelled = count_labelled(annotation["keypoints"])
-    given = annotation.get("num_keypoints")
-    if given is None:
-        notes.note("num_keypoints missing", where)
-    elif given != labelled:
-        notes.note("num_keypoints disagrees", f"{where}: {given} given, {labelled} labelled")
-    result["num_keypoints"] = labelled
-    return result
-
-
-def _duplicate_id_problem(
-    annotation: Dict[str, Any], where: str, seen: Dict[Any, str]
-) -> Optional[_Problem]:
-    ann_id = annotation.get("id")
-    if ann_id is None or not isinstance(ann_id, (int, str)):
-        return None
-    if ann_id in seen:
-        return _problem(
-            "duplicate annotation id",
-            f"annotation id {ann_id!r} is also used by {seen[ann_id]} (pycocotools keeps only "
-            "one annotation per id). Give each annotation its own id, or drop the later "
-            "duplicates with on_invalid='skip' (DATASETS.KPEXT.ON_INVALID skip).",
-        )
-    seen[ann_id] = where
-    return None
-
-
 def _file_key(json_file: str, category_name: Optional[str], keypoints_field: str) -> Tuple:
     """Identifies one dataset read from one version of a file (for warnings logged once)."""
     path = os.path.abspath(os.fspath(json_file))
@@ -583,16 +223,16 @@ def _load(
     keypoints_field: str,
     with_ground_truth: bool,
 ) -> _Loaded:
-    _check_on_invalid(on_invalid)
-    data = _read_coco_json(json_file)
-    categories = _select_keypoint_categories(data, json_file, category_name)
-    names = _keypoint_names_or_error(categories[0], json_file)
+    check_on_invalid(on_invalid)
+    data = read_coco_json(json_file)
+    categories = select_keypoint_categories(data, json_file, category_name)
+    names = keypoint_names_or_error(categories[0], json_file)
     if dataset_name is not None:
         _sync_dataset_metadata(dataset_name, json_file, categories)
     contiguous_ids = {c["id"]: i for i, c in enumerate(categories)}
     all_category_ids = {c["id"] for c in data["categories"]}
 
-    policy = _InvalidRecordPolicy(json_file, on_invalid)
+    policy = ProblemReporter(json_file, on_invalid, logger)
     notes = Normalizations()
     records, dropped_image_ids = _load_images(data["images"], image_root, check_images, policy)
     listed_image_ids = set(records) | dropped_image_ids
@@ -604,7 +244,7 @@ def _load(
             policy.report(f"annotation #{index}", ("invalid annotation entry", "not an object"))
             continue
         where = _annotation_where(annotation, index)
-        problem = _duplicate_id_problem(annotation, where, seen_ids)
+        problem = duplicate_id_problem(annotation, where, seen_ids)
         if problem is not None:
             policy.report(where, problem)
             continue
@@ -624,7 +264,7 @@ def _load(
         if image_id in dropped_image_ids:
             continue  # its image was already reported and skipped
         record = records[image_id]
-        normalized, problem = _normalize_annotation(
+        normalized, problem = normalize_annotation(
             annotation, record, names, keypoints_field, notes, where, json_file
         )
         if problem is not None:
@@ -635,7 +275,7 @@ def _load(
         )
         num_annotations += 1
         if with_ground_truth:
-            ground_truth.append(_evaluation_annotation(normalized, notes, where))
+            ground_truth.append(evaluation_annotation(normalized, notes, where))
 
     dataset_dicts = [records[image_id] for image_id in sorted(records)]
     file_key = _file_key(json_file, category_name, keypoints_field)
@@ -729,13 +369,6 @@ def load_keypoint_coco_json(
     ).records
 
 
-def _keypoint_names_or_error(category: Dict[str, Any], json_file: str) -> List[str]:
-    try:
-        return keypoint_names_of(category)
-    except KeypointDataError as e:
-        raise KeypointDataError(f"{json_file}: {describe_category(category)}: {e}") from e
-
-
 # --------------------------------------------------------------------------- #
 # Registration
 # --------------------------------------------------------------------------- #
@@ -792,15 +425,15 @@ def register_keypoint_coco(
         KeypointDataError: the file or its keypoint category is invalid.
     """
     if on_invalid is not None:
-        _check_on_invalid(on_invalid)
+        check_on_invalid(on_invalid)
     if name in DatasetCatalog.list():
         raise ValueError(
             f"Dataset '{name}' is already registered; call DatasetCatalog.remove('{name}') "
             f"and MetadataCatalog.remove('{name}') before registering it again"
         )
     if categories is None:
-        data = _read_coco_json(json_file)
-        categories = _select_keypoint_categories(data, json_file, category_name)
+        data = read_coco_json(json_file)
+        categories = select_keypoint_categories(data, json_file, category_name)
     metadata = keypoint_dataset_metadata(
         categories, oks_sigmas, source=json_file, flip_map=flip_map
     )

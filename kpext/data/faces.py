@@ -75,8 +75,9 @@ from tqdm import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..geometry import coco_to_continuous
-from .coco_keypoints import ON_INVALID_CHOICES, register_keypoint_coco
+from .coco_keypoints import register_keypoint_coco
 from .generation import write_json_atomically
+from .invalid_records import ON_INVALID_CHOICES
 from .keypoint_metadata import KeypointDataError
 from .keypoint_sets import (
     FACE15_OKS_SIGMAS,

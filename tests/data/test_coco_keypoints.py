@@ -15,6 +15,7 @@ import kpext.data
 from kpext.data import (
     KeypointDataError,
     builtin,
+    coco_json,
     keypoint_metadata_from_category,
     load_keypoint_coco_json,
     register_all_synthetic,
@@ -381,8 +382,10 @@ def test_datasetcatalog_get_returns_fresh_records(tmp_path, dataset_name):
 
 def test_json_is_parsed_once_for_registration_and_load(tmp_path, dataset_name, monkeypatch):
     parses = []
-    real_parse = ck._parse_json_file
-    monkeypatch.setattr(ck, "_parse_json_file", lambda *a: parses.append(a) or real_parse(*a))
+    real_parse = coco_json._parse_json_file
+    monkeypatch.setattr(
+        coco_json, "_parse_json_file", lambda *a: parses.append(a) or real_parse(*a)
+    )
     coco = valid_coco()
     json_file, image_root = write_coco(tmp_path, coco)
     register_keypoint_coco(dataset_name, json_file, image_root)

@@ -29,6 +29,7 @@ from kpext.data import (
 )
 from kpext.data import coco_keypoints as ck
 from kpext.data import keypoint_metadata as km
+from kpext.data.coco_json import read_coco_json
 from kpext.data.keypoint_sets import (
     COCO_PERSON_KEYPOINT_NAMES,
     COCO_PERSON_OKS_SIGMAS,
@@ -557,6 +558,6 @@ def test_synthetic_and_face_sets_keep_their_sigmas():
 
 def test_normalisation_does_not_modify_the_parsed_file(tmp_path):
     json_file, image_root, _ = real_format_file(tmp_path, "nested keypoints")
-    before = copy.deepcopy(ck._read_coco_json(json_file))
+    before = copy.deepcopy(read_coco_json(json_file))
     load_keypoint_coco_json(json_file, image_root)
-    assert ck._read_coco_json(json_file) == before
+    assert read_coco_json(json_file) == before
