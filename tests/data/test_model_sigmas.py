@@ -1,8 +1,6 @@
 """model_oks_sigmas: the one sigma rule of the tools that run a model (demo.py's pose NMS and
 tracker, count_reps.py): the dataset's sigmas when they fit the model, else by count."""
 
-import uuid
-
 import pytest
 
 from kpext import add_kpext_config
@@ -11,14 +9,6 @@ from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_OKS
 
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
-
-
-@pytest.fixture
-def dataset_name():
-    name = f"kpext_sigmas_{uuid.uuid4().hex[:8]}"
-    yield name
-    if name in MetadataCatalog.list():
-        MetadataCatalog.remove(name)
 
 
 def _cfg(num_keypoints, test=(), train=()):

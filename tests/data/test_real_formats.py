@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import sys
-import uuid
 from pathlib import Path
 
 import cv2
@@ -190,29 +189,6 @@ def real_format_file(tmp_path, case):
     coco = well_formed_coco()
     mutate(coco)
     return (*write_dataset(tmp_path, coco), options)
-
-
-@pytest.fixture
-def dataset_name():
-    name = f"kpext_real_{uuid.uuid4().hex[:8]}"
-    yield name
-    for catalog in (DatasetCatalog, MetadataCatalog):
-        if name in catalog.list():
-            catalog.remove(name)
-
-
-@pytest.fixture
-def kpext_log(caplog):
-    """caplog that sees kpext's records even where a logger setup stops propagation."""
-    log = logging.getLogger("kpext")
-    old_level, old_propagate = log.level, log.propagate
-    log.addHandler(caplog.handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    yield caplog
-    log.removeHandler(caplog.handler)
-    log.setLevel(old_level)
-    log.propagate = old_propagate
 
 
 def warning_lines(caplog):
