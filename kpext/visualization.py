@@ -21,6 +21,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
+from .geometry import continuous_to_coco
+
 __all__ = [
     "Color",
     "DEFAULT_POINT_COLOR",
@@ -117,7 +119,7 @@ def draw_skeletons(
     colors: Optional[Sequence[Color]] = None,
     point_colors: Optional[Sequence[Color]] = None,
     hidden: Optional[np.ndarray] = None,
-    coordinate_offset: float = 0.5,
+    continuous: bool = True,
     thickness: Optional[int] = None,
 ) -> np.ndarray:
     """A copy of ``image_bgr`` with each person's skeleton, and optionally their box and label.
@@ -136,9 +138,10 @@ def draw_skeletons(
         point_colors: K (r, g, b) colours of the keypoints; default :data:`DEFAULT_POINT_COLOR`.
         hidden: N x K bool, keypoints drawn as rings instead of dots (COCO's
             visibility 1: labelled but occluded).
-        coordinate_offset: subtracted from x and y to get pixel indices: 0.5 for
-            Detectron2's continuous coordinates (predictions, the default), 0 for
-            COCO's pixel-index coordinates (annotation files).
+        continuous: whether ``keypoints`` and ``boxes`` are in Detectron2's continuous
+            coordinates (predictions, the default), turned into the pixel indices OpenCV
+            draws at by :func:`kpext.geometry.continuous_to_coco`; False for COCO's
+            pixel-index coordinates (annotation files), drawn as they are.
         thickness: line width in pixels; default grows with the image size.
     """
     out = np.ascontiguousarray(image_bgr).copy()
@@ -164,8 +167,11 @@ def draw_skeletons(
     )
     colors = [instance_color(i) for i in range(num_people)] if colors is None else list(colors)
 
+    def drawn_at(coords: np.ndarray) -> np.ndarray:
+        return continuous_to_coco(coords) if continuous else coords
+
     for person in range(num_people):
-        xy = kps[person, :, :2] - coordinate_offset
+        xy = drawn_at(kps[person, :, :2])
         shown = kps[person, :, 2] > keypoint_threshold
         for a, b, color in edges:
             if shown[a] and shown[b]:
@@ -184,7 +190,7 @@ def draw_skeletons(
                 _SHIFT,
             )
         if boxes is not None:
-            x0, y0, x1, y1 = np.asarray(boxes[person], dtype=np.float64) - coordinate_offset
+            x0, y0, x1, y1 = drawn_at(np.asarray(boxes[person], dtype=np.float64))
             color = _bgr(colors[person])
             cv2.rectangle(
                 out, _fixed((x0, y0)), _fixed((x1, y1)), color, thickness, cv2.LINE_AA, _SHIFT
@@ -222,7 +228,7 @@ def draw_annotations(
         return np.ascontiguousarray(image_bgr).copy()
     kps = np.stack(rows)
     return draw_skeletons(
-        image_bgr, kps, metadata, 0.0, hidden=kps[..., 2] == 1, coordinate_offset=0.0, thickness=1
+        image_bgr, kps, metadata, 0.0, hidden=kps[..., 2] == 1, continuous=False, thickness=1
     )
 
 

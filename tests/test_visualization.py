@@ -72,14 +72,14 @@ def test_coco_pixel_index_coordinates_and_hidden_keypoints_as_rings():
     pen = _pen(0.9)
     pen[..., :2] -= 0.5  # COCO's pixel indices
     picture = draw_skeletons(
-        np.zeros((64, 64, 3), np.uint8), pen, PEN, 0.0, coordinate_offset=0.0, thickness=1
+        np.zeros((64, 64, 3), np.uint8), pen, PEN, 0.0, continuous=False, thickness=1
     )
     assert mostly(picture[32, 30], RED)
 
     unconnected = dict(PEN, keypoint_connection_rules=[])
     hidden = np.array([[False, False, True]])
     picture = draw_skeletons(np.zeros((64, 64, 3), np.uint8), pen, unconnected, 0.0, hidden=hidden,
-                             coordinate_offset=0.0, thickness=1)  # fmt: skip
+                             continuous=False, thickness=1)  # fmt: skip
     assert mostly(picture[32, 50], RED)  # a visible keypoint: a filled dot (Detectron2's red)
     assert not picture[10, 50].any() and mostly(
         picture[8, 50], RED
