@@ -6,7 +6,7 @@ from typing import Optional
 
 import pytest
 import torch
-from test_heads import SHAPE, K, fit, head_cfg, training_instances
+from head_helpers import SHAPE, K, fit, head_cfg, training_instances
 
 from kpext.modeling.codecs import (
     CODECS,

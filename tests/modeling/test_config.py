@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from test_heads import SHAPE, head_cfg, training_instances
+from head_helpers import SHAPE, head_cfg, training_instances
 
 from kpext import add_kpext_config
 from kpext.config import RENAMED_KEYS

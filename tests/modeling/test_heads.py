@@ -2,68 +2,13 @@
 
 import pytest
 import torch
+from head_helpers import SHAPE, K, fit, head_cfg, training_instances
 
-from kpext import add_kpext_config
 from kpext.modeling.codecs import GaussianCodec
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 
-from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
-from detectron2.structures import Boxes, Instances, Keypoints
-from detectron2.utils.events import EventStorage
-
-K = 4
-SHAPE = ShapeSpec(channels=16, height=14, width=14)
-
-
-def head_cfg(**target):
-    cfg = get_cfg()
-    add_kpext_config(cfg)
-    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = K
-    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (32, 32)
-    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (32, 32)
-    cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = 32
-    for key, value in target.items():
-        setattr(cfg.MODEL.KPEXT.TARGET, key, value)
-    return cfg
-
-
-def training_instances(num: int, seed: int) -> Instances:
-    """RoIs around persons with keypoints inside; matched gt boxes as StandardROIHeads sets them."""
-    g = torch.Generator().manual_seed(seed)
-    inst = Instances((200, 200))
-    xy = torch.rand(num, 2, generator=g) * 100
-    boxes = torch.cat([xy, xy + torch.rand(num, 2, generator=g) * 60 + 30], dim=1)
-    inst.proposal_boxes = Boxes(boxes)
-    inst.gt_boxes = Boxes(boxes + torch.randn(num, 4, generator=g))
-    kp = torch.zeros(num, K, 3)
-    kp[..., :2] = boxes[:, None, :2] + (torch.rand(num, K, 2, generator=g) * 0.8 + 0.1) * (
-        boxes[:, None, 2:] - boxes[:, None, :2]
-    )
-    kp[..., 2] = 2
-    kp[0, 1, 2] = 0  # one unlabelled keypoint: no target
-    inst.gt_keypoints = Keypoints(kp)
-    return inst
-
-
-def fit(head, steps: int = 40, lr: float = 0.003):
-    """Train ``head`` on one fixed batch of features; returns the total loss per step."""
-    torch.manual_seed(0)
-    x = torch.randn(6, SHAPE.channels, 14, 14)
-    instances = [training_instances(4, 1), training_instances(2, 2)]
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    head.train()
-    history = []
-    with EventStorage():
-        for _ in range(steps):
-            losses = head(x, instances)
-            total = sum(losses.values())
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            history.append({k: v.item() for k, v in losses.items()})
-    return history
+from detectron2.structures import Boxes, Instances
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,8 @@ scale as the other heads'."""
 
 import pytest
 import torch
+from head_helpers import head_cfg
 
-from kpext import add_kpext_config
-
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import build_keypoint_head
 from detectron2.structures import Boxes, Instances, Keypoints
@@ -36,16 +34,9 @@ HEADS = {
 }
 
 
-def head_cfg(name, target):
-    cfg = get_cfg()
-    add_kpext_config(cfg)
+def named_head_cfg(name, target):
+    cfg = head_cfg(num_keypoints=K, width=CHANNELS, depth=4, **target)
     cfg.MODEL.ROI_KEYPOINT_HEAD.NAME = name
-    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = K
-    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (CHANNELS,) * 4
-    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (CHANNELS,) * 4
-    cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = CHANNELS
-    for key, value in target.items():
-        setattr(cfg.MODEL.KPEXT.TARGET, key, value)
     return cfg
 
 
@@ -71,7 +62,9 @@ def first_conv(head):
 
 def first_gradient(name, target, seed):
     torch.manual_seed(seed)
-    head = build_keypoint_head(head_cfg(name, target), ShapeSpec(channels=CHANNELS, height=14))
+    head = build_keypoint_head(
+        named_head_cfg(name, target), ShapeSpec(channels=CHANNELS, height=14)
+    )
     head.train()
     features, inst = rois()
     with EventStorage():

@@ -4,11 +4,10 @@ face, a confident pair outvotes unsure ones, and profiles and unsided people are
 
 import pytest
 import torch
+from head_helpers import head_cfg
 
-from kpext import add_kpext_config
 from kpext.modeling.codecs.left_right import consistent_left_right, left_right_pairs_of
 
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import build_keypoint_head
 from detectron2.structures import Boxes, Instances
@@ -104,25 +103,23 @@ def test_pairs_of_a_flip_map():
     assert left_right_pairs_of([0, 1, 2]) == ()
 
 
-def head_cfg(mode):
-    cfg = get_cfg()
-    add_kpext_config(cfg)
+def left_right_cfg(mode):
+    cfg = head_cfg(num_keypoints=17, width=16, depth=1)
     cfg.MODEL.ROI_KEYPOINT_HEAD.NAME = "KpextKRCNNHead"
-    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (16,)
     cfg.DATASETS.TRAIN = ("keypoints_coco_2017_train",)  # Detectron2's built-in COCO metadata
     cfg.TEST.KPEXT.LEFT_RIGHT = mode
     return cfg
 
 
 def test_heads_decode_per_person_when_configured():
-    head = build_keypoint_head(head_cfg("person"), ShapeSpec(channels=8, height=14)).eval()
+    head = build_keypoint_head(left_right_cfg("person"), ShapeSpec(channels=8, height=14)).eval()
     assert head.left_right_pairs.shape == (8, 2)  # COCO's eight left/right pairs
     inst = Instances((100, 100))
     inst.pred_boxes = Boxes(torch.tensor([[10.0, 10.0, 60.0, 90.0], [5.0, 5.0, 40.0, 40.0]]))
     with torch.no_grad():
         (out,) = head(torch.randn(2, 8, 14, 14), [inst])
     assert out.pred_keypoints.shape == (2, 17, 3)
-    plain = build_keypoint_head(head_cfg("keypoint"), ShapeSpec(channels=8, height=14))
+    plain = build_keypoint_head(left_right_cfg("keypoint"), ShapeSpec(channels=8, height=14))
     assert plain.left_right_pairs.numel() == 0
     with pytest.raises(ValueError, match="TEST.KPEXT.LEFT_RIGHT must be one of"):
-        build_keypoint_head(head_cfg("joint"), ShapeSpec(channels=8, height=14))
+        build_keypoint_head(left_right_cfg("joint"), ShapeSpec(channels=8, height=14))

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_heads import SHAPE, head_cfg, training_instances
+from head_helpers import SHAPE, head_cfg, training_instances
 
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 

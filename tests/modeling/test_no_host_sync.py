@@ -17,15 +17,14 @@ import sys
 
 import pytest
 import torch
+from head_helpers import head_cfg
 from torch.overrides import TorchFunctionMode
 
 import kpext
-from kpext import add_kpext_config
 from kpext.modeling.codecs import OneHotCodec, onehot
 from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
 from kpext.modeling.postprocess import pose_nms
 
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.structures import Boxes, Instances, Keypoints
 from detectron2.utils.events import EventStorage
@@ -137,27 +136,21 @@ def test_the_check_sees_reads_inside_kpext():
 # ---------------------------------------------------------------------------
 
 
-def head_cfg(codec: str = "gaussian", loss: str = ""):
-    cfg = get_cfg()
-    add_kpext_config(cfg)
-    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = K
-    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (8, 8)
-    cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (8, 8)
-    cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = 8
-    cfg.MODEL.KPEXT.TARGET.CODEC = codec
-    cfg.MODEL.KPEXT.TARGET.LOSS = loss
+def sync_cfg(codec: str = "gaussian", loss: str = ""):
+    """The shared head config, 8 channels wide, with the OKS loss on."""
+    cfg = head_cfg(num_keypoints=K, width=8, CODEC=codec, LOSS=loss)
     cfg.MODEL.KPEXT.OKS_LOSS_WEIGHT = 0.1
     cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.5] * K
     return cfg
 
 
 HEADS = {
-    "krcnn": lambda: KpextKRCNNHead(head_cfg(), SHAPE),
-    "gaussian-mse-dark": lambda: GaussianKeypointHead(head_cfg(), SHAPE),
-    "gaussian-focal": lambda: GaussianKeypointHead(head_cfg(loss="focal"), SHAPE),
-    "gaussian-onehot": lambda: GaussianKeypointHead(head_cfg("onehot"), SHAPE),
-    "gaussian-softmax_gaussian": lambda: GaussianKeypointHead(head_cfg("softmax_gaussian"), SHAPE),
-    "hourglass": lambda: HourglassKeypointHead(head_cfg(), SHAPE),
+    "krcnn": lambda: KpextKRCNNHead(sync_cfg(), SHAPE),
+    "gaussian-mse-dark": lambda: GaussianKeypointHead(sync_cfg(), SHAPE),
+    "gaussian-focal": lambda: GaussianKeypointHead(sync_cfg(loss="focal"), SHAPE),
+    "gaussian-onehot": lambda: GaussianKeypointHead(sync_cfg("onehot"), SHAPE),
+    "gaussian-softmax_gaussian": lambda: GaussianKeypointHead(sync_cfg("softmax_gaussian"), SHAPE),
+    "hourglass": lambda: HourglassKeypointHead(sync_cfg(), SHAPE),
 }
 
 
