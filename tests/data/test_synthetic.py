@@ -2,7 +2,6 @@
 
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import json
 import os
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from script_loading import load_script
 from synthetic_helpers import generate_and_read
 
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
@@ -328,10 +328,7 @@ def test_cli_rejects_bad_flag_with_exit_code_2(tmp_path):
 
 
 def _load_cli():
-    spec = importlib.util.spec_from_file_location("make_synthetic", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_synthetic", "datasets", "make_synthetic.py")
 
 
 def test_cli_generates_and_skips_up_to_date_splits(tmp_path, capsys):

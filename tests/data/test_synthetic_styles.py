@@ -2,7 +2,6 @@
 
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import json
 import os
@@ -10,6 +9,7 @@ import os
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
+from script_loading import load_script
 from synthetic_helpers import generate_and_read
 
 import kpext  # noqa: F401  (registers the built-in datasets)
@@ -33,7 +33,6 @@ from kpext.data.synthetic.styles import HEAD_SHAPES, PersonStyle, sample_person_
 from detectron2.data import MetadataCatalog
 
 KP = {name: i for i, name in enumerate(COCO_PERSON_KEYPOINT_NAMES)}
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_STYLES = dataclasses.replace(
     DEFAULT_SPLITS["train"], num_images=10, seed=4, width=128, height=128, styles=STYLES
 )
@@ -228,11 +227,7 @@ def test_training_config_has_people_that_fill_the_image():
 
 
 def _load_cli():
-    path = os.path.join(REPO_ROOT, "datasets", "make_synthetic.py")
-    spec = importlib.util.spec_from_file_location("make_synthetic", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_synthetic", "datasets", "make_synthetic.py")
 
 
 def test_cli_picks_styles(tmp_path, capsys):

@@ -2,7 +2,6 @@
 (15 and 68 points), the pixel-error evaluator measures what it should, and the
 FaceLandmarks train_net trains, evaluates and writes its metrics and pictures."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import torch
 from engine_helpers import FACE_TINY_OVERRIDES as TINY_OVERRIDES
 from engine_helpers import train_on_one_batch
+from script_loading import load_script
 
 from kpext import add_kpext_config
 from kpext.data.faces import register_face_datasets
@@ -30,12 +30,7 @@ PREFIX = "kpext_test_faces"
 
 
 def _load_evaluate_faces():
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_faces", os.path.join(PROJECT, "evaluate_faces.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("kpext_evaluate_faces", "projects", "FaceLandmarks", "evaluate_faces.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
 """Configs the export cannot honour and unusable files give one-line errors naming the cause."""
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
 from export_helpers import tiny_cfg
+from script_loading import load_script
 
 from kpext.export import (
     ExportError,
@@ -52,11 +51,7 @@ def test_missing_or_corrupt_file_gives_one_line(predictor, tmp_path):
 
 
 def test_demo_with_missing_onnx_exits_with_one_line(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "_kpext_demo", f"{REPO}/projects/PoseEstimation/demo.py"
-    )
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script("_kpext_demo", "projects", "PoseEstimation", "demo.py")
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
     missing = tmp_path / "missing.onnx"

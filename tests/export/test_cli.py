@@ -1,24 +1,18 @@
 """export_model.py writes an ONNX file of a trained checkpoint; demo.py --onnx runs it on an
 image folder and a video (the issue's "done when", on the tiny model)."""
 
-import importlib.util
 import json
 import os
 
 import cv2
 import torch
 from export_helpers import parity_images, tiny_cfg
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROJECT = os.path.join(REPO, "projects", "PoseEstimation")
+from script_loading import load_script
 
 
 def _script(name):
     """A project script as a module (in-process: three interpreter starts cost a minute)."""
-    spec = importlib.util.spec_from_file_location(f"_kpext_{name}", f"{PROJECT}/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"_kpext_{name}", "projects", "PoseEstimation", f"{name}.py")
 
 
 def test_export_model_then_demo_onnx_on_images_and_video(trained_detector, tmp_path, capsys):

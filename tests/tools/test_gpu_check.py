@@ -6,7 +6,6 @@ install step, ``train_net.py`` launch (the first run over GLOO in two processes)
 report format as on the GPU machine.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,18 +13,13 @@ import sys
 import zipfile
 
 import pytest
+from script_loading import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load_gpu_check():
-    spec = importlib.util.spec_from_file_location(
-        "kpext_tools_gpu_check", os.path.join(REPO, "tools", "gpu_check.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("kpext_tools_gpu_check", "tools", "gpu_check.py")
 
 
 gpu_check = _load_gpu_check()

@@ -1,11 +1,12 @@
-"""Import a project script (projects/*/name.py, not a package) as a module for its tests."""
+"""Import a script of the repository (projects/*/name.py, datasets/*.py, tools/*.py: not a
+package) as a module for its tests: the one loader every test uses."""
 
 import importlib.util
 import os
 import sys
 from types import ModuleType
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_script(module_name: str, *path_in_repo: str) -> ModuleType:
