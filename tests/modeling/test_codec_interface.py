@@ -9,7 +9,8 @@ import torch
 from head_helpers import SHAPE, K, fit, head_cfg, training_instances
 
 from kpext.modeling.codecs import (
-    CODECS,
+    CODEC_REGISTRY,
+    GaussianCodec,
     KeypointCodec,
     build_codec,
     image_to_heatmap,
@@ -20,6 +21,7 @@ from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead
 
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
+from detectron2.utils.registry import Registry
 
 
 @dataclass
@@ -72,11 +74,12 @@ class ToyCodec(KeypointCodec):
 
 
 @pytest.fixture
-def toy_codec():
+def toy_codec(monkeypatch):
+    # Registered for this test only: the registry's table is restored afterwards.
+    monkeypatch.setattr(CODEC_REGISTRY, "_obj_map", dict(CODEC_REGISTRY._obj_map))
     register_codec(ToyCodec)
     ToyCodec.calls = []
     yield ToyCodec
-    del CODECS[ToyCodec.name]
 
 
 @pytest.mark.parametrize("name", ["gaussian", "onehot"])
@@ -116,6 +119,19 @@ def test_names_are_unique_and_required(toy_codec):
     with pytest.raises(ValueError, match="needs a name"):
         register_codec(type("Nameless", (ToyCodec,), {"name": ""}))
     assert codec_class("toy") is ToyCodec
+
+
+def test_codecs_live_in_a_detectron2_registry_by_their_config_names():
+    assert isinstance(CODEC_REGISTRY, Registry)
+    assert {"onehot", "gaussian", "softmax_gaussian"} <= {name for name, _ in CODEC_REGISTRY}
+    assert CODEC_REGISTRY.get("gaussian") is GaussianCodec
+    assert "toy" not in CODEC_REGISTRY  # the fixture's registration did not outlive its test
+    cfg = head_cfg(CODEC="heatmap")
+    with pytest.raises(ValueError) as error:
+        GaussianKeypointHead(cfg, SHAPE)
+    message = str(error.value)
+    assert "'heatmap'" in message and "MODEL.KPEXT.TARGET.CODEC" in message
+    assert "gaussian, onehot, softmax_gaussian" in message
 
 
 @pytest.mark.parametrize("head_cls", [GaussianKeypointHead, HourglassKeypointHead])

@@ -5,7 +5,7 @@ Every codec implements :class:`KeypointCodec` (encode, loss, activation, decode)
 """
 
 from .base import (
-    CODECS,
+    CODEC_REGISTRY,
     KeypointCodec,
     build_codec,
     build_codec_from_cfg,
@@ -18,7 +18,7 @@ from .onehot import OneHotCodec, OneHotTargets
 from .softmax_gaussian import SoftmaxGaussianCodec
 
 __all__ = [
-    "CODECS",
+    "CODEC_REGISTRY",
     "KeypointCodec",
     "register_codec",
     "codec_class",

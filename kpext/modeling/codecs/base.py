@@ -12,19 +12,20 @@ activation included, and without ``nn.Module``: a codec holds no parameters):
 * ``decode``: heatmaps in RoIs -> keypoints and scores in image coordinates;
 * ``predictor_bias`` and ``predictor_std``: how a head's heatmap predictor starts.
 
-Register a new codec with :func:`register_codec`; ``MODEL.KPEXT.TARGET.CODEC``
-then selects it for every head built through :class:`~kpext.modeling.heads.CodecKeypointHead`,
-with no edit to any head.
+Codecs live in :data:`CODEC_REGISTRY`, a Detectron2 (fvcore) ``Registry`` as Detectron2 keeps
+its heads in, keyed by each codec's ``name``. Register a new codec with :func:`register_codec`
+(or ``@CODEC_REGISTRY.register()``); ``MODEL.KPEXT.TARGET.CODEC`` then selects it for every head
+built through :class:`~kpext.modeling.heads.CodecKeypointHead`, with no edit to any head.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Dict, Optional, Tuple, Type
+from typing import Any, Optional, Tuple, Type
 
 import torch
 
-CODECS: Dict[str, Type["KeypointCodec"]] = {}
+from detectron2.utils.registry import Registry
 
 
 class KeypointCodec(ABC):
@@ -114,28 +115,51 @@ def check_loss(codec: KeypointCodec, loss: str) -> None:
         )
 
 
+class _CodecRegistry(Registry):
+    """Detectron2's ``Registry`` keyed by each codec's ``name`` (the spelling
+    ``MODEL.KPEXT.TARGET.CODEC`` uses) rather than its class name; ``register`` returns the
+    class in both of its forms and refuses a nameless codec or a taken name with ValueError."""
+
+    def register(self, obj: Any = None) -> Any:
+        if obj is None:
+            return self.register  # @CODEC_REGISTRY.register()
+        if not getattr(obj, "name", ""):
+            raise ValueError(f"{obj.__name__} needs a name to be registered")
+        if obj.name in self:
+            if self.get(obj.name) is obj:
+                return obj
+            raise ValueError(
+                f"A codec named {obj.name!r} is already registered: {self.get(obj.name).__name__}"
+            )
+        self._do_register(obj.name, obj)
+        return obj
+
+
+CODEC_REGISTRY = _CodecRegistry("KEYPOINT_CODEC")
+CODEC_REGISTRY.__doc__ = """
+Registry for keypoint codecs (:class:`KeypointCodec` subclasses), by their ``name``:
+``MODEL.KPEXT.TARGET.CODEC`` picks one.
+"""
+
+
 def register_codec(cls: Type[KeypointCodec]) -> Type[KeypointCodec]:
-    """Class decorator: make ``cls`` selectable by its ``name`` (``MODEL.KPEXT.TARGET.CODEC``)."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a name to be registered")
-    if CODECS.get(cls.name, cls) is not cls:
-        raise ValueError(
-            f"A codec named {cls.name!r} is already registered: {CODECS[cls.name].__name__}"
-        )
-    CODECS[cls.name] = cls
-    return cls
+    """Class decorator: make ``cls`` selectable by its ``name`` (``MODEL.KPEXT.TARGET.CODEC``)
+    in :data:`CODEC_REGISTRY`."""
+    return CODEC_REGISTRY.register(cls)
 
 
 def codec_class(name: str) -> Type[KeypointCodec]:
     """The registered codec class called ``name``.
 
     Raises:
-        ValueError: for an unknown name; the message lists the known ones.
+        ValueError: for an unknown name; the message names the key and lists the known ones.
     """
-    if name not in CODECS:
-        known = ", ".join(sorted(CODECS))
-        raise ValueError(f"Unknown keypoint codec {name!r}; known codecs: {known}")
-    return CODECS[name]
+    if name not in CODEC_REGISTRY:
+        known = ", ".join(sorted(n for n, _ in CODEC_REGISTRY))
+        raise ValueError(
+            f"Unknown keypoint codec {name!r} (MODEL.KPEXT.TARGET.CODEC); known codecs: {known}"
+        )
+    return CODEC_REGISTRY.get(name)
 
 
 def build_codec(name: str, **kwargs) -> KeypointCodec:
