@@ -43,7 +43,6 @@ from torch import nn
 
 from detectron2.config import CfgNode
 from detectron2.data import transforms as T
-from detectron2.export import TracingAdapter
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.modeling.roi_heads.keypoint_head import BaseKeypointRCNNHead
 from detectron2.structures import Boxes, Instances
@@ -414,37 +413,3 @@ def load_predictor(path: str, cfg: CfgNode) -> ExportedPredictor:
     if path.endswith(".onnx"):
         return OnnxPredictor(path, cfg)
     return TorchScriptPredictor(path, cfg)
-
-
-# ---------------------------------------------------------------------------
-# Detectron2's TracingAdapter: the raw Instances, heatmaps included
-# ---------------------------------------------------------------------------
-
-
-def _inference_without_postprocess(model, inputs: List[Dict[str, torch.Tensor]]):
-    """Raw predictions (boxes in the input image's coordinates) as a list of dicts."""
-    instances = model.inference(inputs, do_postprocess=False)
-    return [{"instances": i} for i in instances]
-
-
-def trace_model(model, image: torch.Tensor) -> Tuple[torch.jit.ScriptModule, TracingAdapter]:
-    """Trace a GeneralizedRCNN on one C x H x W image (already resized as the model expects).
-
-    Returns the traced module, which takes an image tensor and returns flat tensors,
-    and the adapter whose ``outputs_schema`` turns them back into ``Instances``
-    (``pred_boxes``, ``scores``, ``pred_keypoints``, ``pred_keypoint_heatmaps``...),
-    for any number of detections. The trace is specialised to the example's branch: the
-    example needs at least one detection. For deployment, :func:`export_model` writes a
-    self-contained graph with pre- and post-processing documented.
-    """
-    model.eval()
-    adapter = TracingAdapter(model, [{"image": image}], _inference_without_postprocess)
-    with quiet_tracer(), torch.no_grad():
-        traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
-    return traced, adapter
-
-
-def run_traced(traced, adapter: TracingAdapter, image: torch.Tensor) -> Instances:
-    """Run a traced model on a C x H x W image; returns its ``Instances``."""
-    with torch.no_grad():
-        return adapter.outputs_schema(traced(image))[0]["instances"]

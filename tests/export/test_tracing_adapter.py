@@ -1,4 +1,7 @@
-"""A kpext model traced to TorchScript gives the eager model's keypoints."""
+"""A whole kpext model traced to TorchScript through Detectron2's TracingAdapter (raw
+``Instances``, heatmaps included) gives the eager model's boxes and keypoints, saved and
+reloaded, on the example and on an unseen image. kpext's own export is
+:func:`kpext.export.export_model` (tests/export/test_parity.py)."""
 
 import os
 
@@ -6,12 +9,13 @@ import pytest
 import torch
 
 from kpext import add_kpext_config
-from kpext.export import quiet_tracer, run_traced, trace_model
+from kpext.export import quiet_tracer
 
 from detectron2.config import get_cfg
+from detectron2.export import TracingAdapter
 from detectron2.modeling import build_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_kpext.yaml")
 
 
@@ -28,6 +32,25 @@ def small_model(head: str):
     ])  # fmt: skip
     torch.manual_seed(0)
     return build_model(cfg).eval()
+
+
+def _inference_without_postprocess(model, inputs):
+    """Raw predictions (boxes in the input image's coordinates) as a list of dicts."""
+    return [{"instances": i} for i in model.inference(inputs, do_postprocess=False)]
+
+
+def trace_model(model, image: torch.Tensor):
+    """The model traced on one C x H x W image (which needs a detection: the trace keeps the
+    example's branch) and the adapter whose ``outputs_schema`` rebuilds ``Instances``."""
+    adapter = TracingAdapter(model, [{"image": image}], _inference_without_postprocess)
+    with quiet_tracer(), torch.no_grad():
+        traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
+    return traced, adapter
+
+
+def run_traced(traced, adapter: TracingAdapter, image: torch.Tensor):
+    with torch.no_grad():
+        return adapter.outputs_schema(traced(image))[0]["instances"]
 
 
 @pytest.mark.parametrize(
