@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
@@ -18,6 +19,7 @@ from kpext.engine import check_horizontal_flip
 
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import create_keypoint_hflip_indices
+from detectron2.modeling import build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, train_on_one_batch  # noqa: E402
@@ -144,3 +146,25 @@ def test_a_near_off_set_is_still_refused(tmp_path, dataset_name):
     register_keypoint_coco(dataset_name, str(json_file), str(tmp_path / "images"))
     with pytest.raises(ValueError, match="no left/right pairs, but INPUT.RANDOM_FLIP"):
         check_horizontal_flip(hand_cfg(dataset_name))
+
+
+def test_flip_test_and_person_level_decoding_take_the_identity_map(tmp_path, dataset_name):
+    """TEST.KPEXT.FLIP averages with the mirrored pass without permuting any channel, and
+    TEST.KPEXT.LEFT_RIGHT person has no pair to swap: both build and predict 21 points."""
+    json_file = write_hand_set(tmp_path, num_images=2)
+    register_keypoint_coco(dataset_name, str(json_file), str(tmp_path / "images"))
+    cfg = hand_cfg(dataset_name)
+    cfg.TEST.KPEXT.FLIP = True
+    cfg.TEST.KPEXT.LEFT_RIGHT = "person"
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # an untrained model must still detect
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg).eval()
+    head = model.roi_heads.keypoint_head
+    assert head.flip_indices == list(range(21)) and head.left_right_pairs.numel() == 0
+    image = cv2.imread(str(tmp_path / "images" / "0.png"))
+    tensor = torch.as_tensor(image.transpose(2, 0, 1).astype("float32"))
+    with torch.no_grad():
+        [output] = model([{"image": tensor, "height": SIZE, "width": SIZE}])
+    keypoints = output["instances"].pred_keypoints
+    assert len(keypoints) > 0 and keypoints.shape[1:] == (21, 3)
+    assert torch.isfinite(keypoints).all()
