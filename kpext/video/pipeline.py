@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import cv2
 import numpy as np
 
-from ..io import temporary_path
+from ..io import atomic_path
 from .tracking import KeypointSmoother, PoseTracker
 
 __all__ = [
@@ -407,13 +407,6 @@ class PoseVideoSummary:
     track_ids: List[int]
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def _fit_frame(frame: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     if (frame.shape[1], frame.shape[0]) != tuple(size):
         frame = cv2.resize(frame, tuple(size))
@@ -454,19 +447,18 @@ def write_pose_video(
     error they are deleted and the error re-raised (:class:`VideoError` when
     the video cannot be written, or when no result had an image).
     """
-    targets = [video_path] + ([jsonl_path] if jsonl_path else [])
-    for folder in {os.path.dirname(os.path.abspath(p)) for p in targets}:
-        os.makedirs(folder, exist_ok=True)
-    tmp_video = temporary_path(video_path)
-    tmp_jsonl = temporary_path(jsonl_path) if jsonl_path else None
-    writer = cv2.VideoWriter(
-        tmp_video, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size)
-    )
-    jsonl = None
-    try:
+    # Closed in reverse order: the JSONL file and the video writer, then the temporary
+    # files renamed into place (or, on any error, deleted) by atomic_path.
+    with contextlib.ExitStack() as files:
+        tmp_video = files.enter_context(atomic_path(video_path))
+        tmp_jsonl = files.enter_context(atomic_path(jsonl_path)) if jsonl_path else None
+        writer = cv2.VideoWriter(
+            tmp_video, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size)
+        )
+        files.callback(writer.release)
         if not writer.isOpened():
             raise VideoError(f"cannot write video {video_path} (codec {fourcc})")
-        jsonl = open(tmp_jsonl, "w", encoding="utf-8") if tmp_jsonl else None
+        jsonl = files.enter_context(open(tmp_jsonl, "w", encoding="utf-8")) if tmp_jsonl else None
         undecodable: List[int] = []
         track_ids = set()
         num_frames = 0
@@ -483,23 +475,9 @@ def write_pose_video(
                 jsonl.write(json.dumps(frame_to_jsonl_record(result), separators=(",", ":")) + "\n")
             track_ids.update(p.track_id for p in result.persons)
             num_frames += 1
-        writer.release()
-        if jsonl is not None:
-            jsonl.close()
         if num_frames == len(undecodable):
             # nothing but black frames: not an output to keep
             raise VideoError(f"no frame could be decoded ({num_frames} frames read)")
-        os.replace(tmp_video, video_path)
-        if tmp_jsonl:
-            os.replace(tmp_jsonl, jsonl_path)
-    except BaseException:
-        writer.release()
-        if jsonl is not None:
-            jsonl.close()
-        for tmp in (tmp_video, tmp_jsonl):
-            if tmp:
-                _remove_quietly(tmp)
-        raise
     return PoseVideoSummary(video_path, jsonl_path, num_frames, undecodable, sorted(track_ids))
 
 
