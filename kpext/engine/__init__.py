@@ -1,7 +1,7 @@
 """Training and inference set-up: the kpext trainer, checkpoints, launch and the config set-up
 used by the projects' scripts."""
 
-from .checkpoint import AtomicCheckpointer, atomic_write
+from .checkpoint import AtomicCheckpointer
 from .data import build_seeded_train_loader, data_order_seed
 from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch
@@ -16,7 +16,6 @@ from .trainer import (
 __all__ = [
     "AtomicCheckpointer",
     "KpextTrainer",
-    "atomic_write",
     "build_seeded_train_loader",
     "check_horizontal_flip",
     "check_inference_weights",

@@ -1,23 +1,16 @@
-"""Checkpoints that are never left half-written: write to a temporary file, then rename."""
+"""Checkpoints that are never left half-written: :func:`kpext.io.atomic_open` (a temporary
+file, then a rename), durable, so the rename is on disk before "last_checkpoint" may point at
+the file."""
 
 from __future__ import annotations
 
 import os
-from typing import IO, Callable
 
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..io import atomic_open
-
-
-def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that a kill at any moment leaves either the
-    old file or the complete new one, the rename on disk before "last_checkpoint" may point
-    at it (:func:`kpext.io.atomic_open`, durable)."""
-    with atomic_open(path, "wb", durable=True) as f:
-        write(f)
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
@@ -43,11 +36,13 @@ class AtomicCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info("Saving checkpoint to %s", save_file)
-        atomic_write(save_file, lambda f: torch.save(data, f))
+        with atomic_open(save_file, "wb", durable=True) as f:
+            torch.save(data, f)
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         if not self._is_local():
             return super().tag_last_checkpoint(last_filename_basename)
         path = os.path.join(self.save_dir, "last_checkpoint")
-        atomic_write(path, lambda f: f.write(last_filename_basename.encode("utf-8")))
+        with atomic_open(path, "w", durable=True, encoding="utf-8") as f:
+            f.write(last_filename_basename)

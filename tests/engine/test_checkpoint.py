@@ -4,19 +4,20 @@ import pytest
 import torch
 from torch import nn
 
-from kpext.engine import AtomicCheckpointer, atomic_write
+from kpext.engine import AtomicCheckpointer
 
 
-def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+def test_a_save_killed_midway_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "model_final.pth"
     path.write_bytes(b"complete old checkpoint")
 
-    def killed_midway(f):
+    def killed_midway(data, f):
         f.write(b"half of a new chec")
         raise KeyboardInterrupt  # stands for a kill during torch.save
 
+    monkeypatch.setattr(torch, "save", killed_midway)
     with pytest.raises(KeyboardInterrupt):
-        atomic_write(str(path), killed_midway)
+        AtomicCheckpointer(nn.Linear(3, 2), str(tmp_path)).save("model_final")
     assert path.read_bytes() == b"complete old checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_final.pth"]
 
