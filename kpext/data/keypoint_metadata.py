@@ -446,15 +446,21 @@ def dataset_oks_sigmas(dataset_name: str, cfg_sigmas: Sequence[float] = ()) -> L
 
 def model_oks_sigmas(cfg) -> List[float]:
     """The OKS sigmas of a model's keypoints, for tools that run it (pose NMS, tracking,
-    repetition counting): the first test (else training) set's when they fit
-    ``MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS``, else :func:`oks_sigmas_for_count`. One rule,
-    so that two tools track the same model alike."""
+    repetition counting): what the evaluator uses, :func:`dataset_oks_sigmas` of the first test
+    (else training) set with ``TEST.KEYPOINT_OKS_SIGMAS``, when they fit
+    ``MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS``; else :func:`oks_sigmas_for_count`. One rule,
+    so that two tools track the same model alike, and as it is evaluated."""
     num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    cfg_sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
     datasets = (*cfg.DATASETS.TEST, *cfg.DATASETS.TRAIN)
+    sigmas = cfg_sigmas
     if datasets:
-        sigmas = list(MetadataCatalog.get(datasets[0]).get("keypoint_oks_sigmas", None) or [])
-        if len(sigmas) == num_keypoints:
-            return [float(v) for v in sigmas]
+        try:
+            sigmas = dataset_oks_sigmas(datasets[0], cfg_sigmas)
+        except ValueError:  # the dataset has another keypoint count than these sigmas
+            sigmas = []
+    if len(sigmas) == num_keypoints:
+        return [float(v) for v in sigmas]
     return oks_sigmas_for_count(num_keypoints)
 
 

@@ -4,7 +4,7 @@ tracker, count_reps.py): the dataset's sigmas when they fit the model, else by c
 import pytest
 
 from kpext import add_kpext_config
-from kpext.data import model_oks_sigmas
+from kpext.data import dataset_oks_sigmas, model_oks_sigmas
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_OKS_SIGMAS
 
 from detectron2.config import get_cfg
@@ -32,3 +32,21 @@ def test_without_a_dataset_17_keypoints_are_cocos_people():
     expected = [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
     assert model_oks_sigmas(_cfg(17)) == pytest.approx(expected)
     assert model_oks_sigmas(_cfg(5)) == [0.05] * 5
+
+
+def test_the_configs_sigmas_count_as_they_do_for_the_evaluator(dataset_name):
+    MetadataCatalog.get(dataset_name).set(
+        keypoint_names=["a", "b", "c"], keypoint_oks_sigmas=[0.01, 0.02, 0.03]
+    )
+    cfg = _cfg(3, test=[dataset_name])
+    cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.1, 0.2, 0.3]
+    assert model_oks_sigmas(cfg) == [0.1, 0.2, 0.3]
+    assert model_oks_sigmas(cfg) == dataset_oks_sigmas(dataset_name, cfg.TEST.KEYPOINT_OKS_SIGMAS)
+    unregistered = _cfg(3)
+    unregistered.TEST.KEYPOINT_OKS_SIGMAS = [0.1, 0.2, 0.3]
+    assert model_oks_sigmas(unregistered) == [0.1, 0.2, 0.3]
+
+
+def test_detectron2s_coco_sets_give_cocos_sigmas_from_their_names():
+    expected = [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
+    assert model_oks_sigmas(_cfg(17, test=["keypoints_coco_2017_val"])) == pytest.approx(expected)
