@@ -42,7 +42,8 @@ def training_instances(num: int, seed: int) -> Instances:
         boxes[:, None, 2:] - boxes[:, None, :2]
     )
     kp[..., 2] = 2
-    kp[0, 1, 2] = 0  # one unlabelled keypoint: no target
+    if num:
+        kp[0, 1, 2] = 0  # one unlabelled keypoint: no target
     inst.gt_keypoints = Keypoints(kp)
     return inst
 

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import torch
-from head_helpers import head_cfg
+from head_helpers import head_cfg, training_instances
 from torch.overrides import TorchFunctionMode
 
 import kpext
@@ -26,7 +26,7 @@ from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, Kp
 from kpext.modeling.postprocess import pose_nms
 
 from detectron2.layers import ShapeSpec
-from detectron2.structures import Boxes, Instances, Keypoints
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 KPEXT_DIR = os.path.dirname(os.path.abspath(kpext.__file__)) + os.sep
@@ -154,22 +154,15 @@ HEADS = {
 }
 
 
-def training_instances(num: int, seed: int, visible: bool = True) -> Instances:
-    g = torch.Generator().manual_seed(seed)
-    inst = Instances((200, 200))
-    xy = torch.rand(num, 2, generator=g) * 100
-    boxes = torch.cat([xy, xy + torch.rand(num, 2, generator=g) * 60 + 30], dim=1)
-    inst.proposal_boxes = Boxes(boxes)
-    inst.gt_boxes = Boxes(boxes + 1.0)
-    kp = torch.zeros(num, K, 3)
-    kp[..., :2] = boxes[:, None, :2] + torch.rand(num, K, 2, generator=g) * (
-        boxes[:, None, 2:] - boxes[:, None, :2]
-    )
-    kp[..., 2] = 2.0 if visible else 0.0
-    if num and visible:
-        kp[0, 1, 2] = 0  # one unlabelled keypoint
-        kp[-1, 0, :2] = boxes[-1, 2:]  # one on the far box corner (the one-hot edge rule)
-    inst.gt_keypoints = Keypoints(kp)
+def sync_training_instances(num: int, seed: int, visible: bool = True) -> Instances:
+    """The shared training RoIs with, when ``visible``, one keypoint on the far box corner
+    (the one-hot edge rule); else with no labelled keypoint at all."""
+    inst = training_instances(num, seed)
+    kp = inst.gt_keypoints.tensor
+    if not visible:
+        kp[..., 2] = 0.0
+    elif num:
+        kp[-1, 0, :2] = inst.proposal_boxes.tensor[-1, 2:]
     return inst
 
 
@@ -200,9 +193,9 @@ def train_step(head, batches):
 def test_training_forward_makes_no_host_read(name, as_on_a_gpu):
     head = HEADS[name]()
     batches = [
-        [training_instances(3, 1), training_instances(2, 2)],
-        [training_instances(2, 3, visible=False)],  # no target: zero loss, still a graph
-        [training_instances(0, 4), training_instances(2, 5)],  # an image without RoIs
+        [sync_training_instances(3, 1), sync_training_instances(2, 2)],
+        [sync_training_instances(2, 3, visible=False)],  # no target: zero loss, still a graph
+        [sync_training_instances(0, 4), sync_training_instances(2, 5)],  # an image without RoIs
     ]
     train_step(head, batches[:1])  # warm-up: constants cached per device are built once
     assert reads_made_by(lambda: train_step(head, batches)) == []
@@ -228,7 +221,8 @@ def test_under_a_trainer_the_skipped_batch_counter_reads_once(as_on_a_gpu):
     whether a batch had any keypoint target; one read per step, for all stages."""
     head = HEADS["hourglass"]()  # two stages, one read
     with EventStorage() as storage:
-        found = reads_made_by(lambda: train_step(head, [[training_instances(2, 3, visible=False)]]))
+        unlabelled = [[sync_training_instances(2, 3, visible=False)]]
+        found = reads_made_by(lambda: train_step(head, unlabelled))
         assert storage.latest()["kpts_num_skipped_batches"][0] == 1
     assert [w for w, _ in found] == ["__bool__"]
     assert found[0][1].startswith("kpext/modeling/heads/base.py")
