@@ -7,7 +7,7 @@ KpextKRCNNHead has the same network and loss as Detectron2's ``KRCNNConvDeconvUp
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,47 +76,31 @@ class KpextKRCNNHead(KeypointHeadBase):
         *,
         num_keypoints: int,
         conv_dims: Sequence[int],
-        loss_weight: float = 1.0,
-        loss_normalizer: Union[str, float] = "visible",
         up_scale: int = 2,
         deconv_kernel: int = 4,
         decode_window: float = 1.0,
         decode_max_box_side: float = TRACE_MAX_BOX_SIDE,
-        oks_loss_weight: float = 0.0,
-        oks_sigmas: Sequence[float] = (),
-        flip_indices: Optional[Sequence[int]] = None,
-        left_right_pairs: Sequence[Tuple[int, int]] = (),
-        facing_loss_weight: float = 0.0,
-        facing_decode_weight: float = 0.0,
-        facing_in_channels: int = 0,
+        **common,
     ):
         """
         Args:
             input_shape: channels of the pooled features.
             num_keypoints: K.
             conv_dims: output channels of each 3x3 conv.
-            loss_normalizer: "visible" (divide by visible keypoints) or a number per image.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
             decode_window: the one-hot codec's ``window`` (see :class:`OneHotCodec`).
             decode_max_box_side: the one-hot codec's ``max_box_side`` (``INPUT.MAX_SIZE_TEST``).
-            oks_loss_weight, oks_sigmas: see :class:`KeypointHeadBase`; the soft-argmax
-                runs on the logits themselves (beta 1), the model's own distribution.
-            flip_indices, left_right_pairs, facing_*: see :class:`KeypointHeadBase`.
+            common: see :class:`KeypointHeadBase` (loss weight and normaliser, OKS loss, flip
+                test, left/right decoding, facing branch); the codec is always one-hot and the
+                OKS loss's soft-argmax runs on the logits themselves (beta 1), the model's own
+                distribution.
         """
         super().__init__(
             num_keypoints=num_keypoints,
             codec=OneHotCodec(decode_window, max_box_side=decode_max_box_side),
-            loss_weight=loss_weight,
-            loss_normalizer=loss_normalizer,
-            oks_loss_weight=oks_loss_weight,
-            oks_sigmas=oks_sigmas,
             soft_argmax_beta=1.0,
-            flip_indices=flip_indices,
-            left_right_pairs=left_right_pairs,
-            facing_loss_weight=facing_loss_weight,
-            facing_decode_weight=facing_decode_weight,
-            facing_in_channels=facing_in_channels,
+            **common,
         )
         self.up_scale = up_scale
         add_krcnn_layers(self, input_shape.channels, conv_dims, num_keypoints, deconv_kernel)
