@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from kpext_bench.head_training import HeadResult, evaluate_head, train_head
 from kpext_bench.keypoint_ap import paired_bootstrap
+from kpext_bench.provenance import git_commit
 from kpext_bench.shared_detector import (
     cached_images_on_disk,
     detector_cfg,
@@ -295,26 +295,6 @@ def prepare_bench_data(root: str) -> None:
     ensure_synthetic_dataset(os.path.join(root, "synthetic"), BENCH_SPLITS)
     for split in BENCH_SPLITS:
         register_synthetic_split(split, root)
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def variant_cfg(variant: Variant, head_lr: Optional[float] = None):
