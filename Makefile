@@ -15,7 +15,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
         onnx onnxruntime
 
-.PHONY: setup demo test test-upstream lint bench clean-venv gpu-wheels
+.PHONY: setup demo test test-upstream lint bench bench-end-to-end clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -61,13 +61,18 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 # Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing), the
-# data-path load test and the export speed table: 23 min in all on a fresh clone (set-up,
-# detector, caches, heads, data, export; 2-core Intel Xeon, 2026-12-02; 2026-12-01's AMD EPYC
-# at one thread took 37 min for the heads alone). BENCH_QUICK=1 for a smoke run.
+# data-path load test and the export speed table. The frozen detector trains once (about 20 min
+# on a 2-core CPU, then cached under output/bench); docs/benchmarks.md has each part's measured
+# duration. BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/Benchmarks/bench_heads.py
 	$(PY) projects/Benchmarks/bench_data.py
 	$(PY) projects/Benchmarks/bench_export.py
+
+# End to end: the demo recipe and the same recipe with Detectron2's stock head, each trained
+# with 3 seeds (about 70 min on a 2-core CPU; not part of `make bench`). BENCH_QUICK=1: smoke run.
+bench-end-to-end: setup
+	$(PY) projects/Benchmarks/bench_end_to_end.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
 # its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See docs/gpu.md.

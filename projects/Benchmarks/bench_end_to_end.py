@@ -1,0 +1,284 @@
+#!/usr/bin/env python
+"""End to end: the demo recipe against the same recipe with Detectron2's stock head.
+
+    make bench-end-to-end                  # 3 seeds x 2 trainings of the demo config (about
+                                           # 70 min on a 2-core CPU, see docs/benchmarks.md)
+    BENCH_QUICK=1 make bench-end-to-end    # smoke run: 2 seeds, 20 iterations
+
+The head benchmark (``bench_heads.py``) trains heads on one frozen detector. Here the
+detector and the head train together, as a user trains them: ``train_net.py`` on
+``configs/synthetic/keypoint_rcnn_R18_FPN_demo.yaml`` (what ``make demo`` trains) for each
+seed, once as it is (``demo``: KpextKRCNNHead, person-level left/right decoding) and once
+with Detectron2's stock head (``stock``: ``KRCNNConvDeconvUpsampleHead``). The recipes
+differ only in the head's name: the stock head ignores ``TEST.KPEXT``. A third row,
+``demo_keypointwise``, evaluates each trained ``demo`` model again with keypoint-wise
+decoding (``TEST.KPEXT.LEFT_RIGHT keypoint``): the same weights, so the decoding alone.
+
+Each test set of the config is scored with OKS keypoint AP from the runs' own COCO results,
+and each row's AP minus stock's gets a paired bootstrap interval over images and seeds
+(``kpext_bench.keypoint_ap.paired_bootstrap``; every row shares a seed's data order). Runs
+are kept under ``$BENCH_OUT/end_to_end/<row>_seed<seed>`` and reused when their options match.
+
+Environment: BENCH_QUICK=1; BENCH_SEEDS (number of seeds, default 3; seeds 1, 2, ...);
+BENCH_OUT (default output/bench); BENCH_E2E_CONFIG (default the demo config);
+BENCH_E2E_OPTS (extra config options for every run, e.g. "SOLVER.MAX_ITER 1400").
+
+Writes ``$BENCH_OUT/end_to_end.json`` and ``end_to_end.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+from kpext_bench.keypoint_ap import ImageMatches, keypoint_ap, paired_bootstrap, per_image_matches
+from kpext_bench.provenance import REPO, git_commit
+from pycocotools.coco import COCO
+
+from kpext.data import dataset_oks_sigmas
+from kpext.data.builtin import register_all_synthetic
+
+from detectron2.data import MetadataCatalog
+
+TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
+DEMO_CONFIG = os.path.join("configs", "synthetic", "keypoint_rcnn_R18_FPN_demo.yaml")
+REFERENCE = "stock"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row: ``overrides`` on the config; ``weights_from``: the row whose trained model
+    this row evaluates (``train_net.py --eval-only``) instead of training its own."""
+
+    name: str
+    overrides: Tuple[str, ...] = ()
+    weights_from: str = ""
+
+
+RECIPES = (
+    Recipe("stock", ("MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead")),
+    Recipe("demo"),
+    Recipe("demo_keypointwise", ("TEST.KPEXT.LEFT_RIGHT", "keypoint"), weights_from="demo"),
+)
+# The smoke run's schedule: enough to pass through training, checkpointing and evaluation.
+QUICK_OPTS = ("SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "(15,)", "SOLVER.WARMUP_ITERS", "5")
+
+
+class Settings:
+    """The run's sizes, from the environment."""
+
+    def __init__(self, env=os.environ):
+        self.quick = env.get("BENCH_QUICK", "0") not in ("", "0")
+        self.report_dir = env.get("BENCH_OUT", os.path.join("output", "bench"))
+        if self.quick:
+            self.report_dir = os.path.join(self.report_dir, "quick")
+        self.out = os.path.join(self.report_dir, "end_to_end")
+        num_seeds = int(env.get("BENCH_SEEDS", "2" if self.quick else "3"))
+        self.seeds = list(range(1, num_seeds + 1))
+        self.config = env.get("BENCH_E2E_CONFIG", DEMO_CONFIG)
+        self.opts = (QUICK_OPTS if self.quick else ()) + tuple(
+            shlex.split(env.get("BENCH_E2E_OPTS", ""))
+        )
+
+
+def run_dir(settings: Settings, recipe: Recipe, seed: int) -> str:
+    return os.path.join(settings.out, f"{recipe.name}_seed{seed}")
+
+
+def train_net_command(settings: Settings, recipe: Recipe, seed: int) -> List[str]:
+    """The ``train_net.py`` command line of one run (training, or evaluation of the
+    ``weights_from`` row's final model)."""
+    command = [sys.executable, TRAIN_NET, "--config-file", settings.config]
+    if recipe.weights_from:
+        source = Recipe(recipe.weights_from)
+        weights = os.path.join(run_dir(settings, source, seed), "model_final.pth")
+        command += ["--eval-only", "MODEL.WEIGHTS", weights]
+    return command + [
+        "OUTPUT_DIR",
+        run_dir(settings, recipe, seed),
+        "SEED",
+        str(seed),
+        "TEST.KPEXT.NUM_VIS",
+        "0",
+        *settings.opts,
+        *recipe.overrides,
+    ]
+
+
+def run_once(settings: Settings, recipe: Recipe, seed: int) -> dict:
+    """Run (or reuse) one row's run; returns its ``summary.json``.
+
+    A run is reused when its folder holds a summary written by the same command."""
+    folder = run_dir(settings, recipe, seed)
+    command = train_net_command(settings, recipe, seed)
+    stamp = os.path.join(folder, "bench_command.json")
+    summary = os.path.join(folder, "summary.json")
+    if os.path.exists(summary) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f)["command"][1:] == command[1:]:
+                print(f"  {recipe.name} seed {seed}: reusing {folder}", flush=True)
+                with open(summary) as s:
+                    return json.load(s)
+    os.makedirs(folder, exist_ok=True)
+    start = time.perf_counter()
+    print(f"  {recipe.name} seed {seed}: {shlex.join(command[1:])}", flush=True)
+    log_path = os.path.join(folder, "bench_train_net.log")
+    with open(log_path, "w") as log:
+        rc = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        with open(log_path) as log:
+            tail = log.read()[-3000:]
+        raise SystemExit(
+            f"{recipe.name} seed {seed}: train_net.py failed (rc {rc}), {log_path}:\n{tail}"
+        )
+    print(f"  {recipe.name} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+    with open(stamp, "w") as f:
+        json.dump({"command": command}, f)
+    with open(summary) as s:
+        return json.load(s)
+
+
+def run_results(folder: str, dataset: str) -> List[dict]:
+    """The COCO keypoint results the run's evaluator wrote for ``dataset``."""
+    path = os.path.join(folder, "inference", dataset, "coco_instances_results.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def seconds_per_iteration(folder: str) -> float:
+    """Median training seconds per iteration of a run (Detectron2's metrics.json ``time``);
+    NaN for an evaluation-only run."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.exists(path):
+        return float("nan")
+    with open(path) as f:
+        times = sorted(json.loads(line)["time"] for line in f if '"time"' in line)
+    return times[len(times) // 2] if times else float("nan")
+
+
+def dataset_rows(
+    names: Sequence[str],
+    matches: Dict[str, List[List[ImageMatches]]],
+    summaries: Dict[str, List[dict]],
+    dataset_index: int,
+) -> Dict[str, dict]:
+    """Per row of one test set: AP per seed, the paired difference to stock with its 95%
+    interval, and the seeds' mean error shares and box AP (from the runs' summaries)."""
+    diffs = paired_bootstrap(matches, REFERENCE)
+    rows = {}
+    for name in names:
+        per_seed = [summary["datasets"][dataset_index] for summary in summaries[name]]
+        shares = [s["keypoint_errors"]["shares"] for s in per_seed if s.get("keypoint_errors")]
+        rows[name] = {
+            "ap_runs": [100 * keypoint_ap(m) for m in matches[name]],
+            "diff_vs_stock": diffs[name].mean,
+            "diff_ci95": [diffs[name].low, diffs[name].high],
+            "box_ap_runs": [s.get("box_ap") for s in per_seed],
+            "errors": {k: sum(s[k] for s in shares) / len(shares) for k in shares[0]}
+            if shares
+            else {},
+        }
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"End to end, {len(report['seeds'])} seeds ({report['config']}"
+        + (f", {' '.join(report['opts'])}" if report["opts"] else "")
+        + f"); commit {report['commit']}, {report['machine']}",
+        "",
+        "| row | test set | keypoint AP (runs) | vs stock [95%] | left/right inv. | all inv. "
+        "| good | box AP | train s/iter |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, rows in report["datasets"].items():
+        for name, row in rows.items():
+            runs = row["ap_runs"]
+            mean = sum(runs) / len(runs)
+            errors = row["errors"]
+            boxes = [b for b in row["box_ap_runs"] if b is not None]
+            lines.append(
+                f"| {name} | {dataset} | {mean:.1f} ({', '.join(f'{r:.1f}' for r in runs)}) "
+                f"| {row['diff_vs_stock']:+.1f} [{row['diff_ci95'][0]:+.1f}, "
+                f"{row['diff_ci95'][1]:+.1f}] "
+                f"| {errors.get('inversion_left_right', float('nan')):.1%} "
+                f"| {errors.get('inversion', float('nan')):.1%} "
+                f"| {errors.get('good', float('nan')):.1%} "
+                f"| {sum(boxes) / len(boxes) if boxes else float('nan'):.1f} "
+                f"| {report['seconds_per_iteration'].get(name, float('nan')):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    settings = Settings()
+    os.makedirs(settings.out, exist_ok=True)
+    # Every run generates the synthetic set if it is missing; do it once, before the first.
+    subprocess.run(
+        [sys.executable, os.path.join(REPO, "datasets", "make_synthetic.py"), "--out",
+         os.path.join("datasets", "synthetic")],
+        cwd=REPO,
+        check=True,
+    )  # fmt: skip
+    start = time.perf_counter()
+    summaries: Dict[str, List[dict]] = {r.name: [] for r in RECIPES}
+    for seed in settings.seeds:  # seeds outermost: an interrupted run still pairs its rows
+        for recipe in RECIPES:
+            summaries[recipe.name].append(run_once(settings, recipe, seed))
+
+    register_all_synthetic()
+    datasets = [d["name"] for d in summaries[REFERENCE][0]["datasets"]]
+    report = {
+        "commit": git_commit(),
+        "machine": f"{os.cpu_count()} CPU cores",
+        "config": settings.config,
+        "opts": list(settings.opts),
+        "seeds": settings.seeds,
+        "seconds_per_iteration": {
+            r.name: _median(
+                [seconds_per_iteration(run_dir(settings, r, s)) for s in settings.seeds]
+            )
+            for r in RECIPES
+        },
+        "datasets": {},
+    }
+    for index, dataset in enumerate(datasets):
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            coco_gt = COCO(MetadataCatalog.get(dataset).json_file)
+        sigmas = dataset_oks_sigmas(dataset, [])
+        matches = {
+            r.name: [
+                per_image_matches(coco_gt, run_results(run_dir(settings, r, s), dataset), sigmas)
+                for s in settings.seeds
+            ]
+            for r in RECIPES
+        }
+        report["datasets"][dataset] = dataset_rows(
+            [r.name for r in RECIPES], matches, summaries, index
+        )
+    report["wall_s"] = time.perf_counter() - start
+    with open(os.path.join(settings.report_dir, "end_to_end.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    table = markdown(report)
+    with open(os.path.join(settings.report_dir, "end_to_end.md"), "w") as f:
+        f.write(table)
+    print("\n" + table)
+    print(f"Wrote {settings.report_dir}/end_to_end.json and end_to_end.md")
+    return 0
+
+
+def _median(values: List[float]) -> float:
+    values = sorted(v for v in values if v == v)
+    return values[len(values) // 2] if values else float("nan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
