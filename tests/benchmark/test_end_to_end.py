@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 pycocotools = pytest.importorskip("pycocotools")
+from coco_results import SIGMAS, make_gt, noisy_results, pycocotools_ap  # noqa: E402
 from kpext_bench.keypoint_ap import per_image_matches  # noqa: E402
-from pycocotools.coco import COCO  # noqa: E402
-from pycocotools.cocoeval import COCOeval  # noqa: E402
 from script_loading import load_script  # noqa: E402
 
 import kpext  # noqa: E402
@@ -21,9 +20,6 @@ import kpext  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 
 e2e = load_script("kpext_bench_end_to_end", "projects", "Benchmarks", "bench_end_to_end.py")
-
-K = 4
-SIGMAS = [0.05, 0.06, 0.07, 0.08]
 
 
 def recipe(name):
@@ -113,77 +109,18 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
     assert "rc 3" in str(error.value) and "bench_train_net.log" in str(error.value)
 
 
-def make_gt(num_images=16, seed=0):
-    rng = np.random.default_rng(seed)
-    images, annotations = [], []
-    for image_id in range(1, num_images + 1):
-        images.append({"id": image_id, "width": 200, "height": 200, "file_name": f"{image_id}.jpg"})
-        for _ in range(2):
-            x0, y0 = rng.uniform(0, 100, 2)
-            w, h = rng.uniform(40, 90, 2)
-            kps = []
-            for _ in range(K):
-                kps += [float(x0 + rng.uniform(0, w)), float(y0 + rng.uniform(0, h)), 2]
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "bbox": [x0, y0, w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                    "keypoints": kps,
-                    "num_keypoints": K,
-                }
-            )
-    coco = COCO()
-    coco.dataset = {
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": 1, "name": "thing", "keypoints": [f"k{i}" for i in range(K)]}],
-    }
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
-def predictions(coco, noise_px, seed):
-    """One result per person: its keypoints moved by Gaussian noise of ``noise_px`` pixels."""
-    rng = np.random.default_rng(seed)
-    results = []
-    for ann in coco.dataset["annotations"]:
-        kps = np.asarray(ann["keypoints"], dtype=float).reshape(K, 3)
-        kps[:, :2] += rng.normal(0, noise_px, (K, 2))
-        results.append(
-            {
-                "image_id": ann["image_id"],
-                "category_id": 1,
-                "keypoints": kps.ravel().tolist(),
-                "score": float(rng.uniform(0.5, 1)),
-            }
-        )
-    return results
-
-
-def pycocotools_ap(coco, results):
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = COCOeval(coco, coco.loadRes(results), "keypoints")
-        evaluator.params.kpt_oks_sigmas = np.asarray(SIGMAS)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return 100 * evaluator.stats[0]
-
-
 def summary(good):
     shares = {"good": good, "inversion": 0.1, "inversion_left_right": 0.05}
     return {"datasets": [{"box_ap": 50.0, "keypoint_errors": {"shares": shares}}]}
 
 
 def test_rows_report_pycocotools_ap_and_a_paired_interval():
-    coco = make_gt()
+    coco = make_gt(num_images=30)
     noise = {"stock": 6.0, "demo": 1.0, "demo_keypointwise": 6.0}
-    results = {name: [predictions(coco, px, seed) for seed in (1, 2)] for name, px in noise.items()}
+    results = {
+        name: [noisy_results(coco, px, seed, extra=False) for seed in (1, 2)]
+        for name, px in noise.items()
+    }
     matches = {
         name: [per_image_matches(coco, r, SIGMAS) for r in runs] for name, runs in results.items()
     }
@@ -192,7 +129,7 @@ def test_rows_report_pycocotools_ap_and_a_paired_interval():
     rows = e2e.dataset_rows(list(noise), matches, summaries, 0)
 
     for name, runs in results.items():
-        expected = [pycocotools_ap(coco, r) for r in runs]
+        expected = [100 * pycocotools_ap(coco, r) for r in runs]
         assert rows[name]["ap_runs"] == pytest.approx(expected, abs=1e-6)
     demo = rows["demo"]
     assert demo["diff_vs_stock"] == pytest.approx(
