@@ -6,7 +6,6 @@ Every test writes its own tiny COCO JSON and images under tmp_path.
 import json
 import logging
 import os
-import uuid
 
 import pytest
 from PIL import Image
@@ -141,29 +140,6 @@ def forget_dataset(name):
         DatasetCatalog.remove(name)
     if name in MetadataCatalog.list():
         MetadataCatalog.remove(name)
-
-
-@pytest.fixture
-def dataset_name():
-    """A fresh dataset name, removed from both catalogs afterwards."""
-    name = f"kpext_test_{uuid.uuid4().hex[:8]}"
-    yield name
-    forget_dataset(name)
-
-
-@pytest.fixture
-def kpext_log(caplog):
-    """caplog that sees kpext.data's records even if a logger setup elsewhere
-    stops them from propagating to the root logger."""
-    log = logging.getLogger("kpext.data")
-    old_level, old_propagate = log.level, log.propagate
-    log.addHandler(caplog.handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # the handler is attached here: avoid counting records twice
-    yield caplog
-    log.removeHandler(caplog.handler)
-    log.setLevel(old_level)
-    log.propagate = old_propagate
 
 
 def warnings_of(caplog):
