@@ -11,13 +11,13 @@ Measures, on the `make demo` config (configs/synthetic/keypoint_rcnn_R18_FPN_kpe
 Writes output/bench/data.json and data.md.
 """
 
-import json
 import os
 import statistics
 import sys
 import time
 
 import torch
+from kpext_bench.reports import write_report
 
 import kpext  # noqa: F401
 from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
@@ -99,8 +99,6 @@ def main() -> int:
         "configured_workers": configured,
         "loader_over_training": configured_rate / train_rate,
     }
-    with open(os.path.join(out_root, "data.json"), "w") as f:
-        json.dump(report, f, indent=2)
     lines = [
         f"## Data path load test ({report['config']}, {report['machine']})",
         "",
@@ -115,8 +113,7 @@ def main() -> int:
         )
     lines.append(f"| training consumes | {train_rate:.2f} | 1.0x |")
     markdown = "\n".join(lines) + "\n"
-    with open(os.path.join(out_root, "data.md"), "w") as f:
-        f.write(markdown)
+    write_report(out_root, "data", report, markdown)
     print("\n" + markdown)
     return 0 if configured_rate >= train_rate else 1
 

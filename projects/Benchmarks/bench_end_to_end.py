@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from kpext_bench.keypoint_ap import ImageMatches, keypoint_ap, paired_bootstrap, per_image_matches
-from kpext_bench.provenance import REPO, git_commit
+from kpext_bench.reports import REPO, git_commit, write_report
 from pycocotools.coco import COCO
 
 from kpext.data import dataset_oks_sigmas
@@ -265,11 +265,8 @@ def main() -> int:
             [r.name for r in RECIPES], matches, summaries, index
         )
     report["wall_s"] = time.perf_counter() - start
-    with open(os.path.join(settings.report_dir, "end_to_end.json"), "w") as f:
-        json.dump(report, f, indent=2)
     table = markdown(report)
-    with open(os.path.join(settings.report_dir, "end_to_end.md"), "w") as f:
-        f.write(table)
+    write_report(settings.report_dir, "end_to_end", report, table)
     print("\n" + table)
     print(f"Wrote {settings.report_dir}/end_to_end.json and end_to_end.md")
     return 0

@@ -31,6 +31,7 @@ from typing import Callable, Dict, List
 import cv2
 import numpy as np
 import torch
+from kpext_bench.reports import write_report
 
 import kpext  # noqa: F401
 from kpext.export import OnnxPredictor, TorchScriptPredictor, export_model, preprocess
@@ -204,11 +205,8 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]),
         "settings": rows,
     }
-    with open(os.path.join(OUT, "export.json"), "w") as f:
-        json.dump(report, f, indent=2)
     table = markdown(report)
-    with open(os.path.join(OUT, "export.md"), "w") as f:
-        f.write(table)
+    write_report(OUT, "export", report, table)
     print(table)
     return 0
 

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from kpext_bench.head_training import HeadResult, evaluate_head, train_head
 from kpext_bench.keypoint_ap import paired_bootstrap
-from kpext_bench.provenance import git_commit
+from kpext_bench.reports import git_commit, write_report
 from kpext_bench.shared_detector import (
     cached_images_on_disk,
     detector_cfg,
@@ -737,11 +737,8 @@ def main() -> int:
         "rows": build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize),
     }
     report["wall_s"] = time.perf_counter() - start
-    with open(os.path.join(settings.out, "heads.json"), "w") as f:
-        json.dump(report, f, indent=2)
     markdown = markdown_table(report)
-    with open(os.path.join(settings.out, "heads.md"), "w") as f:
-        f.write(markdown)
+    write_report(settings.out, "heads", report, markdown)
     plot(report, os.path.join(settings.out, "heads.png"))
     print("\n" + markdown)
     print(f"Wrote {settings.out}/heads.json, heads.md and heads.png")

@@ -1,7 +1,11 @@
-"""bench_heads.py's regime checks read the right rows and give the right verdicts."""
+"""bench_heads.py's regime checks read the right rows and give the right verdicts, and its
+report is written whole."""
 
+import json
 import os
 import sys
+
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "projects"))
 from script_loading import load_script  # noqa: E402
@@ -62,3 +66,14 @@ def test_each_check_fails_on_its_own_condition():
 def test_rows_missing_from_the_run_are_left_out():
     report = {"rows": [_row("stock", 12.0)]}
     assert [c["check"] for c in bench.regime_checks(report)] == ["stock AP on gt boxes"]
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path):
+    from kpext_bench.reports import write_report
+
+    json_path, md_path = write_report(str(tmp_path), "heads", {"rows": [1]}, "| a |\n")
+    assert json.load(open(json_path)) == {"rows": [1]} and open(md_path).read() == "| a |\n"
+    with pytest.raises(TypeError):  # not JSON: the run fails while writing its report
+        write_report(str(tmp_path), "heads", {"rows": [object()]}, "| b |\n")
+    assert json.load(open(json_path)) == {"rows": [1]}  # the previous report, whole
+    assert sorted(os.listdir(tmp_path)) == ["heads.json", "heads.md"]

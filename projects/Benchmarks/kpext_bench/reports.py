@@ -1,9 +1,13 @@
-"""What a benchmark report records about the code it measured."""
+"""Benchmark reports: the commit they record, and how they are written."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from typing import Tuple
+
+from kpext.io import atomic_open
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -28,3 +32,14 @@ def git_commit() -> str:
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def write_report(folder: str, stem: str, report: dict, markdown: str) -> Tuple[str, str]:
+    """Write ``<folder>/<stem>.json`` and ``<stem>.md``, each whole or not at all (an
+    interrupted run leaves the previous report, not half of a new one); returns both paths."""
+    json_path, md_path = (os.path.join(folder, f"{stem}{ext}") for ext in (".json", ".md"))
+    with atomic_open(json_path) as f:
+        json.dump(report, f, indent=2)
+    with atomic_open(md_path) as f:
+        f.write(markdown)
+    return json_path, md_path
