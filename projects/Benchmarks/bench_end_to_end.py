@@ -43,9 +43,11 @@ from kpext_bench.keypoint_ap import ImageMatches, keypoint_ap, paired_bootstrap,
 from kpext_bench.reports import REPO, git_commit, write_report
 from pycocotools.coco import COCO
 
+from kpext import add_kpext_config
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import register_all_synthetic
 
+from detectron2.config import CfgNode, get_cfg
 from detectron2.data import MetadataCatalog
 
 TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
@@ -153,6 +155,14 @@ def run_results(folder: str, dataset: str) -> List[dict]:
         return json.load(f)
 
 
+def saved_cfg(folder: str) -> CfgNode:
+    """The config a run trained with (``config.yaml``, written by Detectron2's setup)."""
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.merge_from_file(os.path.join(folder, "config.yaml"))
+    return cfg
+
+
 def seconds_per_iteration(folder: str) -> float:
     """Median training seconds per iteration of a run (Detectron2's metrics.json ``time``);
     NaN for an evaluation-only run."""
@@ -236,6 +246,8 @@ def main() -> int:
 
     register_all_synthetic()
     datasets = [d["name"] for d in summaries[REFERENCE][0]["datasets"]]
+    # The sigmas the runs' evaluator scored with (TEST.KEYPOINT_OKS_SIGMAS may be set).
+    run_cfg = saved_cfg(run_dir(settings, RECIPES[0], settings.seeds[0]))
     report = {
         "commit": git_commit(),
         "machine": f"{os.cpu_count()} CPU cores",
@@ -253,7 +265,7 @@ def main() -> int:
     for index, dataset in enumerate(datasets):
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             coco_gt = COCO(MetadataCatalog.get(dataset).json_file)
-        sigmas = dataset_oks_sigmas(dataset, [])
+        sigmas = dataset_oks_sigmas(dataset, run_cfg.TEST.KEYPOINT_OKS_SIGMAS)
         matches = {
             r.name: [
                 per_image_matches(coco_gt, run_results(run_dir(settings, r, s), dataset), sigmas)
