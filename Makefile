@@ -45,13 +45,13 @@ test: setup
 	$(PY) -m pytest tests -q
 
 # The whole suite on upstream Detectron2 built from source with its C++ operators, in its own
-# venv (.venv-upstream). D2_SRC: a source folder or .tar.gz; by default the snapshot in
-# ../shared/deps (read-only there: the script builds from a temporary copy).
+# venv (.venv-upstream) layered on .venv's packages (torch is installed once). D2_SRC: a source
+# folder or .tar.gz; by default the snapshot in ../shared/deps (read-only there: the script
+# builds from a temporary copy).
 UPSTREAM_VENV := .venv-upstream
 D2_SRC ?= $(firstword $(wildcard ../shared/deps/detectron2-main-*.tar.gz))
-test-upstream:
-	TORCH='$(TORCH)' DEPS='$(DEPS)' bash tools/install_upstream_detectron2.sh \
-		$(PYTHON) $(UPSTREAM_VENV) "$(D2_SRC)"
+test-upstream: setup
+	bash tools/install_upstream_detectron2.sh $(VENV) $(UPSTREAM_VENV) "$(D2_SRC)"
 	$(UPSTREAM_VENV)/bin/python -m pytest tests -q
 
 # Lint with ruff (ruff.toml); not part of CI. Installs ruff into .venv if it is missing.
