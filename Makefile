@@ -61,9 +61,9 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 # Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing), the
-# data-path load test and the export speed table. The frozen detector trains once (about 20 min
-# on a 2-core CPU, then cached under output/bench); docs/benchmarks.md has each part's measured
-# duration. BENCH_QUICK=1 for a smoke run.
+# data-path load test and the export speed table: 49 min on a fresh clone on a 2-core CPU, of
+# which the frozen detector's training is about 17 (then cached under output/bench);
+# docs/benchmarks.md has each part's measured duration. BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/Benchmarks/bench_heads.py
 	$(PY) projects/Benchmarks/bench_data.py
