@@ -41,7 +41,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -615,30 +615,85 @@ def markdown_table(report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spread_label_heights(ys: Sequence[float], min_gap: float) -> List[float]:
+    """Heights for the labels of points at heights ``ys``: in the points' order, each at least
+    ``min_gap`` from the next. Labels that would crowd form a group centred on its points'
+    mean height (so a crowded column spreads both ways); a label with room stays at its point."""
+    groups = [[i] for i in sorted(range(len(ys)), key=lambda i: ys[i])]
+
+    def bottom(group: List[int]) -> float:
+        return sum(ys[i] for i in group) / len(group) - (len(group) - 1) * min_gap / 2
+
+    merged = True
+    while merged:  # merge neighbouring groups until none overlap
+        merged = False
+        for k in range(len(groups) - 1):
+            lower, upper = groups[k], groups[k + 1]
+            if bottom(lower) + len(lower) * min_gap > bottom(upper):
+                groups[k : k + 2] = [lower + upper]
+                merged = True
+                break
+    heights = [0.0] * len(ys)
+    for group in groups:
+        start = bottom(group)
+        for rank, i in enumerate(group):
+            heights[i] = start + rank * min_gap
+    return heights
+
+
+def label_columns(xs: Sequence[float], width: float) -> List[List[int]]:
+    """Indices of ``xs`` grouped into columns: points closer than ``width`` in x share one,
+    so their labels (drawn to the right) would collide."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    columns: List[List[int]] = []
+    for i in order:
+        if columns and xs[i] - xs[columns[-1][-1]] < width:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    return columns
+
+
 def plot(report, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     stock = next(r for r in report["rows"] if r["name"] == REFERENCE)
-    for i, r in enumerate(report["rows"]):
+    xs = [r["branch_vs_stock"] for r in report["rows"]]
+    ys = [stock["ap_gt"] + r["diff_gt_vs_stock"] for r in report["rows"]]
+    colors = []
+    for r, x, y in zip(report["rows"], xs, ys):
         low, high = r["diff_gt_ci95"]
-        y = stock["ap_gt"] + r["diff_gt_vs_stock"]
-        ax.errorbar(
-            r["branch_vs_stock"],
+        bars = ax.errorbar(
+            x,
             y,
             yerr=[[r["diff_gt_vs_stock"] - low], [high - r["diff_gt_vs_stock"]]],
             fmt="o",
             capsize=4,
         )
+        colors.append(bars[0].get_color())
+    y_span = max(max(ys) - min(ys), 1.0)
+    x_span = max(max(xs) - min(xs), 0.1)
+    label_y = list(ys)
+    for column in label_columns(xs, width=0.2 * x_span):
+        heights = spread_label_heights([ys[i] for i in column], min_gap=0.055 * y_span)
+        for i, h in zip(column, heights):
+            label_y[i] = h
+    for r, x, y, h, color in zip(report["rows"], xs, ys, label_y, colors):
         ax.annotate(
             r["name"],
-            (r["branch_vs_stock"], y),
-            textcoords="offset points",
-            xytext=(6, 4 + 9 * (i % 3)),
+            (x, y),
+            xytext=(x + 0.03 * x_span, h),
+            va="center",
+            fontsize=8,
+            color=color,
+            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
+            arrowprops=dict(arrowstyle="-", color=color, lw=0.6, shrinkA=0, shrinkB=3),
         )
+    ax.set_xlim(min(xs) - 0.05 * x_span, max(xs) + 0.35 * x_span)
     ax.axhline(stock["ap_gt"], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("keypoint branch time per box / stock (CPU config)")
     ax.set_ylabel("OKS keypoint AP on ground-truth boxes")

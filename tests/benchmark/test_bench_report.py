@@ -77,3 +77,29 @@ def test_a_report_is_written_whole_or_not_at_all(tmp_path):
         write_report(str(tmp_path), "heads", {"rows": [object()]}, "| b |\n")
     assert json.load(open(json_path)) == {"rows": [1]}  # the previous report, whole
     assert sorted(os.listdir(tmp_path)) == ["heads.json", "heads.md"]
+
+
+def test_crowded_labels_are_spread_apart_in_order_around_their_points():
+    ys = [17.0, 17.1, 16.9, 12.0, 17.05]
+    heights = bench.spread_label_heights(ys, min_gap=0.5)
+    ranked = sorted(range(len(ys)), key=lambda i: ys[i])
+    gaps = [heights[b] - heights[a] for a, b in zip(ranked, ranked[1:])]
+    assert min(gaps) >= 0.5 - 1e-9  # no two labels closer than the gap, order kept
+    assert abs(sum(heights) / 5 - sum(ys) / 5) < 1e-9  # centred on the points, not drifting up
+    assert heights[3] == 12.0  # a label with room stays at its point
+    assert bench.spread_label_heights([1.0, 5.0, 9.0], min_gap=0.5) == [1.0, 5.0, 9.0]
+
+
+def test_label_columns_group_points_that_are_close_in_x():
+    columns = bench.label_columns([1.0, 0.65, 1.3, 0.66, 1.02, 0.6], width=0.1)
+    assert sorted(sorted(c) for c in columns) == [[0, 4], [1, 3, 5], [2]]
+
+
+def test_the_figure_draws_from_a_saved_report(tmp_path):
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+    with open(os.path.join(docs, "bench_heads.json")) as f:
+        report = json.load(f)
+    path = str(tmp_path / "heads.png")
+    bench.plot(report, path)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
