@@ -70,7 +70,7 @@ bench: setup
 	$(PY) projects/Benchmarks/bench_export.py
 
 # End to end: the demo recipe and the same recipe with Detectron2's stock head, each trained
-# with 3 seeds (about 70 min on a 2-core CPU; not part of `make bench`). BENCH_QUICK=1: smoke run.
+# with 3 seeds (53 min on the 2-core CPU; not part of `make bench`). BENCH_QUICK=1: smoke run.
 bench-end-to-end: setup
 	$(PY) projects/Benchmarks/bench_end_to_end.py
 

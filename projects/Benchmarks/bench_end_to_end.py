@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """End to end: the demo recipe against the same recipe with Detectron2's stock head.
 
-    make bench-end-to-end                  # 3 seeds x 2 trainings of the demo config (about
-                                           # 70 min on a 2-core CPU, see docs/benchmarks.md)
+    make bench-end-to-end                  # 3 seeds x 2 trainings of the demo config (53 min
+                                           # on the 2-core CPU, see docs/benchmarks.md)
     BENCH_QUICK=1 make bench-end-to-end    # smoke run: 2 seeds, 20 iterations
 
 The head benchmark (``bench_heads.py``) trains heads on one frozen detector. Here the
