@@ -28,6 +28,7 @@ from ..config import add_kpext_config
 from ..data import invalid_record_policy
 from ..data.keypoint_metadata import is_side_free
 from ..evaluation import build_keypoint_evaluator
+from .amp import build_cpu_amp_trainer
 from .checkpoint import AtomicCheckpointer
 from .data import CheckedDatasetMapper, build_seeded_train_loader, pin_memory_for_device
 
@@ -142,6 +143,8 @@ class KpextTrainer(DefaultTrainer):
 
     * checkpoints written atomically (:class:`AtomicCheckpointer`);
     * several CPU processes train together (DDP without device ids on CPU);
+    * ``SOLVER.AMP.ENABLED`` on the CPU: bf16 autocast where the CPU has native bf16
+      (:func:`~kpext.engine.amp.build_cpu_amp_trainer`); CUDA keeps Detectron2's AMPTrainer;
     * non-finite losses stop training naming the iteration and the loss;
     * the data order follows ``SEED`` on every Detectron2 (:func:`build_seeded_train_loader`);
     * ``DATASETS.KPEXT.ON_INVALID`` applied to records and unreadable images;
@@ -169,9 +172,11 @@ class KpextTrainer(DefaultTrainer):
             )
         model = create_ddp_model(model, **ddp_args)
         if cfg.SOLVER.AMP.ENABLED and on_cpu:
-            raise ValueError("SOLVER.AMP.ENABLED needs CUDA (MODEL.DEVICE is cpu)")
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        self._trainer = trainer_cls(model, data_loader, optimizer)
+            # bf16 autocast where the CPU has native bf16, else float32 after a warning.
+            self._trainer = build_cpu_amp_trainer(model, data_loader, optimizer)
+        else:
+            trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+            self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
