@@ -7,9 +7,16 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CACHE := .cache
 STAMP := $(VENV)/.kpext-setup
-# torch 2.12.1 + torchvision 0.27.1: a matched pair that loads on a CPU-only machine
-# (this machine's pip also sees a local torch 2.13.0+cpu that has no torchvision).
-TORCH := torch==2.12.1 torchvision==0.27.1
+# Every package below, and everything they pull in, is installed at the version in the constraints
+# file: the versions `make test` and `make test-upstream` last passed with (torch 2.12.1 and
+# torchvision 0.27.1, a matched pair that loads on a CPU-only machine, among them). Refresh it with
+# tools/refresh_constraints.sh, which installs with CONSTRAINTS= (empty: unpinned), runs both test
+# suites and writes the file anew; the lists here keep ranges only. (When refreshing, check that
+# torch and torchvision still came as a matched pair: this machine's pip also sees a local torch
+# 2.13.0+cpu that has no torchvision.)
+CONSTRAINTS := constraints.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+TORCH := torch torchvision
 DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools \
         opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
@@ -19,10 +26,10 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
 
 setup: $(STAMP)
 
-$(STAMP): Makefile setup.py tools/install_detectron2.sh
+$(STAMP): Makefile setup.py tools/install_detectron2.sh $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(PIP) install -q $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
-	set -o pipefail; $(PIP) install -q $(DEPS) 2>&1 | { grep -v "is ignored" || true; }
+	set -o pipefail; $(PIP) install -q $(PIN) $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
+	set -o pipefail; $(PIP) install -q $(PIN) $(DEPS) 2>&1 | { grep -v "is ignored" || true; }
 	bash tools/install_detectron2.sh $(PY) $(CACHE)
 	set -o pipefail; $(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import kpext, torchvision; print('kpext', kpext.__version__, 'ready; torch', __import__('torch').__version__, 'torchvision', torchvision.__version__)"
@@ -51,12 +58,12 @@ test: setup
 UPSTREAM_VENV := .venv-upstream
 D2_SRC ?= $(firstword $(wildcard ../shared/deps/detectron2-main-*.tar.gz))
 test-upstream: setup
-	bash tools/install_upstream_detectron2.sh $(VENV) $(UPSTREAM_VENV) "$(D2_SRC)"
+	bash tools/install_upstream_detectron2.sh $(VENV) $(UPSTREAM_VENV) "$(D2_SRC)" "$(CONSTRAINTS)"
 	$(UPSTREAM_VENV)/bin/python -m pytest tests -q
 
 # Lint with ruff (ruff.toml); not part of CI. Installs ruff into .venv if it is missing.
 lint: setup
-	$(PY) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
+	$(PY) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q $(PIN) ruff
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 

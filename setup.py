@@ -3,6 +3,9 @@
 torch, torchvision and detectron2 are not listed: like Detectron2's own
 projects, kpext leaves their builds to the user (see README: `make setup`
 installs a working set on a CPU machine; on a GPU use your CUDA builds).
+Requirements are ranges, never pins: installing kpext into an existing
+Detectron2 environment must not downgrade it. The exact versions the tests
+last passed with are in constraints.txt, which only `make setup` applies.
 """
 
 from setuptools import find_packages, setup
@@ -27,5 +30,6 @@ setup(
         "Pillow",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    # ONNX export and onnxruntime inference (kpext.export imports them when used)
+    extras_require={"test": ["pytest"], "export": ["onnx", "onnxruntime"]},
 )

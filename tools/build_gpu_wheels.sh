@@ -14,7 +14,7 @@
 #   * kpext itself.
 # Torch, torchvision, numpy, opencv... are NOT included: the GPU machine has its own.
 # The wheels are installed there with --no-deps, so their requirement lists never pull
-# anything else (detectron2 0.6's pins, e.g. black==21.4b2, are ignored).
+# anything else (detectron2 0.6's own pins, e.g. iopath<0.1.10, are not consulted).
 #
 # Usage: tools/build_gpu_wheels.sh PYTHON WHEELHOUSE CACHE_DIR
 #   PYTHON: the environment built by `make setup` (its versions are the ones pinned).

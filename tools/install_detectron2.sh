@@ -26,7 +26,22 @@ sed -i \
   -e 's/package_data={"detectron2.model_zoo": get_model_zoo_configs()},/package_data={"detectron2.model_zoo": ["configs\/**\/*.yaml", "configs\/**\/*.py"]},/' \
   "$SRC/setup.py"
 grep -q 'ext_modules=\[\],' "$SRC/setup.py" || { echo "install_detectron2: setup.py layout changed, cannot disable the C++ build" >&2; exit 1; }
-# Its install_requires pin old tools (black==21.4b2): the real needs are installed by the Makefile.
+# Three of its install_requires serve code that no kpext path runs, so they are dropped from the
+# installed metadata rather than installed (then `pip check` is clean without them):
+#   black==21.4b2  only LazyConfig.to_py (pretty-printing a Python config) imports it; kpext's
+#                  configs are YAML. That 2021 beta also breaks on current click.
+#   future, pydot  "used by caffe2": caffe2 export, which is not installed (kpext.compat
+#                  assembles detectron2.export without caffe2); no detectron2 module imports them.
+sed -i \
+  -e '/^ *"black==21.4b2",$/d' \
+  -e '/^ *"future",  # used by caffe2$/d' \
+  -e '/^ *"pydot",  # used to save caffe2 SVGs$/d' \
+  "$SRC/setup.py"
+if grep -q -E '"(black|future|pydot)[=",]' "$SRC/setup.py"; then
+  echo "install_detectron2: setup.py layout changed, cannot drop black/future/pydot" >&2; exit 1
+fi
+# --no-deps: its remaining requirements are installed by the Makefile at the constraints file's
+# versions (`pip check` then finds them all).
 "$PY" -m pip install -q --no-deps --no-build-isolation "$SRC"
 "$PY" - <<'PYEOF'
 import importlib.util, os
