@@ -1,10 +1,11 @@
-"""Training and inference set-up: the kpext trainer, checkpoints, launch and the config set-up
-used by the projects' scripts."""
+"""Training and inference set-up: the kpext trainer, checkpoints, launch, the config set-up
+used by the projects' scripts, and the predictor that refuses weights that do not fit."""
 
 from .checkpoint import AtomicCheckpointer
 from .data import build_seeded_train_loader, data_order_seed
 from .inference import check_inference_weights, load_inference_cfg
 from .launch import launch
+from .predictor import KpextPredictor
 from .trainer import (
     KpextTrainer,
     check_horizontal_flip,
@@ -12,10 +13,13 @@ from .trainer import (
     describe_divergence,
     setup_cfg,
 )
+from .weights import WeightsMismatchError, load_checked_weights
 
 __all__ = [
     "AtomicCheckpointer",
+    "KpextPredictor",
     "KpextTrainer",
+    "WeightsMismatchError",
     "build_seeded_train_loader",
     "check_horizontal_flip",
     "check_inference_weights",
@@ -23,6 +27,7 @@ __all__ = [
     "data_order_seed",
     "describe_divergence",
     "launch",
+    "load_checked_weights",
     "load_inference_cfg",
     "setup_cfg",
 ]

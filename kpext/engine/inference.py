@@ -1,10 +1,11 @@
-"""Config set-up for scripts that run a trained model (demo.py, count_reps.py): every
-problem found before the model is built becomes one ``ValueError`` line naming the file."""
+"""Config set-up for scripts that run a trained model (demo.py, count_reps.py, KpextPredictor):
+every problem found before the model is built becomes one ``ValueError`` line naming the file.
+Whether the weights fit the model is checked as they load (:mod:`kpext.engine.weights`)."""
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from detectron2.config import CfgNode, get_cfg
 
@@ -12,9 +13,12 @@ from ..config import add_kpext_config
 from .trainer import check_keypoint_count
 
 
-def load_inference_cfg(config_file: str, opts: Sequence[str], score_threshold: float) -> CfgNode:
+def load_inference_cfg(
+    config_file: str, opts: Sequence[str], score_threshold: Optional[float]
+) -> CfgNode:
     """kpext's config: defaults + ``config_file`` + ``opts`` (``KEY VALUE`` pairs), the
-    detection score threshold set, frozen, and its keypoint count checked against the datasets.
+    detection score threshold set (None: the config's), frozen, and its keypoint count
+    checked against the datasets.
 
     Raises ValueError for a missing file, YAML errors, unknown keys, an odd number of
     overrides, or a keypoint count that differs from the datasets'.
@@ -28,8 +32,9 @@ def load_inference_cfg(config_file: str, opts: Sequence[str], score_threshold: f
         cfg.merge_from_list(list(opts))
     except Exception as e:  # yaml errors, unknown keys, odd override counts
         raise ValueError(f"bad config {config_file} {' '.join(opts)}: {one_line(e)}") from None
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
-    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = score_threshold
+    if score_threshold is not None:
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
+        cfg.MODEL.RETINANET.SCORE_THRESH_TEST = score_threshold
     cfg.freeze()
     try:
         check_keypoint_count(cfg)

@@ -2,10 +2,9 @@
 """Run a trained kpext model on images or a video and draw boxes and skeletons.
 
     # images: files, globs or folders; one picture per input into the output folder
-    python projects/PoseEstimation/demo.py \\
-        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
+    python projects/PoseEstimation/demo.py --config-file output/demo/config.yaml \\
         --input 'datasets/synthetic/val/images/00000[1-4].jpg' --output out/ \\
-        MODEL.WEIGHTS model_final.pth
+        MODEL.WEIGHTS output/demo/model_final.pth
 
     # an exported model (export_model.py --format onnx) on onnxruntime, no weights needed
     python projects/PoseEstimation/demo.py --config-file CFG --onnx model.onnx \\
@@ -27,7 +26,9 @@ frame (black if none came before), so the output has as many frames as the
 input; its JSON line has no persons and ``"decoded": false``.
 
 Bad input (a missing file, an unreadable image, a video that cannot be opened,
-a config without weights) stops with a one-line error and exit status 1; the
+a config without weights, weights that do not fit the model the config builds: the
+error names the parameters and the ``config.yaml`` saved beside the weights) stops
+with a one-line error and exit status 1; the
 video and JSON lines are written under temporary names and renamed only when
 complete.
 """
@@ -48,6 +49,7 @@ import kpext  # noqa: F401  (registers kpext heads and datasets; must come befor
 from kpext.data.keypoint_metadata import keypoint_metadata_from_category, model_oks_sigmas
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
+from kpext.engine.predictor import KpextPredictor
 from kpext.export import ExportError, OnnxPredictor
 from kpext.io import atomic_path
 from kpext.modeling.postprocess import POSE_NMS_METHODS
@@ -68,7 +70,6 @@ from kpext.visualization import draw_keypoint_predictions
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
-from detectron2.engine import DefaultPredictor
 
 MAX_REPORTED_FRAMES = 20  # undecodable frames reported one by one; more are summed up at the end
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -177,7 +178,8 @@ def check_weights(cfg: CfgNode, config_file: str) -> None:
 
 
 def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
-    """DefaultPredictor (BGR image -> {"instances": ...}), then pose NMS (``--pose-nms``)."""
+    """KpextPredictor (BGR image -> {"instances": ...}; refuses weights that do not fit the
+    model), or the --onnx model; then pose NMS (``--pose-nms``)."""
     if args.onnx:
         try:
             predictor = OnnxPredictor(args.onnx, cfg)
@@ -186,8 +188,10 @@ def build_predictor(cfg: CfgNode, args: argparse.Namespace) -> Predictor:
         sigmas = model_oks_sigmas(cfg)
         return with_pose_nms(predictor, sigmas, args.pose_nms, args.pose_nms_threshold)
     try:
-        predictor = DefaultPredictor(cfg)
-    except Exception as e:  # a corrupt or mismatched checkpoint
+        predictor = KpextPredictor(cfg, args.config_file)
+    except ValueError as e:  # weights that do not fit the model, an unreadable file
+        raise DemoError(str(e)) from None
+    except Exception as e:  # a model the config cannot build
         raise DemoError(f"cannot load the model from {cfg.MODEL.WEIGHTS}: {one_line(e)}") from None
     return with_pose_nms(predictor, model_oks_sigmas(cfg), args.pose_nms, args.pose_nms_threshold)
 

@@ -18,7 +18,8 @@ Graph (both formats; see ``kpext/export.py``):
 
 Run it with ``kpext.export.OnnxPredictor(path, cfg)`` (BGR image in, Instances out) or
 ``demo.py --onnx PATH``. Bad input (a config the export cannot honour, a missing
-file) stops with a one-line error and exit status 1.
+file, weights that do not fit the model the config builds: the error names the parameters and
+the ``config.yaml`` saved beside the weights) stops with a one-line error and exit status 1.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import torch
 
 import kpext  # noqa: F401  (registers kpext heads and datasets)
 from kpext.engine.inference import one_line
+from kpext.engine.weights import load_checked_weights
 from kpext.export import EXPORT_FORMATS, ExportError, export_model, load_predictor, preprocess
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
@@ -100,9 +101,9 @@ def run(args: argparse.Namespace) -> None:
         raise ExportError(f"cannot read image {image_path}")
     model = build_model(cfg)
     try:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    except Exception as e:
-        raise ExportError(f"cannot load {cfg.MODEL.WEIGHTS}: {one_line(e)}") from None
+        load_checked_weights(model, cfg.MODEL.WEIGHTS, args.config_file)
+    except ValueError as e:  # weights that do not fit the model, an unreadable file
+        raise ExportError(str(e)) from None
     model.eval()
     start = time.perf_counter()
     export_model(model, cfg, image, args.output, args.format)

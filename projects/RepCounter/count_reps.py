@@ -4,8 +4,7 @@
     # run a trained model on the video
     python projects/RepCounter/count_reps.py \\
         --video-input squats.mp4 --output out/squats_count.mp4 \\
-        --config-file configs/synthetic/keypoint_rcnn_R18_FPN_kpext.yaml \\
-        MODEL.WEIGHTS model_final.pth
+        --config-file output/demo/config.yaml MODEL.WEIGHTS output/demo/model_final.pth
 
     # or reuse the poses demo.py (or make_synthetic_video.py) wrote
     python projects/RepCounter/count_reps.py --keypoints-jsonl out/squats.jsonl \\
@@ -35,6 +34,7 @@ import tqdm
 import kpext  # noqa: F401  (registers kpext heads and datasets; must come before model code)
 from kpext.data.keypoint_metadata import model_oks_sigmas
 from kpext.engine.inference import check_inference_weights, load_inference_cfg
+from kpext.engine.predictor import KpextPredictor
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     FrameResult,
@@ -134,15 +134,14 @@ def keypoint_metadata_of(cfg):
 
 def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameResult]:
     """Detect, track and smooth every frame; the results keep no images (the video is read
-    again to draw)."""
-    from detectron2.engine import DefaultPredictor
-
+    again to draw). Weights that do not fit the model stop it, naming the config to use."""
     try:
         check_inference_weights(cfg, args.config_file)
+        model = KpextPredictor(cfg, args.config_file)
     except ValueError as e:
         raise CountError(str(e)) from None
     sigmas = model_oks_sigmas(cfg)
-    predictor = with_pose_nms(DefaultPredictor(cfg), sigmas, args.pose_nms)
+    predictor = with_pose_nms(model, sigmas, args.pose_nms)
     smoother = (
         KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold)
         if args.smooth
