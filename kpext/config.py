@@ -32,6 +32,10 @@ def add_kpext_config(cfg: CN) -> None:
     # resolution within this many heatmap cells (plus half an output pixel) of the
     # heatmap's argmax cell.
     cfg.MODEL.KPEXT.DECODE_WINDOW = 1.0
+    # RoIAlign kernel of the ROIPoolers that KpextTrainer builds: "auto" = kpext's sparse-matrix
+    # kernel (kpext.modeling.roi_align) when MODEL.DEVICE is cpu, torchvision's on CUDA;
+    # "torchvision" = always torchvision's.
+    cfg.MODEL.KPEXT.ROI_ALIGN = "auto"
 
     # The network of KpextKRCNNHead (Detectron2's one-hot targets and loss, not TARGET's) and of
     # KRCNNCodecKeypointHead (the same network, TARGET's codec).

@@ -28,6 +28,7 @@ from ..config import add_kpext_config
 from ..data import invalid_record_policy
 from ..data.keypoint_metadata import is_side_free
 from ..evaluation import build_keypoint_evaluator
+from ..modeling.roi_align import configure_roi_align
 from .amp import build_cpu_amp_trainer
 from .checkpoint import AtomicCheckpointer
 from .data import CheckedDatasetMapper, build_seeded_train_loader, pin_memory_for_device
@@ -197,6 +198,22 @@ class KpextTrainer(DefaultTrainer):
             raise FloatingPointError(
                 describe_divergence(self.iter, self._loss_recorder.losses)
             ) from e
+
+    @classmethod
+    def build_model(cls, cfg):
+        """Detectron2's model; on the CPU its ROIPoolers use kpext's RoIAlign kernel
+        (``MODEL.KPEXT.ROI_ALIGN``, :func:`kpext.modeling.roi_align.configure_roi_align`)."""
+        model = super().build_model(cfg)
+        fast = configure_roi_align(model, cfg)
+        logging.getLogger(__name__).info(
+            "RoIAlign: %d level poolers use kpext's CPU kernel (MODEL.KPEXT.ROI_ALIGN %r, "
+            "MODEL.DEVICE %s)%s",
+            fast,
+            cfg.MODEL.KPEXT.ROI_ALIGN,
+            cfg.MODEL.DEVICE,
+            "" if fast else "; torchvision's roi_align everywhere",
+        )
+        return model
 
     @classmethod
     def build_train_loader(cls, cfg):
