@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from script_loading import load_script
 from torchvision.ops import roi_align
 
 from kpext import add_kpext_config
@@ -305,3 +306,16 @@ def test_the_torchvision_setting_and_cuda_leave_the_poolers_alone(trainer_log):
     assert all(type(p) is ROIAlign for p in levels)
     with pytest.raises(ValueError, match="MODEL.KPEXT.ROI_ALIGN"):
         configure_roi_align(model, tiny_cfg("fast"))
+
+
+def test_the_benchmark_prints_ratios_with_intervals(capsys):
+    bench = load_script("kpext_bench_roi_align", "projects", "Benchmarks", "bench_roi_align.py")
+    tiny = ["--images", "2", "--image-size", "64", "--channels", "8", "--box-rois", "16"]
+    assert bench.main(["--quick", *tiny, "--keypoint-rois", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU: " in out and "avx512_bf16" in out and "amx_bf16" in out
+    rows = [line for line in out.splitlines() if line.startswith(("box pooler", "keypoint pooler"))]
+    assert len(rows) == 4  # each workload described, then timed at one thread count
+    assert all(line.rstrip().endswith("]") for line in rows[2:])
+    low, high = bench.bootstrap_ratio([2.0, 2.2, 1.8, 2.1], [1.0, 1.1, 0.9, 1.0], 200)
+    assert 1.5 < low <= 2.0 <= high < 2.5
