@@ -20,7 +20,9 @@ def add_kpext_config(cfg: CN) -> None:
     ``MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS`` (True: divide by the
     keypoints with a target; False: by K x ROI_HEADS.BATCH_SIZE_PER_IMAGE x POSITIVE_FRACTION
     per image), its number of keypoints from ``NUM_KEYPOINTS``; only KpextKRCNNHead reads
-    ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``.
+    ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``. ``SOLVER.AMP.ENABLED`` on the CPU (KpextTrainer):
+    bf16 autocast where the CPU has native bf16 (amx_bf16 or avx512_bf16), else float32 after a
+    warning (:mod:`kpext.engine.amp`); on CUDA, Detectron2's fp16 AMPTrainer.
     """
     cfg.MODEL.KPEXT = CN()
     # Weight of the OKS loss, 1 - OKS of soft-argmax keypoints (dataset sigmas, box area as
