@@ -128,6 +128,8 @@ def test_kpext_trainer_uses_bf16_autocast_on_a_native_bf16_cpu(
     trainer.resume_or_load(resume=False)
     trainer.train()
     assert set(seen["conv"]) == {torch.bfloat16}
+    for losses in seen["losses"]:  # with the RoIAlign KpextTrainer builds (MODEL.KPEXT.ROI_ALIGN)
+        assert set(losses.values()) == {torch.float32}, losses
     assert (tmp_path / "model_final.pth").is_file()
 
 
