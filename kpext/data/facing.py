@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 __all__ = [
     "FACING_CLASSES",
+    "FACING_VIEWS",
+    "facing_view",
     "UNKNOWN_FACING",
     "facing_class",
     "mirrored_yaw",
@@ -24,6 +26,9 @@ __all__ = [
 
 FACING_CLASSES = ("front", "back", "facing_right", "facing_left")
 UNKNOWN_FACING = -1  # no yaw in the annotation: no target
+# The views an evaluation groups people by (how hard their sides are to tell): from the front
+# (|yaw| < 30), obliquely (30-60 or 120-150), in profile (60-120), from behind (> 150).
+FACING_VIEWS = ("front", "oblique", "profile", "back")
 
 
 def wrap_yaw(yaw: float) -> float:
@@ -48,6 +53,21 @@ def facing_class(yaw: Optional[float]) -> int:
     if abs(wrapped) >= 135.0:
         return 1
     return 2 if wrapped > 0 else 3
+
+
+def facing_view(yaw: Optional[float]) -> Optional[str]:
+    """The :data:`FACING_VIEWS` entry of a yaw (degrees, any turn), None for None. Bounds go to
+    the view nearer the profile (30 is oblique, 60 profile, 120 profile, 150 oblique)."""
+    if yaw is None:
+        return None
+    turned = abs(wrap_yaw(yaw))
+    if turned < 30.0:
+        return "front"
+    if turned > 150.0:
+        return "back"
+    if 60.0 <= turned <= 120.0:
+        return "profile"
+    return "oblique"
 
 
 def read_yaw(annotation: dict) -> Optional[float]:

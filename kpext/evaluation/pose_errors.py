@@ -38,7 +38,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.facing import FACING_VIEWS, facing_view, read_yaw
+
 __all__ = [
+    "GROUPINGS",
     "ERROR_CLASSES",
     "MATCH_OKS",
     "classify_keypoint_errors",
@@ -53,6 +56,58 @@ GOOD_KS = 0.85
 JITTER_KS = 0.5
 MATCH_OKS = 0.1
 MAX_DETECTIONS = 20  # per image, as COCO's keypoint AP
+# COCO's area ranges (pixels^2): small below 32^2, large above 96^2.
+SIZE_BOUNDS = (32.0**2, 96.0**2)
+# Who the classes are broken down for: each grouping names a person's group, or None when the
+# annotation does not say (then that grouping is left out of the breakdown).
+GROUPINGS = ("view", "style", "size")
+
+
+def person_groups(person: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    """A matched person's group in each of :data:`GROUPINGS`: ``view`` from its ``"yaw"``
+    (:func:`kpext.data.facing.facing_view`; the synthetic sets write it), ``style`` from its
+    ``"style"`` (the synthetic sets' drawing style), ``size`` from its area (COCO's small /
+    medium / large)."""
+    style = person.get("style")
+    area = float(person.get("area", 0.0))
+    size = "small" if area < SIZE_BOUNDS[0] else "medium" if area <= SIZE_BOUNDS[1] else "large"
+    return {
+        "view": facing_view(read_yaw(person)),
+        "style": style if isinstance(style, str) else None,
+        "size": size,
+    }
+
+
+def _new_counts() -> Dict[str, int]:
+    return {name: 0 for name in ERROR_CLASSES + ("inversion_left_right",)}
+
+
+def _count(counts: Dict[str, int], cls: str) -> None:
+    """Add one keypoint of class ``cls`` (``inversion_left_right`` counts as an inversion too)."""
+    if cls == "inversion_left_right":
+        counts["inversion_left_right"] += 1
+        cls = "inversion"
+    counts[cls] += 1
+
+
+def _shares(counts: Mapping[str, int]) -> Dict[str, float]:
+    total = sum(counts[name] for name in ERROR_CLASSES)
+    return {name: (counts[name] / total if total else math.nan) for name in counts}
+
+
+def _group_rows(groups: Mapping[str, Dict[str, int]], total: int, order=()) -> Dict[str, Dict]:
+    """``{group: {keypoints, share_of_keypoints, counts, shares}}``, groups in ``order`` first."""
+    names = [g for g in order if g in groups] + sorted(g for g in groups if g not in order)
+    rows = {}
+    for name in names:
+        n = sum(groups[name][c] for c in ERROR_CLASSES)
+        rows[name] = {
+            "keypoints": n,
+            "share_of_keypoints": n / total if total else math.nan,
+            "counts": dict(groups[name]),
+            "shares": _shares(groups[name]),
+        }
+    return rows
 
 
 def _keypoints(record: Mapping[str, Any]) -> np.ndarray:
@@ -181,8 +236,11 @@ def pose_error_breakdown(
     Returns:
         ``keypoints`` (classified), ``counts`` and ``shares`` of each class of
         :data:`ERROR_CLASSES` plus ``inversion_left_right`` (a subset of ``inversion``),
-        ``people``, ``people_matched``, ``people_unmatched``; with ``oracle_ap``: ``ap`` and
-        ``oracle_ap`` (class -> AP with that class corrected).
+        ``people``, ``people_matched``, ``people_unmatched``; ``by_keypoint`` (K entries:
+        ``keypoints``, ``counts``, ``shares`` of that keypoint); ``by_view``, ``by_style``,
+        ``by_size`` (group -> ``keypoints``, ``share_of_keypoints``, ``counts``, ``shares``;
+        each only when some matched person has that attribute: :func:`person_groups`); with
+        ``oracle_ap``: ``ap`` and ``oracle_ap`` (class -> AP with that class corrected).
     """
     sigmas_np = np.asarray(sigmas, dtype=np.float64)
     people: Dict[Any, List[Mapping]] = defaultdict(list)
@@ -194,8 +252,9 @@ def pose_error_breakdown(
         if "keypoints" in det:
             detections[det["image_id"]].append(det)
 
-    counts = {name: 0 for name in ERROR_CLASSES}
-    counts["inversion_left_right"] = 0
+    counts = _new_counts()
+    by_group: Dict[str, Dict[str, Dict[str, int]]] = {g: defaultdict(_new_counts) for g in GROUPINGS}
+    by_keypoint = [_new_counts() for _ in counterpart]
     num_people = sum(len(p) for p in people.values())
     matched_people = 0
     corrected: Dict[str, List[Dict]] = {name: [] for name in CORRECTED_CLASSES}
@@ -218,23 +277,33 @@ def pose_error_breakdown(
                     if cls is not None and cls.startswith(name):
                         fixed[k, :2] = gt[k, :2]
                 corrected[name].append({**det, "keypoints": fixed.reshape(-1).tolist()})
-            for cls in classes:
+            groups = [
+                by_group[g][name] for g, name in person_groups(person).items() if name is not None
+            ]
+            for k, cls in enumerate(classes):
                 if cls is None:
                     continue
-                if cls == "inversion_left_right":
-                    counts["inversion_left_right"] += 1
-                    cls = "inversion"
-                counts[cls] += 1
+                for tally in [counts, by_keypoint[k]] + groups:
+                    _count(tally, cls)
     total = sum(counts[name] for name in ERROR_CLASSES)
-    shares = {name: (counts[name] / total if total else math.nan) for name in counts}
     result: Dict[str, Any] = {
         "keypoints": total,
         "counts": counts,
-        "shares": shares,
+        "shares": _shares(counts),
         "people": num_people,
         "people_matched": matched_people,
         "people_unmatched": num_people - matched_people,
+        # K entries: each keypoint's classes (of its labelled points of matched people)
+        "by_keypoint": [
+            {"keypoints": sum(c[n] for n in ERROR_CLASSES), "counts": c, "shares": _shares(c)}
+            for c in by_keypoint
+        ],
     }
+    orders = {"view": FACING_VIEWS, "size": ("small", "medium", "large")}
+    for grouping in GROUPINGS:  # by_view, by_style, by_size: only groupings the data has
+        if by_group[grouping]:
+            rows = _group_rows(by_group[grouping], total, orders.get(grouping, ()))
+            result[f"by_{grouping}"] = rows
     if oracle_ap:
         result["ap"] = _keypoint_ap(coco_gt, list(predictions), sigmas)
         result["oracle_ap"] = {
@@ -244,8 +313,12 @@ def pose_error_breakdown(
     return result
 
 
-def format_pose_errors(breakdown: Mapping[str, Any]) -> str:
-    """Two lines: the share of each class, and the oracle APs (when computed)."""
+def format_pose_errors(
+    breakdown: Mapping[str, Any], keypoint_names: Optional[Sequence[str]] = None
+) -> str:
+    """A few lines: the share of each class, the oracle APs (when computed), good and
+    left/right inversions by view (when the people have a yaw) and by style, and the keypoints
+    most often inverted (named by ``keypoint_names`` when given)."""
     shares = breakdown["shares"]
     if not breakdown["keypoints"]:
         return "keypoint errors: no labelled keypoint of a matched person"
@@ -258,4 +331,24 @@ def format_pose_errors(breakdown: Mapping[str, Any]) -> str:
     if "oracle_ap" in breakdown:
         oracle = ", ".join(f"{k} {v:.1f}" for k, v in breakdown["oracle_ap"].items())
         lines.append(f"keypoint AP {breakdown['ap']:.1f}; with each class corrected: {oracle}")
+    for grouping in ("view", "style"):
+        rows = breakdown.get(f"by_{grouping}")
+        if rows:
+            cells = [
+                f"{name} ({row['share_of_keypoints']:.0%}) good {row['shares']['good']:.1%} "
+                f"l/r {row['shares']['inversion_left_right']:.1%}"
+                for name, row in rows.items()
+            ]
+            lines.append(f"by {grouping}: " + "; ".join(cells))
+    inverted = [
+        (row["shares"]["inversion"], k)
+        for k, row in enumerate(breakdown.get("by_keypoint", []))
+        if row["keypoints"]
+    ]
+    if inverted:
+        worst = sorted(inverted, reverse=True)[:4]
+        names = keypoint_names or [str(k) for k in range(len(breakdown["by_keypoint"]))]
+        lines.append(
+            "most inverted: " + ", ".join(f"{names[k]} {share:.0%}" for share, k in worst)
+        )
     return "\n".join(lines)

@@ -108,6 +108,13 @@ def _pose_errors(name: str, ground_truth: str, predictions: str, sigmas) -> Opti
     )
 
 
+def _keypoint_names(dataset_name: str) -> Optional[List[str]]:
+    from detectron2.data import MetadataCatalog
+
+    names = MetadataCatalog.get(dataset_name).get("keypoint_names", None)
+    return list(names) if names else None
+
+
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The summary as a few lines of text."""
     lines = []
@@ -120,7 +127,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         if row["tall_people"] is not None:
             lines.append("  " + format_tall_person_recall(row["tall_people"], "", TALL_FRACTION))
         if row.get("keypoint_errors"):
-            errors = format_pose_errors(row["keypoint_errors"])
+            errors = format_pose_errors(row["keypoint_errors"], _keypoint_names(row["name"]))
             lines += ["  " + line for line in errors.split("\n")]
     return "\n".join(lines)
 

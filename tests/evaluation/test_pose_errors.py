@@ -169,3 +169,50 @@ def test_no_matched_person_gives_nan_shares():
     assert result["keypoints"] == 0 and result["people_unmatched"] == 1
     assert math.isnan(result["shares"]["good"])
     assert "no labelled keypoint" in format_pose_errors(result)
+
+
+def test_classes_are_broken_down_by_view_style_size_and_keypoint(scene):
+    """The placed errors counted again per group, by hand: A faces the camera (yaw 10) in the
+    classic style, C is seen from behind (yaw -170, silhouette), B in profile, D obliquely (yaw
+    135) and without a style; E (undetected) counts nowhere. All have area 10000 > 96^2: large."""
+    data, predictions = scene
+    for ann, yaw, style in zip(
+        data["annotations"],
+        (10.0, 95.0, -170.0, 135.0, 0.0),
+        ("classic", "classic", "silhouette", None, "classic"),
+    ):
+        ann["yaw"] = yaw
+        if style:
+            ann["style"] = style
+    result = pose_error_breakdown(data, predictions, SIGMAS, COUNTERPART, oracle_ap=False)
+    views = result["by_view"]
+    assert list(views) == ["front", "oblique", "profile", "back"]
+    assert views["front"]["counts"] == {  # A
+        "good": 2, "jitter": 1, "inversion": 1, "swap": 1, "miss": 0, "inversion_left_right": 1
+    }  # fmt: skip
+    assert views["profile"]["counts"]["good"] == 5  # B
+    assert views["back"]["counts"]["inversion_left_right"] == 4  # C: every side exchanged
+    assert views["back"]["shares"]["inversion_left_right"] == pytest.approx(4 / 5)
+    assert views["oblique"]["keypoints"] == 4  # D: one of its five unlabelled
+    assert views["back"]["share_of_keypoints"] == pytest.approx(5 / 19)
+    styles = result["by_style"]
+    assert {k: v["keypoints"] for k, v in styles.items()} == {"classic": 10, "silhouette": 5}
+    assert list(result["by_size"]) == ["large"] and result["by_size"]["large"]["keypoints"] == 19
+    per_keypoint = result["by_keypoint"]
+    # right_hand (4): A's swap, B good, C's inversion onto left_hand, D miss
+    assert per_keypoint[4]["counts"] == {
+        "good": 1, "jitter": 0, "inversion": 1, "swap": 1, "miss": 1, "inversion_left_right": 1
+    }  # fmt: skip
+    assert per_keypoint[2]["keypoints"] == 3  # right_eye: unlabelled on D
+    assert sum(row["keypoints"] for row in per_keypoint) == result["keypoints"]
+    text = format_pose_errors(result, NAMES)
+    assert "by view: front (26%) good 40.0% l/r 20.0%" in text
+    assert "back (26%) good 20.0% l/r 80.0%" in text
+    assert text.splitlines()[-1].startswith("most inverted: ")
+
+
+def test_without_yaw_or_style_there_is_no_view_or_style_breakdown(scene):
+    data, predictions = scene
+    result = pose_error_breakdown(data, predictions, SIGMAS, COUNTERPART, oracle_ap=False)
+    assert "by_view" not in result and "by_style" not in result
+    assert "by view" not in format_pose_errors(result)
