@@ -28,9 +28,10 @@ from typing import List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# E402 below is expected: kpext is importable only after the sys.path set-up above.
+# E402 below is expected: kpext is importable only after the sys.path set-up above. kpext_synth
+# (the converter, not installed) is found beside this script.
 from kpext.data import KeypointDataError  # noqa: E402
-from kpext.data.faces import BOX_MODES, KAGGLE_IMAGE_SIZE, convert_kaggle_csv  # noqa: E402
+from kpext_synth.kaggle import BOX_MODES, KAGGLE_IMAGE_SIZE, convert_kaggle_csv  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

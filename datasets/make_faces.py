@@ -24,14 +24,15 @@ from typing import Dict, List, Optional
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# E402 below is expected: kpext is importable only after the sys.path set-up above.
-from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
-from kpext.data.synthetic.faces import (  # noqa: E402
+# E402 below is expected: kpext is importable only after the sys.path set-up above. kpext_synth
+# (the renderers, not installed) is found beside this script.
+from kpext_synth.faces import (  # noqa: E402
     DEFAULT_FACE_SPLITS,
     FaceSynthConfig,
     face_split_is_current,
     generate_face_split,
 )
+from kpext_synth.generation import add_split_arguments, split_configs_from_args  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

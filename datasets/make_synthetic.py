@@ -27,10 +27,11 @@ from typing import Dict, List, Optional, Tuple
 if importlib.util.find_spec("kpext") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# E402 below is expected: kpext is importable only after the sys.path set-up above.
+# E402 below is expected: kpext is importable only after the sys.path set-up above. kpext_synth
+# (the renderers, not installed) is found beside this script.
 from kpext.data.builtin import synthetic_annotation_path  # noqa: E402
-from kpext.data.generation import add_split_arguments, split_configs_from_args  # noqa: E402
-from kpext.data.synthetic.people import (  # noqa: E402
+from kpext_synth.generation import add_split_arguments, split_configs_from_args  # noqa: E402
+from kpext_synth.people import (  # noqa: E402
     DEFAULT_SPLITS,
     STYLES,
     SyntheticConfig,
@@ -109,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.preview:
-        from kpext.data.synthetic.preview import write_style_preview
+        from kpext_synth.preview import write_style_preview
 
         write_style_preview(args.preview)
         print(f"style examples -> {args.preview}")

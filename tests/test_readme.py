@@ -20,9 +20,9 @@ import pytest
 import torch
 
 import kpext
-from kpext.data.synthetic.people import SyntheticConfig
-from kpext.data.synthetic.scene import render_image
 from kpext.engine import WeightsMismatchError
+from kpext_synth.people import SyntheticConfig
+from kpext_synth.scene import render_image
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg

@@ -5,7 +5,8 @@ drawn only in styles that training never sees) point at
 ``<root>/synthetic/annotations/person_keypoints_<split>.json`` with images in
 ``<root>/synthetic/<split>/images``, ``root`` being ``$KPEXT_DATASETS``, else
 ``$DETECTRON2_DATASETS``, else ``datasets``. The files are generated on demand
-(by :mod:`kpext.data.synthetic.people`), usually after this module is imported,
+(by ``datasets/make_synthetic.py``, with the repository's ``kpext_synth.people``, which is
+not installed with kpext), usually after this module is imported,
 so the metadata is built from :data:`SYNTHETIC_CATEGORY` instead of the JSON; the
 records are still loaded lazily from the JSON, which must agree with it.
 

@@ -20,8 +20,8 @@ import torch
 from kpext_bench.reports import write_report
 
 import kpext  # noqa: F401
-from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 from kpext.engine import KpextTrainer
+from kpext_synth.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import read_image  # noqa: F401  (warms the import)

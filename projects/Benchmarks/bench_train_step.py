@@ -48,9 +48,9 @@ from kpext_bench.reports import git_commit, write_report
 import kpext
 from kpext.data import register_keypoint_coco
 from kpext.data.builtin import SYNTHETIC_CATEGORY, default_datasets_root, synthetic_split_files
-from kpext.data.synthetic.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 from kpext.engine import KpextTrainer, load_checked_weights
 from kpext.engine.amp import CPUAMPTrainer, cpu_flags, native_bf16_flags
+from kpext_synth.people import DEFAULT_SPLITS, ensure_synthetic_dataset
 
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog

@@ -7,7 +7,7 @@
         --background cluttered --output /tmp/reps/jumps.mp4
 
 The person is drawn with the synthetic dataset's renderer
-(:func:`kpext.data.synthetic.scene.render_people`), so a model trained on
+(:func:`kpext_synth.scene.render_people`, in ``datasets/``), so a model trained on
 ``kpext_synth_train`` can see them. Besides the video (mp4v) it writes
 
 * ``<stem>.jsonl``: the ground truth in ``demo.py``'s format, one line per frame,
@@ -24,17 +24,26 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from typing import Any, Dict, Iterator, List, Tuple
 
 import cv2
 import numpy as np
 
-from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic.background import draw_background
-from kpext.data.synthetic.body import LimbPose, PersonSpec
-from kpext.data.synthetic.colors import sample_person_colors
-from kpext.data.synthetic.parts import build_person
-from kpext.data.synthetic.scene import render_people
+# The renderer (datasets/kpext_synth) is part of the repository, not of the installed kpext.
+_DATASETS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "datasets"
+)
+if _DATASETS not in sys.path:
+    sys.path.append(_DATASETS)
+
+# E402 below is expected: kpext_synth is importable only after the sys.path set-up above.
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES  # noqa: E402
+from kpext_synth.background import draw_background  # noqa: E402
+from kpext_synth.body import LimbPose, PersonSpec  # noqa: E402
+from kpext_synth.colors import sample_person_colors  # noqa: E402
+from kpext_synth.parts import build_person  # noqa: E402
+from kpext_synth.scene import render_people  # noqa: E402
 
 _ANKLES = [COCO_PERSON_KEYPOINT_NAMES.index(n) for n in ("left_ankle", "right_ankle")]
 LEAD_FRAMES = 15  # standing still before the first and after the last repetition

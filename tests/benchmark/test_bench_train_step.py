@@ -6,7 +6,7 @@ import pytest
 import torch
 from script_loading import load_script
 
-from kpext.data.synthetic.people import SyntheticConfig, generate_split
+from kpext_synth.people import SyntheticConfig, generate_split
 
 bench = load_script("kpext_bench_train_step", "projects", "Benchmarks", "bench_train_step.py")
 

@@ -2,7 +2,7 @@
 
 import json
 
-from kpext.data.synthetic.people import generate_split
+from kpext_synth.people import generate_split
 
 
 def generate_and_read(root, cfg, split="train"):

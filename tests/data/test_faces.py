@@ -10,15 +10,7 @@ import numpy as np
 import pytest
 
 from kpext.data import KeypointDataError
-from kpext.data.faces import (
-    KAGGLE_CORE_KEYPOINTS,
-    convert_kaggle_csv,
-    face_annotation_path,
-    face_image_dir,
-    kaggle_columns,
-    read_kaggle_csv,
-    register_face_datasets,
-)
+from kpext.data.faces import face_annotation_path, face_image_dir, register_face_datasets
 from kpext.data.keypoint_metadata import pair_left_right_names
 from kpext.data.keypoint_sets import (
     FACE15_OKS_SIGMAS,
@@ -28,7 +20,13 @@ from kpext.data.keypoint_sets import (
     FACE68_SKELETON,
     KAGGLE_FACE_KEYPOINT_NAMES,
 )
-from kpext.data.synthetic.faces import FaceSynthConfig, face_csv_path, generate_face_split
+from kpext_synth.faces import FaceSynthConfig, face_csv_path, generate_face_split
+from kpext_synth.kaggle import (
+    KAGGLE_CORE_KEYPOINTS,
+    convert_kaggle_csv,
+    kaggle_columns,
+    read_kaggle_csv,
+)
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 

@@ -1,4 +1,4 @@
-"""kpext.data.generation: settings errors, per-split settings, all-or-nothing output files."""
+"""kpext_synth.generation: settings errors, per-split settings, all-or-nothing output files."""
 
 import json
 import os
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from kpext.data.generation import (
+from kpext_synth.generation import (
     atomic_output,
     check_count_and_seed,
     configs_for_splits,

@@ -18,13 +18,13 @@ from synthetic_helpers import generate_and_read
 
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKELETON
-from kpext.data.synthetic.body import LimbPose, PersonSpec
-from kpext.data.synthetic.people import (
+from kpext_synth.body import LimbPose, PersonSpec
+from kpext_synth.people import (
     GENERATOR_VERSION,
     SyntheticConfig,
     ensure_synthetic_dataset,
 )
-from kpext.data.synthetic.scene import render_image, render_people
+from kpext_synth.scene import render_image, render_people
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(REPO_ROOT, "datasets", "make_synthetic.py")

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic.background import draw_background
-from kpext.data.synthetic.body import sample_person_spec
-from kpext.data.synthetic.people import SyntheticConfig
-from kpext.data.synthetic.scene import render_people
-from kpext.data.synthetic.styles import sample_person_style
+from kpext_synth.background import draw_background
+from kpext_synth.body import sample_person_spec
+from kpext_synth.people import SyntheticConfig
+from kpext_synth.scene import render_people
+from kpext_synth.styles import sample_person_style
 
 WIDTH, HEIGHT = 192, 160
 MIRROR_STYLES = ("classic", "silhouette", "outline", "lowcontrast")

@@ -15,8 +15,8 @@ from synthetic_helpers import generate_and_read
 import kpext  # noqa: F401  (registers the built-in datasets)
 from kpext.data.builtin import synthetic_annotation_path, synthetic_image_dir
 from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
-from kpext.data.synthetic.body import PersonSpec
-from kpext.data.synthetic.people import (
+from kpext_synth.body import PersonSpec
+from kpext_synth.people import (
     DEFAULT_SPLITS,
     HELDOUT_STYLES,
     STYLES,
@@ -25,10 +25,10 @@ from kpext.data.synthetic.people import (
     SyntheticConfig,
     split_is_current,
 )
-from kpext.data.synthetic.preview import style_example
-from kpext.data.synthetic.render import image_rng
-from kpext.data.synthetic.scene import render_image, render_people
-from kpext.data.synthetic.styles import HEAD_SHAPES, PersonStyle, sample_person_style
+from kpext_synth.preview import style_example
+from kpext_synth.render import image_rng
+from kpext_synth.scene import render_image, render_people
+from kpext_synth.styles import HEAD_SHAPES, PersonStyle, sample_person_style
 
 from detectron2.data import MetadataCatalog
 

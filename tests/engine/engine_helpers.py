@@ -2,8 +2,8 @@
 
 import os
 
-from kpext.data.synthetic.people import HELDOUT_STYLES, SyntheticConfig, generate_split
 from kpext.engine import build_seeded_train_loader
+from kpext_synth.people import HELDOUT_STYLES, SyntheticConfig, generate_split
 
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer

@@ -16,7 +16,7 @@ from script_loading import load_script
 
 from kpext import add_kpext_config
 from kpext.data.faces import register_face_datasets
-from kpext.data.synthetic.faces import FaceSynthConfig, generate_face_split
+from kpext_synth.faces import FaceSynthConfig, generate_face_split
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_train_loader

@@ -5,8 +5,8 @@ import torch
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
-from kpext.data.synthetic.people import SyntheticConfig, generate_split
 from kpext.evaluation import build_keypoint_evaluator, dataset_oks_sigmas
+from kpext_synth.people import SyntheticConfig, generate_split
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog

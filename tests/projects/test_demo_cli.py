@@ -12,8 +12,8 @@ import pytest
 from script_loading import load_script
 
 import kpext
-from kpext.data.synthetic.people import SyntheticConfig
-from kpext.data.synthetic.scene import render_image
+from kpext_synth.people import SyntheticConfig
+from kpext_synth.scene import render_image
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg

@@ -2,7 +2,7 @@
 person's palette (:class:`PersonColors`, :func:`sample_person_colors`).
 
 Left and right limbs share their colours: a side-specific look would be a cue that a
-horizontal flip inverts (see :mod:`kpext.data.synthetic.people`).
+horizontal flip inverts (see :mod:`kpext_synth.people`).
 """
 
 from __future__ import annotations

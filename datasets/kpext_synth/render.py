@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from ...geometry import continuous_to_coco
+from kpext.geometry import continuous_to_coco
 
 __all__ = ["CV_SHIFT", "to_cv_fixed_point", "image_rng"]
 

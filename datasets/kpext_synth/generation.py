@@ -2,9 +2,9 @@
 per-split settings from command-line overrides, and output files that appear
 whole or not at all.
 
-Used by the synthetic person generator (:mod:`kpext.data.synthetic.people`), the face
-generator (:mod:`kpext.data.synthetic.faces`), the Kaggle converter
-(:mod:`kpext.data.faces`) and their scripts in ``datasets/``.
+Used by the synthetic person generator (:mod:`kpext_synth.people`), the face
+generator (:mod:`kpext_synth.faces`), the Kaggle converter
+(:mod:`kpext_synth.kaggle`) and their scripts in ``datasets/``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, Mapping, NoReturn, Optional, Sequence, T
 
 import numpy as np
 
-from ..io import atomic_open
+from kpext.io import atomic_open
 
 __all__ = [
     "reject_setting",

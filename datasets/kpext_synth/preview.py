@@ -10,8 +10,9 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..builtin import SYNTHETIC_CATEGORY
-from ..keypoint_metadata import keypoint_metadata_from_category
+from kpext.data.builtin import SYNTHETIC_CATEGORY
+from kpext.data.keypoint_metadata import keypoint_metadata_from_category
+
 from .people_config import DEFAULT_SPLITS, HELDOUT_STYLES, STYLES, SyntheticConfig
 from .render import image_rng
 from .scene import render_image
@@ -55,7 +56,7 @@ def style_preview(styles: Sequence[str] = STYLES, seed: int = 0) -> np.ndarray:
     """A grid (BGR uint8): one column per style, named on top (held-out styles on a
     dark strip); the example image above, the same with its labelled skeletons
     (occluded keypoints as rings) below."""
-    from ...visualization import draw_annotations  # imports detectron2: only when drawing
+    from kpext.visualization import draw_annotations  # imports detectron2: only when drawing
 
     metadata = keypoint_metadata_from_category(SYNTHETIC_CATEGORY)
     columns = []

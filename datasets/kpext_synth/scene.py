@@ -32,9 +32,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ...geometry import continuous_to_coco, pixel_containing
-from ..facing import wrap_yaw
-from ..keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.data.facing import wrap_yaw
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.geometry import continuous_to_coco, pixel_containing
+
 from .background import draw_background
 from .body import PersonSpec, sample_person_spec
 from .painting import draw_part, fill_polygon

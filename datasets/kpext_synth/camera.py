@@ -2,7 +2,7 @@
 orthographic projection of a person into the image, leaned in the image plane.
 
 Body-frame coordinates are (lateral, up, forward) in units of the standing height, the
-lateral axis towards the person's left (see :mod:`kpext.data.synthetic.body`); image
+lateral axis towards the person's left (see :mod:`kpext_synth.body`); image
 coordinates are continuous pixels (:mod:`kpext.geometry`).
 """
 

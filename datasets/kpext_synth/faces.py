@@ -9,11 +9,11 @@ It is written by :func:`generate_face_split` / :func:`ensure_face_dataset` with 
 settings of a :class:`FaceSynthConfig` (:data:`DEFAULT_FACE_SPLITS`). The renderer lives in
 one module per concern:
 
-* :mod:`~kpext.data.synthetic.face_config`: :class:`FaceSynthConfig` and the default
+* :mod:`~kpext_synth.face_config`: :class:`FaceSynthConfig` and the default
   splits (re-exported here);
-* :mod:`~kpext.data.synthetic.face_model`: the face model and its landmarks;
-* :mod:`~kpext.data.synthetic.face_sampling`: random faces placed in the image;
-* :mod:`~kpext.data.synthetic.face_painting`: drawing a face, its occluders and the
+* :mod:`~kpext_synth.face_model`: the face model and its landmarks;
+* :mod:`~kpext_synth.face_sampling`: random faces placed in the image;
+* :mod:`~kpext_synth.face_painting`: drawing a face, its occluders and the
   camera effects.
 
 Labels
@@ -23,8 +23,8 @@ Labels
   centres are the same points as in the 68-point set. The subject's left eye is
   on the image's right, as in Kaggle's data. They are written to a Kaggle-format
   CSV in which ``missing_fraction`` of the rows keep only the 4 core points
-  (:data:`~kpext.data.faces.KAGGLE_CORE_KEYPOINTS`), like Kaggle's file where ~70%
-  do, and converted to COCO JSON by :func:`kpext.data.faces.convert_kaggle_csv`
+  (:data:`~kpext_synth.kaggle.KAGGLE_CORE_KEYPOINTS`), like Kaggle's file where ~70%
+  do, and converted to COCO JSON by :func:`kpext_synth.kaggle.convert_kaggle_csv`
   with the generator's face box. Points covered by an occluder keep their label
   (Kaggle's CSV has no visibility; annotators label occluded points too).
 * The 68 iBUG points (:data:`~kpext.data.keypoint_sets.FACE68_KEYPOINT_NAMES`) in a COCO
@@ -54,22 +54,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..faces import (
-    CONVERTER_VERSION,
-    KAGGLE_CORE_KEYPOINTS,
-    convert_kaggle_csv,
-    face68_category,
-    face_annotation,
-    face_annotation_path,
-    face_image_dir,
-    image_file_name,
-    kaggle_columns,
-)
-from ..generation import atomic_output, write_json_atomically
-from ..keypoint_sets import KAGGLE_FACE_KEYPOINT_NAMES
+from kpext.data.faces import face68_category, face_annotation_path, face_image_dir
+from kpext.data.keypoint_sets import KAGGLE_FACE_KEYPOINT_NAMES
+
 from .face_config import DEFAULT_FACE_SPLITS, FaceSynthConfig
 from .face_painting import render_face
 from .face_sampling import sample_face_spec
+from .generation import atomic_output, write_json_atomically
+from .kaggle import (
+    CONVERTER_VERSION,
+    KAGGLE_CORE_KEYPOINTS,
+    convert_kaggle_csv,
+    face_annotation,
+    image_file_name,
+    kaggle_columns,
+)
 from .render import image_rng
 
 __all__ = [
@@ -138,7 +137,7 @@ def generate_face_split(
     """Generate one split under ``out_root``.
 
     Writes the Kaggle-format CSV (:func:`face_csv_path`), converts it with
-    :func:`kpext.data.faces.convert_kaggle_csv` (grey PNGs in
+    :func:`kpext_synth.kaggle.convert_kaggle_csv` (grey PNGs in
     ``images/<split>``, ``annotations/faces15_<split>.json``, the generator's
     face boxes), and writes ``annotations/faces68_<split>.json`` on the same
     images. JSONs are written last and atomically. Returns ``{"csv", "faces15",

@@ -10,7 +10,7 @@ frown, smile, open mouth, gaze). Each point gets a depth on a rounded head (the
 nose protrudes), so turning the head (``yaw``) moves near points further than
 far ones and narrows the far side. The face is then rolled in the image plane,
 scaled and placed so that every landmark lies inside the image
-(:func:`~kpext.data.synthetic.face_sampling.sample_face_spec`).
+(:func:`~kpext_synth.face_sampling.sample_face_spec`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from ..keypoint_sets import FACE68_KEYPOINT_NAMES, KAGGLE_FACE_KEYPOINT_NAMES
+from kpext.data.keypoint_sets import FACE68_KEYPOINT_NAMES, KAGGLE_FACE_KEYPOINT_NAMES
 
 __all__ = [
     "FaceShape",
@@ -116,7 +116,7 @@ class FaceLook:
 class FaceSpec:
     """Everything that determines how one face is drawn (but the per-image random
     background, shading, occluder and camera effects of
-    :func:`~kpext.data.synthetic.face_painting.render_face`)."""
+    :func:`~kpext_synth.face_painting.render_face`)."""
 
     shape: FaceShape
     expression: Expression

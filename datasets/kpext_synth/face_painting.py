@@ -18,7 +18,8 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from ...geometry import continuous_to_coco
+from kpext.geometry import continuous_to_coco
+
 from .face_config import FaceSynthConfig
 from .face_model import (
     FaceSpec,

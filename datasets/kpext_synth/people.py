@@ -9,17 +9,17 @@ It is written by :func:`generate_split` / :func:`ensure_synthetic_dataset` with 
 settings of a :class:`SyntheticConfig` (:data:`DEFAULT_SPLITS`: the demo's splits). The
 renderer lives in one module per concern:
 
-* :mod:`~kpext.data.synthetic.people_config`: :class:`SyntheticConfig`, the style names,
+* :mod:`~kpext_synth.people_config`: :class:`SyntheticConfig`, the style names,
   the default splits (re-exported here);
-* :mod:`~kpext.data.synthetic.body`: the 3-D body model and its random poses;
-* :mod:`~kpext.data.synthetic.camera`: the yaw turn and the orthographic projection;
-* :mod:`~kpext.data.synthetic.parts`: the projected person's drawn parts, far to near;
-* :mod:`~kpext.data.synthetic.colors`, :mod:`~kpext.data.synthetic.shapes`: palettes and
+* :mod:`~kpext_synth.body`: the 3-D body model and its random poses;
+* :mod:`~kpext_synth.camera`: the yaw turn and the orthographic projection;
+* :mod:`~kpext_synth.parts`: the projected person's drawn parts, far to near;
+* :mod:`~kpext_synth.colors`, :mod:`~kpext_synth.shapes`: palettes and
   2-D outlines;
-* :mod:`~kpext.data.synthetic.styles`: the styles people are drawn in;
-* :mod:`~kpext.data.synthetic.painting`, :mod:`~kpext.data.synthetic.background`:
+* :mod:`~kpext_synth.styles`: the styles people are drawn in;
+* :mod:`~kpext_synth.painting`, :mod:`~kpext_synth.background`:
   drawing the parts in their style, and the cluttered backgrounds;
-* :mod:`~kpext.data.synthetic.scene`: one image: layout, labels (visibility, boxes),
+* :mod:`~kpext_synth.scene`: one image: layout, labels (visibility, boxes),
   camera effects.
 
 People are drawn as filled, slightly shaded parts: tapered capsules for limbs, a
@@ -66,8 +66,9 @@ from typing import Any, Dict, Mapping, Optional
 import cv2
 from tqdm import tqdm
 
-from ..builtin import SYNTHETIC_CATEGORY, synthetic_annotation_path, synthetic_image_dir
-from ..generation import write_json_atomically
+from kpext.data.builtin import SYNTHETIC_CATEGORY, synthetic_annotation_path, synthetic_image_dir
+
+from .generation import write_json_atomically
 from .people_config import (
     DEFAULT_SPLITS,
     HELDOUT_STYLES,

@@ -16,7 +16,7 @@ image's left.
 A :class:`PersonSpec` is everything that determines one person (pose, proportions,
 colours, style); :func:`skeleton_points` poses its skeleton in the body frame and
 :func:`sample_person_spec` draws a random, plausible one. Projecting the skeleton and
-building the drawn parts is :mod:`kpext.data.synthetic.parts`' concern.
+building the drawn parts is :mod:`kpext_synth.parts`' concern.
 """
 
 from __future__ import annotations

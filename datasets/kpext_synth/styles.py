@@ -2,10 +2,10 @@
 draw of one from a split's settings (:func:`sample_person_style`).
 
 So that a detector has to learn people rather than one renderer, each person is drawn in
-one of the named styles (:data:`~kpext.data.synthetic.people_config.STYLES`), picked per
+one of the named styles (:data:`~kpext_synth.people_config.STYLES`), picked per
 person from the split's ``styles`` (a name given twice is drawn twice as often):
 
-* ``classic``: the look described in :mod:`kpext.data.synthetic.people` (multi-coloured,
+* ``classic``: the look described in :mod:`kpext_synth.people` (multi-coloured,
   shaded parts);
 * ``silhouette``: the whole body in one flat colour, no face features or badge;
 * ``outline``: every part drawn as its outline only (the inside shows the
@@ -16,9 +16,9 @@ person from the split's ``styles`` (a name given twice is drawn twice as often):
 With any style, the split's ``shape_variety`` varies the head shape (:data:`HEAD_SHAPES`:
 round, oval, square-ish) and the limb thickness. The style is written into each COCO
 annotation as an extra ``"style"`` field (COCO tools ignore it). With the defaults of
-:class:`~kpext.data.synthetic.people_config.SyntheticConfig` (``classic`` only, no variety)
+:class:`~kpext_synth.people_config.SyntheticConfig` (``classic`` only, no variety)
 no random number is drawn for the style, so images are drawn exactly as before styles
-existed. The parts are painted in their style by :mod:`kpext.data.synthetic.painting`.
+existed. The parts are painted in their style by :mod:`kpext_synth.painting`.
 """
 
 from __future__ import annotations

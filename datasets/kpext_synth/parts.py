@@ -1,7 +1,7 @@
 """A synthetic person's drawn parts: the posed skeleton projected by the camera and
 dressed in filled, convex parts (tapered limb capsules, torso with its chest badge, neck,
 head with hair and face features), sorted far to near, with the parts each keypoint is
-seen on (:func:`build_person`). No drawing happens here (:mod:`kpext.data.synthetic.painting`).
+seen on (:func:`build_person`). No drawing happens here (:mod:`kpext_synth.painting`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from ..keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+
 from .body import FACE_POINTS, PROPORTIONS, PersonSpec, bend_forward, skeleton_points
 from .camera import Camera
 from .colors import BGR, tint

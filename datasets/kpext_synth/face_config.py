@@ -1,7 +1,7 @@
 """The settings of a split of synthetic faces: :class:`FaceSynthConfig` and its
 validation, and the default splits of ``projects/FaceLandmarks``.
 
-:mod:`kpext.data.synthetic.faces` (the generator) re-exports both; they live apart so
+:mod:`kpext_synth.faces` (the generator) re-exports both; they live apart so
 that the renderer's modules (sampling, painting) can read a config without importing
 the generator.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict
 
-from ..generation import check_count_and_seed, reject_setting
+from .generation import check_count_and_seed, reject_setting
 
 __all__ = ["FaceSynthConfig", "DEFAULT_FACE_SPLITS"]
 

@@ -9,7 +9,7 @@ Besides the styles, ``degrade_prob`` adds strong blur and noise to a whole image
 from :data:`TRAIN_STYLE_MIX` (the same styles, half its people ``classic``) and
 ``val_heldout`` only from :data:`HELDOUT_STYLES`, which training never sees.
 
-:mod:`kpext.data.synthetic.people` (the generator) re-exports these names; they live
+:mod:`kpext_synth.people` (the generator) re-exports these names; they live
 apart so that the renderer's modules (styles, scenes) can read a config without
 importing the generator.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
-from ..generation import check_count_and_seed, reject_setting
+from .generation import check_count_and_seed, reject_setting
 
 __all__ = [
     "STYLES",
@@ -30,7 +30,7 @@ __all__ = [
     "DEFAULT_SPLITS",
 ]
 
-# How people may be drawn (see :mod:`kpext.data.synthetic.styles`). Training never sees
+# How people may be drawn (see :mod:`kpext_synth.styles`). Training never sees
 # the held-out ones: a model that learned people, not one renderer, still finds
 # people drawn as outlines or in patterned clothes.
 STYLES: Tuple[str, ...] = ("classic", "silhouette", "outline", "textured", "lowcontrast")
