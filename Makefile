@@ -20,7 +20,7 @@ TORCH := torch torchvision
 DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools \
         opencv-python-headless Pillow matplotlib termcolor yacs tabulate cloudpickle tqdm \
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
-        onnx onnxruntime
+        onnx onnxruntime "trackers>=2.1,<2.2" "supervision>=0.31" "motrics>=0.3"
 
 .PHONY: setup demo test test-upstream lint bench bench-end-to-end clean-venv gpu-wheels
 

@@ -29,7 +29,15 @@ setup(
         "tqdm",
         "Pillow",
         "matplotlib",
+        "scipy",
     ],
-    # ONNX export and onnxruntime inference (kpext.export imports them when used)
-    extras_require={"test": ["pytest"], "export": ["onnx", "onnxruntime"]},
+    # ONNX export and onnxruntime inference (kpext.export imports them when used);
+    # tracking: ByteTrack from Roboflow's trackers (--tracker bytetrack). trackers 2.2 and later
+    # require opencv-python, which shares its cv2/ folder with opencv-python-headless and breaks
+    # `import cv2`; 2.1 needs supervision, which stopped requiring an OpenCV package in 0.31.
+    extras_require={
+        "test": ["pytest"],
+        "export": ["onnx", "onnxruntime"],
+        "tracking": ["trackers>=2.1,<2.2", "supervision>=0.31"],
+    },
 )
