@@ -1,5 +1,9 @@
 """Video tools on top of per-frame keypoint detections: tracking, smoothing, repetition counting."""
 
+from .association import hungarian_match
+from .bytetrack import ByteTrackPoseTracker
+from .kalman_tracking import KalmanOksTracker
+from .motion import ConstantVelocityKalman
 from .repcount import (
     RepetitionCounter,
     RepetitionResult,
@@ -9,6 +13,7 @@ from .repcount import (
     hysteresis_thresholds,
     vertical_signal,
 )
+from .tracker_choice import DEFAULT_TRACKER, TRACKERS, build_tracker, min_detection_score
 from .tracking import (
     KeypointSmoother,
     OneEuroFilter,
@@ -19,6 +24,14 @@ from .tracking import (
 )
 
 __all__ = [
+    "TRACKERS",
+    "DEFAULT_TRACKER",
+    "build_tracker",
+    "min_detection_score",
+    "KalmanOksTracker",
+    "ByteTrackPoseTracker",
+    "ConstantVelocityKalman",
+    "hungarian_match",
     "PoseTracker",
     "Track",
     "OneEuroFilter",

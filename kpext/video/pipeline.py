@@ -7,9 +7,10 @@ The pieces, each usable on its own:
 * :class:`VideoPoseRunner` takes any *predictor* callable (Detectron2's
   ``DefaultPredictor``, or a fake one in tests) mapping a BGR image to
   ``{"instances": Instances}`` with ``pred_boxes``, ``scores`` and
-  ``pred_keypoints``; it gives every person a track id (:class:`PoseTracker`)
+  ``pred_keypoints``; it gives every person a track id (by default
+  :class:`KalmanOksTracker`, any tracker of :mod:`kpext.video.tracker_choice`)
   and smooths each track's keypoints (:class:`KeypointSmoother`), yielding one
-  :class:`FrameResult` per frame.
+  :class:`FrameResult` per frame with the people who are tracked.
 * :func:`write_pose_video` draws the results and writes the video and its
   JSON-lines file under temporary names, renamed into place only once
   complete (a failure deletes them).
@@ -40,7 +41,8 @@ import cv2
 import numpy as np
 
 from ..io import atomic_path
-from .tracking import KeypointSmoother, PoseTracker
+from .tracker_choice import DEFAULT_TRACKER, VideoTracker, build_tracker
+from .tracking import KeypointSmoother
 
 __all__ = [
     "COCO_PIXEL_OFFSET",
@@ -212,8 +214,11 @@ class VideoPoseRunner:
     Args:
         predictor: BGR image (H x W x 3 uint8) -> ``{"instances": Instances}``.
         fps: frames per second; frame ``i`` is at time ``i / fps`` seconds.
-        tracker: matches people across frames; default: OKS matching, tracks
-            surviving up to 10 missed frames.
+        tracker: matches people across frames (any tracker of
+            :mod:`kpext.video.tracker_choice`); default: ``build_tracker()``, the default
+            tracker with its defaults. A detection it leaves untracked (None: a
+            low-score detection that continues no track, a track not yet confirmed)
+            is not in the results.
         smoother: One-Euro smoothing of each track's keypoints; None = raw keypoints.
         score_threshold: detections scoring below this are dropped before tracking.
 
@@ -225,7 +230,7 @@ class VideoPoseRunner:
         self,
         predictor: Predictor,
         fps: float = DEFAULT_FPS,
-        tracker: Optional[PoseTracker] = None,
+        tracker: Optional[VideoTracker] = None,
         smoother: Optional[KeypointSmoother] = None,
         score_threshold: float = 0.0,
     ):
@@ -233,7 +238,7 @@ class VideoPoseRunner:
             raise ValueError(f"fps must be positive, got {fps}")
         self.predictor = predictor
         self.fps = float(fps)
-        self.tracker = tracker if tracker is not None else PoseTracker(match="oks")
+        self.tracker = tracker if tracker is not None else build_tracker(DEFAULT_TRACKER, fps=fps)
         self.smoother = smoother
         self.score_threshold = float(score_threshold)
         self._index = 0
@@ -253,16 +258,27 @@ class VideoPoseRunner:
             boxes, scores, keypoints = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 0, 3))
         else:
             boxes, scores, keypoints = instances_to_arrays(self.predictor(frame)["instances"])
-            keep = scores >= self.score_threshold
-            boxes, scores, keypoints = boxes[keep], scores[keep], keypoints[keep]
-        track_ids = self.tracker.update(keypoints, boxes, scores)
+        persons = self.track_detections(boxes, scores, keypoints, time)
+        return FrameResult(index, time, frame, persons, decoded=frame is not None)
+
+    def track_detections(
+        self, boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, time: float
+    ) -> List[TrackedPerson]:
+        """Track and smooth one frame's detections (boxes N x 4 XYXY, scores N, keypoints
+        N x K x 3) at ``time`` seconds: the people tracked, in detection order. What
+        :meth:`process` does after the predictor; the tracking benchmark calls it directly."""
+        keep = scores >= self.score_threshold
+        boxes, scores, keypoints = boxes[keep], scores[keep], keypoints[keep]
+        ids = self.tracker.update(keypoints, boxes, scores)
+        tracked = [i for i, tid in enumerate(ids) if tid is not None]
+        track_ids = [int(ids[i]) for i in tracked]
+        boxes, scores, keypoints = boxes[tracked], scores[tracked], keypoints[tracked]
         if self.smoother is not None:
             keypoints = self.smoother.smooth(track_ids, keypoints, timestamp=time)
-        persons = [
-            TrackedPerson(int(tid), boxes[i].copy(), float(scores[i]), keypoints[i].copy())
+        return [
+            TrackedPerson(tid, boxes[i].copy(), float(scores[i]), keypoints[i].copy())
             for i, tid in enumerate(track_ids)
         ]
-        return FrameResult(index, time, frame, persons, decoded=frame is not None)
 
     def run(self, frames: Iterable[Optional[np.ndarray]]) -> Iterator[FrameResult]:
         """Process a whole video (after :meth:`reset`); yields one result per frame, in order."""
