@@ -70,11 +70,13 @@ lint: setup
 # Head comparison on one frozen detector (3 seeds, bootstrap intervals, alternated timing), the
 # data-path load test and the export speed table: 49 min on a fresh clone on a 2-core CPU, of
 # which the frozen detector's training is about 17 (then cached under output/bench);
-# docs/benchmarks.md has each part's measured duration. BENCH_QUICK=1 for a smoke run.
+# docs/benchmarks.md has each part's measured duration; then trackers side by side on synthetic
+# sequences with identities (about 1 min; docs/tracking.md). BENCH_QUICK=1 for a smoke run.
 bench: setup
 	$(PY) projects/Benchmarks/bench_heads.py
 	$(PY) projects/Benchmarks/bench_data.py
 	$(PY) projects/Benchmarks/bench_export.py
+	$(PY) projects/Benchmarks/bench_tracking.py
 
 # End to end: the demo recipe and the same recipe with Detectron2's stock head, each trained
 # with 3 seeds (53 min on the 2-core CPU; not part of `make bench`). BENCH_QUICK=1: smoke run.
