@@ -10,7 +10,8 @@
     python projects/PoseEstimation/demo.py --config-file CFG --onnx model.onnx \\
         --input DIR --output out/
 
-    # a video: tracked and smoothed people, drawn into out/walk.mp4, poses in out/walk.jsonl
+    # a video: tracked (--tracker, default kalman-oks) and smoothed people, drawn into
+    # out/walk.mp4, poses in out/walk.jsonl
     python projects/PoseEstimation/demo.py --config-file CFG --video-input walk.mp4 \\
         --output out/ MODEL.WEIGHTS model_final.pth
 
@@ -64,7 +65,14 @@ from kpext.video.pipeline import (
     with_pose_nms,
     write_pose_video,
 )
-from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
+from kpext.video.tracker_choice import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_TRACKER,
+    TRACKERS,
+    build_tracker,
+    min_detection_score,
+)
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother
 from kpext.visualization import draw_keypoint_predictions
 
 from detectron2.config import CfgNode
@@ -120,13 +128,27 @@ def get_parser() -> argparse.ArgumentParser:
         "--beta", type=float, default=0.02, help="One-Euro speed coefficient (per pixel/s): lag"
     )
     parser.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default=DEFAULT_TRACKER,
+        help="video tracker: kalman-oks (Kalman-predicted poses, two-stage association, OKS "
+        "and box IoU), greedy (greedy matching to each track's last pose), bytetrack "
+        "(Roboflow trackers' ByteTrack on boxes; pip install 'kpext[tracking]'); "
+        "docs/tracking.md compares them",
+    )
+    parser.add_argument(
         "--track-match",
         choices=TRACK_MATCH_METHODS,
         default="oks",
-        help="how people are matched across frames",
+        help="how the greedy tracker matches people across frames",
     )
     parser.add_argument(
-        "--max-age", type=int, default=10, help="frames a track may be missed and still continue"
+        "--max-age",
+        type=int,
+        default=None,
+        help="frames a track may be missed and still continue (default: the tracker's, "
+        + ", ".join(f"{name} {age}" for name, age in DEFAULT_MAX_AGE.items())
+        + ")",
     )
     parser.add_argument(
         "--pose-nms",
@@ -161,10 +183,22 @@ def split_trailing_opts(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------
 
 
+def detector_score_threshold(args: argparse.Namespace) -> float:
+    """The model's score threshold: ``--confidence-threshold``, lowered for a video to what the
+    tracker uses (the two-stage trackers continue tracks with less confident people; they
+    start tracks only from ``--confidence-threshold`` on). With ``--onnx`` it stays
+    ``--confidence-threshold``: an exported model gives no detection below the threshold it
+    was exported at."""
+    if args.video_input and not args.onnx:
+        return min_detection_score(args.tracker, args.confidence_threshold)
+    return args.confidence_threshold
+
+
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """kpext's config: defaults + ``--config-file`` + trailing overrides, CLI score threshold."""
+    """kpext's config: defaults + ``--config-file`` + trailing overrides, the score threshold
+    (:func:`detector_score_threshold`)."""
     try:
-        return load_inference_cfg(args.config_file, args.opts, args.confidence_threshold)
+        return load_inference_cfg(args.config_file, args.opts, detector_score_threshold(args))
     except ValueError as e:
         raise DemoError(str(e)) from None
 
@@ -314,9 +348,20 @@ def video_output_path(video_input: str, output: str) -> str:
 def build_runner(
     cfg: CfgNode, predictor, args: argparse.Namespace, fps: float, metadata
 ) -> VideoPoseRunner:
-    """Tracker and (optionally) smoother set up from the command line."""
+    """Tracker (``--tracker``) and (optionally) smoother set up from the command line."""
     sigmas = model_oks_sigmas(cfg)
-    tracker = PoseTracker(match=args.track_match, max_age=args.max_age, sigmas=sigmas)
+    max_age = DEFAULT_MAX_AGE[args.tracker] if args.max_age is None else args.max_age
+    try:
+        tracker = build_tracker(
+            args.tracker,
+            score_threshold=args.confidence_threshold,
+            max_age=max_age,
+            sigmas=sigmas,
+            match=args.track_match,
+            fps=fps,
+        )
+    except ImportError as e:  # bytetrack without its optional dependency
+        raise DemoError(str(e)) from None
     smoother = None
     if args.smooth:
         smoother = KeypointSmoother(
@@ -324,9 +369,15 @@ def build_runner(
             beta=args.beta,
             freq=fps,
             score_threshold=cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
-            max_age=args.max_age,
+            max_age=max_age,
         )
-    return VideoPoseRunner(predictor, fps=fps, tracker=tracker, smoother=smoother)
+    return VideoPoseRunner(
+        predictor,
+        fps=fps,
+        tracker=tracker,
+        smoother=smoother,
+        score_threshold=min_detection_score(args.tracker, args.confidence_threshold),
+    )
 
 
 def run_on_video(

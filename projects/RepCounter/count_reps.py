@@ -50,7 +50,14 @@ from kpext.video.pipeline import (
     write_pose_video,
 )
 from kpext.video.repcount import BODY_PARTS, RepetitionResult, analyse_repetitions
-from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother, PoseTracker
+from kpext.video.tracker_choice import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_TRACKER,
+    TRACKERS,
+    build_tracker,
+    min_detection_score,
+)
+from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother
 from kpext.visualization import draw_skeletons
 
 
@@ -87,7 +94,18 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keypoint-threshold", type=float, default=0.05, help="keypoints scoring less are ignored"
     )
-    parser.add_argument("--track-match", choices=TRACK_MATCH_METHODS, default="oks")
+    parser.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default=DEFAULT_TRACKER,
+        help="video tracker (as demo.py's; docs/tracking.md compares them)",
+    )
+    parser.add_argument(
+        "--track-match",
+        choices=TRACK_MATCH_METHODS,
+        default="oks",
+        help="how the greedy tracker matches people",
+    )
     parser.add_argument(
         "--smooth", action=argparse.BooleanOptionalAction, default=True, help="One-Euro smoothing"
     )
@@ -111,7 +129,12 @@ def get_parser() -> argparse.ArgumentParser:
 def build_cfg(args: argparse.Namespace):
     """kpext config from ``--config-file`` and the trailing overrides."""
     try:
-        return load_inference_cfg(args.config_file, args.opts, args.confidence_threshold)
+        # a model run feeds the tracker, which also takes less confident people (to continue
+        # tracks only): the model's threshold is what the tracker uses
+        threshold = args.confidence_threshold
+        if args.video_input and not args.keypoints_jsonl:
+            threshold = min_detection_score(args.tracker, threshold)
+        return load_inference_cfg(args.config_file, args.opts, threshold)
     except ValueError as e:
         raise CountError(str(e)) from None
 
@@ -132,6 +155,34 @@ def keypoint_metadata_of(cfg):
     return MetadataCatalog.get(COCO_KEYPOINTS_METADATA)
 
 
+def build_runner(predictor, args: argparse.Namespace, sigmas, fps: float) -> VideoPoseRunner:
+    """The tracker (``--tracker``) and One-Euro smoother (``--smooth``) around ``predictor``."""
+    try:
+        tracker = build_tracker(
+            args.tracker,
+            score_threshold=args.confidence_threshold,
+            sigmas=sigmas,
+            match=args.track_match,
+            fps=fps,
+        )
+    except ImportError as e:  # bytetrack without its optional dependency
+        raise CountError(str(e)) from None
+    smoother = None
+    if args.smooth:
+        smoother = KeypointSmoother(
+            freq=fps,
+            score_threshold=args.keypoint_threshold,
+            max_age=DEFAULT_MAX_AGE[args.tracker],
+        )
+    return VideoPoseRunner(
+        predictor,
+        fps=fps,
+        tracker=tracker,
+        smoother=smoother,
+        score_threshold=min_detection_score(args.tracker, args.confidence_threshold),
+    )
+
+
 def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameResult]:
     """Detect, track and smooth every frame; the results keep no images (the video is read
     again to draw). Weights that do not fit the model stop it, naming the config to use."""
@@ -141,14 +192,7 @@ def run_model(cfg, source: VideoSource, args: argparse.Namespace) -> List[FrameR
     except ValueError as e:
         raise CountError(str(e)) from None
     sigmas = model_oks_sigmas(cfg)
-    predictor = with_pose_nms(model, sigmas, args.pose_nms)
-    smoother = (
-        KeypointSmoother(freq=source.fps, score_threshold=args.keypoint_threshold)
-        if args.smooth
-        else None
-    )
-    tracker = PoseTracker(match=args.track_match, sigmas=sigmas)
-    runner = VideoPoseRunner(predictor, fps=source.fps, tracker=tracker, smoother=smoother)
+    runner = build_runner(with_pose_nms(model, sigmas, args.pose_nms), args, sigmas, source.fps)
     results = []
     for result in tqdm.tqdm(
         runner.run(source), total=source.frame_count or None, desc="poses", unit="frame"
