@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..data.facing import FACING_VIEWS, facing_view, read_yaw
+from ..modeling.oks import keypoint_similarity, pose_similarity
 
 __all__ = [
     "GROUPINGS",
@@ -117,18 +118,15 @@ def _keypoints(record: Mapping[str, Any]) -> np.ndarray:
 
 def _similarity(points: np.ndarray, targets: np.ndarray, area: float, sigmas: np.ndarray):
     """COCO keypoint similarity of ``points`` (... x 2) to ``targets`` (... x 2) whose sigmas
-    (broadcasting to ...) are ``sigmas``, for a person of ``area``."""
-    squared = np.sum((points - targets) ** 2, axis=-1)
-    return np.exp(-squared / (2.0 * (area + np.spacing(1)) * (2.0 * sigmas) ** 2))
+    (broadcasting to ...) are ``sigmas``, for a person of ``area``
+    (:func:`kpext.modeling.oks.keypoint_similarity`)."""
+    return keypoint_similarity(np.sum((points - targets) ** 2, axis=-1), area, sigmas)
 
 
 def _oks(pred: np.ndarray, person: Mapping[str, Any], sigmas: np.ndarray) -> float:
     gt = _keypoints(person)
-    labelled = gt[:, 2] > 0
-    if not labelled.any():
-        return 0.0
-    ks = _similarity(pred[:, :2], gt[:, :2], float(person["area"]), sigmas)
-    return float(ks[labelled].mean())
+    squared = np.sum((pred[:, :2] - gt[:, :2]) ** 2, axis=-1)
+    return pose_similarity(squared, float(person["area"]), sigmas, gt[:, 2] > 0)
 
 
 def _match(detections: List[Mapping], people: List[Mapping], sigmas: np.ndarray) -> List[Tuple]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data.keypoint_metadata import oks_sigmas_for_count
 from ..data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
+from ..modeling import oks
 
 __all__ = ["tall_person_recall", "format_tall_person_recall", "print_tall_person_recall"]
 
@@ -71,9 +72,9 @@ def _has_skeleton(
     if not labelled.any() or "keypoints" not in detection:
         return False
     pred = np.asarray(detection["keypoints"], dtype=np.float64).reshape(-1, 3)[:, :2]
-    k = 2.0 * np.asarray(sigmas, dtype=np.float64)
     squared = np.sum((pred - gt[:, :2]) ** 2, axis=1)
-    similarity = np.exp(-squared / (2.0 * max(float(person["area"]), 1e-9) * k**2))
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    similarity = oks.keypoint_similarity(squared, float(person["area"]), sigmas)
     close = (similarity >= keypoint_similarity) & labelled
     return 2 * int(close.sum()) >= int(labelled.sum())
 
