@@ -11,6 +11,22 @@ RENAMED_KEYS = {
     "MODEL.KPEXT.TARGET.LOSS_WEIGHT": "MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT",
 }
 
+# TEST.KPEXT keys that change what a model computes at inference (and so the graph an export
+# traces), each with the values that select a different graph; the export parity tests cover
+# every combination. The other TEST.KPEXT keys only change pictures (DRAWING_TEST_OPTIONS).
+# A new TEST.KPEXT key must go into one of the two (tests/export/test_parity.py checks).
+GRAPH_TEST_OPTIONS = {
+    "FLIP": (False, True),
+    "LEFT_RIGHT": ("keypoint", "person"),
+}
+DRAWING_TEST_OPTIONS = (
+    "NUM_VIS",
+    "VIS_SCORE_THRESHOLD",
+    "VIS_MAX_DETECTIONS",
+    "VIS_KEYPOINT_THRESHOLD",
+    "VIS_MIN_SIZE",
+)
+
 
 def add_kpext_config(cfg: CN) -> None:
     """Add kpext's keys to a Detectron2 config (call before ``merge_from_file``).

@@ -47,6 +47,7 @@ from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.modeling.roi_heads.keypoint_head import BaseKeypointRCNNHead
 from detectron2.structures import Boxes, Instances
 
+from .config import GRAPH_TEST_OPTIONS
 from .modeling.codecs import OneHotCodec
 from .modeling.heads.base import KeypointHeadBase, attach_predictions, decode_traceable
 
@@ -165,8 +166,13 @@ def export_module(model: nn.Module, decode_window: float = 1.0) -> KeypointRCNNE
 
 
 def export_metadata(cfg: CfgNode, model: nn.Module) -> Dict[str, str]:
-    """What a runtime needs besides the graph: pre-processing, the baked score threshold."""
+    """What a runtime needs besides the graph: pre-processing, the baked score threshold; and
+    what the graph was traced with: the head and the test-time options that change it
+    (``test.flip``, ``test.left_right``: :data:`kpext.config.GRAPH_TEST_OPTIONS`)."""
     head = model.roi_heads.keypoint_head
+    options = {
+        f"test.{key.lower()}": str(cfg.TEST.KPEXT.get(key)) for key in GRAPH_TEST_OPTIONS
+    }
     return {
         "input_format": cfg.INPUT.FORMAT,
         "min_size_test": str(cfg.INPUT.MIN_SIZE_TEST),
@@ -174,6 +180,7 @@ def export_metadata(cfg: CfgNode, model: nn.Module) -> Dict[str, str]:
         "score_thresh_test": repr(float(cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST)),
         "num_keypoints": str(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS),
         "keypoint_head": type(head).__name__,
+        **options,
     }
 
 
@@ -398,6 +405,7 @@ class TorchScriptPredictor(ExportedPredictor):
 
 
 def export_metadata_keys() -> Tuple[str, ...]:
+    """The keys :func:`export_metadata` writes (a TorchScript archive is read by name)."""
     return (
         "input_format",
         "min_size_test",
@@ -405,6 +413,7 @@ def export_metadata_keys() -> Tuple[str, ...]:
         "score_thresh_test",
         "num_keypoints",
         "keypoint_head",
+        *(f"test.{key.lower()}" for key in GRAPH_TEST_OPTIONS),
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine")
 )
-from export_helpers import train_tiny_detector  # noqa: E402
+from export_helpers import demo_cfg, train_tiny_detector  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +17,12 @@ def trained_detector(tmp_path_factory):
     """TinyDetector (state_dict, dataset root, export threshold) of the tiny Keypoint R-CNN
     trained 20 steps (KpextKRCNNHead)."""
     return train_tiny_detector(tmp_path_factory.mktemp("export_datasets"))
+
+
+@pytest.fixture(scope="session")
+def trained_demo_detector(tmp_path_factory):
+    """TinyDetector of ``make demo``'s model (its config, on the tiny dataset) trained 60 steps
+    at the config's rate: after 20 its scores are all near 0.2, with no threshold that separates
+    people from the empty image."""
+    root = tmp_path_factory.mktemp("export_demo_datasets")
+    return train_tiny_detector(root, demo_cfg, steps=60, lr=None)

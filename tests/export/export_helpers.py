@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Dict, List, NamedTuple, Sequence
 
 import cv2
 import numpy as np
 import torch
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic, train_on_one_batch
+from engine_helpers import (
+    BASE_CONFIG,
+    REPO,
+    TINY_OVERRIDES,
+    make_tiny_synthetic,
+    train_on_one_batch,
+)
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
@@ -22,6 +29,13 @@ TRAIN_NAME = "kpext_test_export_train"
 # Thin variants of every head, so that an export takes seconds.
 HEAD_OVERRIDES = [
     "MODEL.KPEXT.GAUSSIAN.CONV_DIMS", "(32, 32)", "MODEL.KPEXT.HOURGLASS.CHANNELS", "32",
+]  # fmt: skip
+# make demo's config; exported by one parity case with its test-time options exactly.
+DEMO_CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_demo.yaml")
+DEMO_TINY_OVERRIDES = [
+    "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128",
+    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
+    "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
 ]  # fmt: skip
 # The default score threshold of tiny_cfg (the tests that need no trained detector).
 EXPORT_SCORE_THRESH = 0.5
@@ -53,9 +67,20 @@ def tiny_cfg(head: str = "KpextKRCNNHead", score_thresh: float = EXPORT_SCORE_TH
     return cfg
 
 
-def train_tiny_detector(root) -> TinyDetector:
-    """Train the tiny model 20 steps on one batch of a tiny synthetic set under ``root``, and
-    choose the export threshold from its scores on parity_images."""
+def demo_cfg(head: str = "", score_thresh: float = EXPORT_SCORE_THRESH, opts=()):
+    """``make demo``'s config (its network, its test-time options) on the tiny dataset: only
+    the input size, the training set and the batch change. ``head`` must be "" (the config's)."""
+    assert not head, "the demo case exports the demo config's own head"
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.merge_from_file(DEMO_CONFIG)
+    cfg.merge_from_list(DEMO_TINY_OVERRIDES + list(opts))
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh
+    cfg.DATASETS.TRAIN = (TRAIN_NAME,)
+    return cfg
+
+
+def register_tiny_train_set(root) -> None:
     make_tiny_synthetic(root)
     if TRAIN_NAME not in DatasetCatalog.list():
         register_keypoint_coco(
@@ -63,21 +88,24 @@ def train_tiny_detector(root) -> TinyDetector:
             str(root / "synthetic" / "annotations" / "person_keypoints_train.json"),
             str(root / "synthetic" / "train" / "images"),
         )
-    cfg = tiny_cfg()
-    cfg.SOLVER.BASE_LR = 0.01
+
+
+def train_tiny_detector(root, make_cfg=tiny_cfg, steps: int = 20, lr=0.01) -> TinyDetector:
+    """Train the model of ``make_cfg()`` (the tiny Keypoint R-CNN, or the demo's) ``steps``
+    steps at ``lr`` (None: the config's) on one batch of a tiny synthetic set under ``root``,
+    and choose the export threshold from its scores on parity_images."""
+    register_tiny_train_set(root)
+    cfg = make_cfg()
+    if lr is not None:
+        cfg.SOLVER.BASE_LR = lr
     # One training batch on every Detectron2: kpext's loader draws its order from SEED (v0.6's
     # own sampler would draw it from numpy's global generator, upstream's from SEED).
     cfg.SEED = 0
-    _, model, _ = train_on_one_batch(cfg, 20)
+    _, model, _ = train_on_one_batch(cfg, steps)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    scores = detection_scores(state, parity_images(root))
+    model, cfg = model_from_state(make_cfg(score_thresh=0.05), state)
+    scores = [eager_predict(model, cfg, image).scores for image in parity_images(root)]
     return TinyDetector(state, root, choose_export_threshold(scores))
-
-
-def detection_scores(state: Dict[str, torch.Tensor], images: Sequence[np.ndarray]):
-    """The trained detector's detection scores (above 0.05) on each image."""
-    model, cfg = model_with_detector("KpextKRCNNHead", state, 0.05)
-    return [eager_predict(model, cfg, image).scores for image in images]
 
 
 def threshold_candidates(scores: Sequence[torch.Tensor]) -> List[float]:
@@ -114,7 +142,12 @@ def choose_export_threshold(scores: Sequence[torch.Tensor]) -> float:
 def model_with_detector(head: str, state: Dict[str, torch.Tensor], score_thresh: float, opts=()):
     """A tiny model with ``head``, the trained detector's weights (its own keypoint head's
     where the names match, else seed 0's initialisation), in eval mode; and its config."""
-    cfg = tiny_cfg(head, score_thresh, opts=opts)
+    return model_from_state(tiny_cfg(head, score_thresh, opts=opts), state)
+
+
+def model_from_state(cfg, state: Dict[str, torch.Tensor]):
+    """The model of ``cfg`` with ``state``'s weights where names and shapes match (seed 0's
+    initialisation elsewhere), in eval mode; and ``cfg``."""
     torch.manual_seed(0)
     model = build_model(cfg)
     own = model.state_dict()

@@ -45,6 +45,30 @@ def test_every_config_loads_and_builds_its_keypoint_head(path):
     assert type(head).__name__ == cfg.MODEL.ROI_KEYPOINT_HEAD.NAME
 
 
+DEMO_CONFIG = os.path.join(REPO, "configs", "synthetic", "keypoint_rcnn_R18_FPN_demo.yaml")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in CONFIGS if os.sep + "coco" + os.sep in p] + [DEMO_CONFIG],
+    ids=lambda p: os.path.relpath(p, REPO),
+)
+def test_coco_and_demo_configs_turn_on_the_winning_test_time_options(path):
+    """What won on the head benchmark (person-level left/right decoding) is on in the configs
+    users train: make demo's and every COCO config; the head built from them decodes that way."""
+    cfg = get_cfg()
+    add_kpext_config(cfg)
+    cfg.merge_from_file(path)
+    assert cfg.TEST.KPEXT.LEFT_RIGHT == "person"
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.NAME.startswith("KRCNNConv"):
+        return  # Detectron2's stock head reads no TEST.KPEXT key
+    cfg.DATASETS.TRAIN = ("kpext_synth_train",)  # the flip map's source (COCO's is not here)
+    pooler = cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION
+    shape = ShapeSpec(channels=cfg.MODEL.FPN.OUT_CHANNELS, height=pooler, width=pooler)
+    head = build_keypoint_head(cfg, shape)
+    assert head.left_right_pairs.shape == (8, 2)  # COCO-17's eight left/right pairs
+
+
 @pytest.mark.parametrize("old, new", sorted(RENAMED_KEYS.items()))
 def test_a_moved_key_on_the_command_line_names_its_new_key(old, new):
     cfg = get_cfg()

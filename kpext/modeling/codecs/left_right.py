@@ -150,7 +150,11 @@ def consistent_left_right(
     orientation = torch.where(cost_plus <= cost_minus, 1.0, -1.0)[:, None]
     swap = sided & (sign != orientation) & decided  # R x P
     a_fits, b_fits = sign_a == orientation, sign_b == orientation
-    move_a = usable & decided & torch.where(a_fits == b_fits, cost_a <= cost_b, a_fits)
+    # Move A when only A's move fits, or when both or neither fit and A's is cheaper. Written
+    # with logical operators: a select between boolean tensors (torch.where) exports as an
+    # ONNX Where on bool, which onnxruntime (1.32) has no CPU kernel for.
+    prefer_a = (a_fits & ~b_fits) | ((a_fits == b_fits) & (cost_a <= cost_b))
+    move_a = usable & decided & prefer_a
     move_b = usable & decided & ~move_a
 
     out = keypoints.clone()
