@@ -42,7 +42,6 @@ import torch
 from torch import nn
 
 from detectron2.config import CfgNode
-from detectron2.data import transforms as T
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.modeling.roi_heads.keypoint_head import BaseKeypointRCNNHead
 from detectron2.structures import Boxes, Instances
@@ -50,6 +49,7 @@ from detectron2.structures import Boxes, Instances
 from .config import GRAPH_TEST_OPTIONS
 from .modeling.codecs import OneHotCodec
 from .modeling.heads.base import KeypointHeadBase, attach_predictions, decode_traceable
+from .preprocessing import model_input
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -185,14 +185,12 @@ def export_metadata(cfg: CfgNode, model: nn.Module) -> Dict[str, str]:
 
 
 def preprocess(image_bgr: np.ndarray, cfg: CfgNode) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A BGR H x W x 3 uint8 image -> the graph's (image 3 x H' x W' float32, output_size
-    int64 [2]), as ``DefaultPredictor`` prepares it."""
-    image = image_bgr[:, :, ::-1] if cfg.INPUT.FORMAT == "RGB" else image_bgr
-    height, width = image.shape[:2]
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    resized = resize.get_transform(image).apply_image(image)
-    tensor = torch.as_tensor(np.ascontiguousarray(resized.astype("float32").transpose(2, 0, 1)))
-    return tensor, torch.tensor([height, width], dtype=torch.int64)
+    """A BGR H x W x 3 uint8 image -> the graph's (image 3 x H' x W' float32, contiguous,
+    output_size int64 [2]), as ``DefaultPredictor`` prepares it
+    (:func:`kpext.preprocessing.model_input`)."""
+    inputs = model_input(image_bgr, cfg)
+    size = torch.tensor([inputs["height"], inputs["width"]], dtype=torch.int64)
+    return inputs["image"].contiguous(), size
 
 
 def _count_detections(module: KeypointRCNNExport, example: Tuple[torch.Tensor, torch.Tensor]):

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
 from .geometry import continuous_to_coco
+from .preprocessing import model_input
 
 __all__ = [
     "Color",
@@ -314,7 +314,6 @@ def save_prediction_pictures(
     os.makedirs(out_dir, exist_ok=True)
     records = DatasetCatalog.get(dataset_name)[:num_images]
     metadata = MetadataCatalog.get(dataset_name)
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
     was_training = model.training
     model.eval()
     written = []
@@ -322,10 +321,7 @@ def save_prediction_pictures(
         image = cv2.imread(record["file_name"])
         if image is None:
             raise FileNotFoundError(f"{dataset_name}: cannot read image {record['file_name']}")
-        resized = resize.get_transform(image).apply_image(image)
-        tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
-        height, width = image.shape[:2]
-        output = model([{"image": tensor, "height": height, "width": width}])[0]["instances"]
+        output = model([model_input(image, cfg)])[0]["instances"]
         output = detections_to_draw(
             output, cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD, cfg.TEST.KPEXT.VIS_MAX_DETECTIONS
         )

@@ -35,6 +35,7 @@ import torch
 
 from kpext.engine import build_seeded_train_loader
 from kpext.io import atomic_path
+from kpext.preprocessing import test_resize
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
@@ -212,7 +213,7 @@ def load_frozen_model(cfg: CfgNode, detector_weights: str) -> torch.nn.Module:
 
 
 def _mapper(cfg: CfgNode, flip: bool) -> DatasetMapper:
-    augs = [T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)]
+    augs = [test_resize(cfg)]
     if flip:
         augs.append(T.RandomFlip(prob=1.0, horizontal=True, vertical=False))
     return DatasetMapper(
