@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..geometry import cell_centre
 from .oks import object_keypoint_similarity
 
 
@@ -162,8 +163,8 @@ def soft_argmax_2d(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
     r, k, h, w = heatmaps.shape
     maps = _at_least_float32(heatmaps)
     prob = torch.softmax(beta * maps.reshape(r, k, h * w), dim=2).reshape(r, k, h, w)
-    xs = torch.arange(w, device=maps.device, dtype=prob.dtype) + 0.5
-    ys = torch.arange(h, device=maps.device, dtype=prob.dtype) + 0.5
+    xs = cell_centre(torch.arange(w, device=maps.device, dtype=prob.dtype))
+    ys = cell_centre(torch.arange(h, device=maps.device, dtype=prob.dtype))
     # Expectations through the marginals: H + W products instead of H * W.
     x = (prob.sum(dim=2) * xs).sum(dim=2)
     y = (prob.sum(dim=3) * ys).sum(dim=2)

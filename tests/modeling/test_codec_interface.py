@@ -102,6 +102,22 @@ def test_every_built_in_codec_implements_the_interface(name):
     assert zero.item() == 0.0 and raw.grad is not None
 
 
+@pytest.mark.parametrize("name", ["gaussian", "softmax_gaussian"])
+def test_locating_codecs_decode_their_located_peaks_in_the_boxes(name):
+    """decode, written once (LocatingCodec): locate's heatmap positions mapped into the boxes."""
+    from kpext.modeling.codecs.base import LocatingCodec
+    from kpext.modeling.codecs.geometry import heatmap_to_image
+
+    codec = build_codec(name)
+    assert isinstance(codec, LocatingCodec)
+    maps = torch.rand(3, K, 20, 16)
+    boxes = torch.tensor([[0.0, 0.0, 32.0, 40.0], [5.0, 7.0, 9.0, 30.0], [1.0, 2.0, 3.0, 4.0]])
+    coords, score = codec.locate(maps)
+    decoded = codec.decode(maps, boxes)
+    assert torch.equal(decoded[..., :2], heatmap_to_image(coords, boxes, (20, 16)))
+    assert torch.equal(decoded[..., 2], score)
+
+
 def test_a_codec_without_its_methods_cannot_be_built():
     class Incomplete(KeypointCodec):
         name = "incomplete"

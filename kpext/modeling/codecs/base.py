@@ -9,7 +9,9 @@ activation included, and without ``nn.Module``: a codec holds no parameters):
   :mod:`kpext.modeling.losses`);
 * ``activation``: the raw head output -> the heatmaps ``decode`` reads and a
   head returns as ``pred_keypoint_heatmaps`` (e.g. a sigmoid for logits);
-* ``decode``: heatmaps in RoIs -> keypoints and scores in image coordinates;
+* ``decode``: heatmaps in RoIs -> keypoints and scores in image coordinates (a
+  :class:`LocatingCodec` writes ``locate``, each map's peak in heatmap coordinates, and
+  inherits ``decode``);
 * ``predictor_bias`` and ``predictor_std``: how a head's heatmap predictor starts.
 
 Codecs live in :data:`CODEC_REGISTRY`, a Detectron2 (fvcore) ``Registry`` as Detectron2 keeps
@@ -26,6 +28,8 @@ from typing import Any, Optional, Tuple, Type
 import torch
 
 from detectron2.utils.registry import Registry
+
+from .geometry import heatmap_to_image
 
 
 class KeypointCodec(ABC):
@@ -105,6 +109,26 @@ class KeypointCodec(ABC):
                 f"codec, got {loss!r}"
             )
         return loss
+
+
+class LocatingCodec(KeypointCodec):
+    """A codec that decodes in two steps: :meth:`locate` finds each map's keypoint in
+    continuous heatmap coordinates, with its score, and :meth:`decode` maps it into the RoI
+    (:func:`~kpext.modeling.codecs.geometry.heatmap_to_image`), the step every such codec
+    shares."""
+
+    @abstractmethod
+    def locate(self, heatmaps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """R x K x H x W heatmaps (after :meth:`activation`) -> (R x K x 2 continuous heatmap
+        (x, y), R x K score)."""
+
+    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """:meth:`locate`'s positions mapped into the boxes: R x K x 3 (x, y, score) in
+        continuous image coordinates."""
+        h, w = heatmaps.shape[-2:]
+        coords, score = self.locate(heatmaps)
+        xy = heatmap_to_image(coords, boxes.detach().to(coords.dtype), (h, w))
+        return torch.cat([xy, score[..., None]], dim=2)
 
 
 def check_loss(codec: KeypointCodec, loss: str) -> None:

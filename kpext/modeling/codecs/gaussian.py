@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import heatmap_focal_loss, weighted_heatmap_mse
-from .base import KeypointCodec, check_loss, register_codec
-from .geometry import heatmap_to_image, image_to_heatmap
+from .base import LocatingCodec, check_loss, register_codec
+from .geometry import cell_centre_xy, cell_centres, image_to_heatmap, peak_cells
 
 REFINEMENTS = ("dark", "quarter", "none")
 # Floor of the modulated heatmap before the log (the DARK paper's value).
@@ -98,7 +98,7 @@ def default_blur_kernel(sigma: float) -> int:
 
 
 @register_codec
-class GaussianCodec(KeypointCodec):
+class GaussianCodec(LocatingCodec):
     """Encode keypoints as Gaussian heatmaps; decode heatmaps with DARK refinement.
 
     Args:
@@ -212,22 +212,23 @@ class GaussianCodec(KeypointCodec):
         return GaussianTargets(heatmaps, valid.to(dtype))
 
     def locate(self, heatmaps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Peak positions in continuous heatmap coordinates.
+        """Peak positions in continuous heatmap coordinates (``decode`` maps them into the
+        boxes: :class:`~kpext.modeling.codecs.base.LocatingCodec`).
 
         Args:
-            heatmaps: R x K x H x W.
+            heatmaps: R x K x H x W predicted heatmaps (not logits: the values are read as
+                Gaussian heights, and the DARK log needs them > 0).
         Returns:
-            (R x K x 2 continuous heatmap (x, y), R x K peak value). Computed in
-            float32 for float16/bfloat16 input, else in the input's dtype.
+            (R x K x 2 continuous heatmap (x, y), R x K peak value: the heatmap's value at
+            the argmax cell). Computed in float32 for float16/bfloat16 input, else in the
+            input's dtype.
         """
         maps = _computation_dtype(heatmaps.detach())
         r, k, h, w = maps.shape
         if r == 0 or k == 0:
             return maps.new_zeros((r, k, 2)), maps.new_zeros((r, k))
-        score, index = maps.reshape(r, k, h * w).max(dim=2)
-        row = torch.div(index, w, rounding_mode="floor")
-        col = index % w
-        centre = torch.stack([col, row], dim=2).to(maps.dtype) + 0.5
+        score, row, col = peak_cells(maps)
+        centre = cell_centre_xy(row, col, maps.dtype)
         if self.refine == "none":
             return centre, score
         offset = quarter_offsets(neighbourhood_3x3(maps, row, col), row, col, (h, w))
@@ -246,20 +247,6 @@ class GaussianCodec(KeypointCodec):
             offset = torch.where(ok[..., None], step, offset)
         return centre + offset, score
 
-    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Args:
-            heatmaps: R x K x H x W predicted heatmaps (not logits: the values
-                are read as Gaussian heights, and the DARK log needs them > 0).
-            boxes: R x 4 boxes (x0, y0, x1, y1) in image coordinates.
-        Returns:
-            R x K x 3 (x, y, score) in continuous image coordinates; the score is
-            the heatmap's value at the argmax cell.
-        """
-        h, w = heatmaps.shape[-2:]
-        coords, score = self.locate(heatmaps)
-        xy = heatmap_to_image(coords, boxes.detach().to(coords.dtype), (h, w))
-        return torch.cat([xy, score[..., None]], dim=2)
-
 
 def _check_sigma(sigma) -> None:
     real = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
@@ -275,7 +262,7 @@ def _check_blur_kernel(size) -> None:
 
 def _gaussian_profile(centre: torch.Tensor, length: int, sigma: float) -> torch.Tensor:
     """exp(-(c - centre)^2 / 2 sigma^2) at the cell centres c = j + 0.5: R x K -> R x K x length."""
-    cells = torch.arange(length, device=centre.device, dtype=centre.dtype) + 0.5
+    cells = cell_centres(length, centre)
     return torch.exp(-((cells - centre[..., None]) ** 2) / (2 * sigma**2))
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import spatial_softmax_cross_entropy
+from ...geometry import cell_centre, cell_index
 from .base import KeypointCodec, check_loss, register_codec
 from .geometry import image_to_heatmap
 
@@ -153,8 +154,8 @@ class OneHotCodec(KeypointCodec):
             ..., 0
         ]
 
-        x = (best_col + 0.5) * (widths / out_w)[:, None] + boxes[:, None, 0]
-        y = (best_row + 0.5) * (heights / out_h)[:, None] + boxes[:, None, 1]
+        x = cell_centre(best_col) * (widths / out_w)[:, None] + boxes[:, None, 0]
+        y = cell_centre(best_row) * (heights / out_h)[:, None] + boxes[:, None, 1]
         score = torch.exp(best_value - torch.logsumexp(flat, dim=2))
         return torch.stack([x, y, score], dim=2)
 
@@ -198,8 +199,10 @@ def _output_window(
     scale = (out_size / in_size)[:, None]
     reach = radius + 0.5 / scale
     # Source position of output pixel i is (i + 0.5) / scale - 0.5 (align_corners=False).
-    first = torch.ceil((peak - reach + 0.5) * scale - 0.5).clamp(min=0)
-    last = torch.minimum(torch.floor((peak + reach + 0.5) * scale - 0.5), out_size[:, None] - 1)
+    first = torch.ceil(cell_index(cell_centre(peak - reach) * scale)).clamp(min=0)
+    last = torch.minimum(
+        torch.floor(cell_index(cell_centre(peak + reach) * scale)), out_size[:, None] - 1
+    )
     if torch.jit.is_tracing():
         # A trace freezes this length: size it for the largest box a traced model may see.
         length = int(math.ceil(2 * radius * TRACE_MAX_BOX_SIDE / in_size + 1)) + 2
@@ -233,8 +236,8 @@ def _sample_bicubic(
     """
     r, k, h, w = logits.shape
     # Normalised grid coordinate of output pixel i of n pixels: 2 * (i + 0.5) / n - 1.
-    gx = 2 * (cols + 0.5) / out_w[:, None, None] - 1
-    gy = 2 * (rows + 0.5) / out_h[:, None, None] - 1
+    gx = 2 * cell_centre(cols) / out_w[:, None, None] - 1
+    gy = 2 * cell_centre(rows) / out_h[:, None, None] - 1
     ly, lx = rows.shape[-1], cols.shape[-1]
     grid = torch.stack(
         [gx[..., None, :].expand(r, k, ly, lx), gy[..., :, None].expand(r, k, ly, lx)], dim=-1

@@ -26,7 +26,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..losses import soft_target_cross_entropy
-from .base import KeypointCodec, register_codec
+from .base import LocatingCodec, register_codec
 from .gaussian import (
     GaussianCodec,
     GaussianTargets,
@@ -34,11 +34,11 @@ from .gaussian import (
     neighbourhood_3x3,
     quarter_offsets,
 )
-from .geometry import heatmap_to_image
+from .geometry import cell_centre_xy, peak_cells
 
 
 @register_codec
-class SoftmaxGaussianCodec(KeypointCodec):
+class SoftmaxGaussianCodec(LocatingCodec):
     """Gaussian target distributions, spatial softmax cross-entropy, Newton-step decoding.
 
     Args:
@@ -102,25 +102,16 @@ class SoftmaxGaussianCodec(KeypointCodec):
         return soft_target_cross_entropy(raw, targets.heatmaps, targets.weights > 0, normalizer)
 
     def locate(self, logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(R x K x 2 continuous heatmap (x, y), R x K score) of R x K x H x W logits."""
+        """(R x K x 2 continuous heatmap (x, y), R x K score) of R x K x H x W logits
+        (``decode`` maps them into the boxes: :class:`.base.LocatingCodec`)."""
         maps = logits.detach().float()
         r, k, h, w = maps.shape
         if r == 0 or k == 0:
             return maps.new_zeros((r, k, 2)), maps.new_zeros((r, k))
-        flat = maps.reshape(r, k, h * w)
-        peak, index = flat.max(dim=2)
-        row = torch.div(index, w, rounding_mode="floor")
-        col = index % w
-        centre = torch.stack([col, row], dim=2).to(maps.dtype) + 0.5
+        peak, row, col = peak_cells(maps)
+        centre = cell_centre_xy(row, col, maps.dtype)
         window = neighbourhood_3x3(maps, row, col)
         step, ok = dark_offsets(window, row, col, (h, w))
         offset = torch.where(ok[..., None], step, quarter_offsets(window, row, col, (h, w)))
-        probability = torch.exp(peak - torch.logsumexp(flat, dim=2))
+        probability = torch.exp(peak - torch.logsumexp(maps.reshape(r, k, h * w), dim=2))
         return centre + offset, probability * (2 * math.pi * self.sigma**2)
-
-    def decode(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """R x K x H x W logits, R x 4 boxes -> R x K x 3 (x, y, score) in image coordinates."""
-        h, w = heatmaps.shape[-2:]
-        coords, score = self.locate(heatmaps)
-        xy = heatmap_to_image(coords, boxes.detach().to(coords.dtype), (h, w))
-        return torch.cat([xy, score[..., None]], dim=2)
