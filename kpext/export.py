@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -47,6 +48,7 @@ from detectron2.modeling.roi_heads.keypoint_head import BaseKeypointRCNNHead
 from detectron2.structures import Boxes, Instances
 
 from .config import GRAPH_TEST_OPTIONS
+from .io import atomic_path
 from .modeling.codecs import OneHotCodec
 from .modeling.heads.base import KeypointHeadBase, attach_predictions, decode_traceable
 from .preprocessing import model_input
@@ -221,11 +223,12 @@ def export_onnx(
     module = export_module(model, cfg.MODEL.KPEXT.DECODE_WINDOW)
     _check_example(module, example, cfg)
     detections = {0: "detections"}
+    graph = io.BytesIO()  # the file is written once, whole, with its metadata (kpext.io)
     with quiet_tracer(), torch.no_grad():
         torch.onnx.export(
             module,
             example,
-            path,
+            graph,
             dynamo=False,
             opset_version=ONNX_OPSET,
             input_names=list(INPUT_NAMES),
@@ -235,11 +238,12 @@ def export_onnx(
                 **{name: detections for name in OUTPUT_NAMES},
             },
         )
-    proto = onnx.load(path)
+    proto = onnx.load_from_string(graph.getvalue())
     for key, value in export_metadata(cfg, model).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value
-    onnx.save(proto, path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
     return path
 
 
@@ -254,7 +258,8 @@ def export_torchscript(
     with quiet_tracer(), torch.no_grad():
         traced = torch.jit.trace(module, example, check_trace=False)
         extra = {METADATA_PREFIX + k: v.encode() for k, v in export_metadata(cfg, model).items()}
-        torch.jit.save(traced, path, _extra_files=extra)
+        with atomic_path(path, same_name=True) as tmp:  # the archive is named after its file
+            torch.jit.save(traced, tmp, _extra_files=extra)
     return path
 
 

@@ -21,6 +21,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Instances
 
 from .geometry import continuous_to_coco
+from .io import atomic_imwrite
 from .preprocessing import model_input
 
 __all__ = [
@@ -335,7 +336,7 @@ def save_prediction_pictures(
         path = os.path.join(
             out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".jpg"
         )
-        cv2.imwrite(path, picture)
+        atomic_imwrite(path, picture)
         written.append(path)
     model.train(was_training)
     return written

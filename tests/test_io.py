@@ -47,3 +47,29 @@ def test_a_writer_that_writes_nothing_leaves_nothing(tmp_path):
         with atomic_path(str(path)):
             pass  # no file written at the temporary path: the rename fails, nothing appears
     assert os.listdir(tmp_path) == []
+
+
+def test_same_name_writes_through_a_file_of_the_targets_own_name(tmp_path):
+    """For writers that record the file's name inside it (a TorchScript archive)."""
+    path = tmp_path / "model.ts"
+    with atomic_path(str(path), same_name=True) as tmp:
+        assert os.path.basename(tmp) == "model.ts" and os.path.dirname(tmp) != str(tmp_path)
+        with open(tmp, "w") as f:
+            f.write("archive")
+    assert path.read_text() == "archive" and os.listdir(tmp_path) == ["model.ts"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path), same_name=True) as tmp:
+            open(tmp, "w").close()
+            raise RuntimeError("killed")
+    assert path.read_text() == "archive" and os.listdir(tmp_path) == ["model.ts"]
+
+
+def test_pictures_are_written_whole_or_refused(tmp_path):
+    from kpext.io import atomic_imwrite
+
+    path = str(tmp_path / "a.jpg")
+    assert atomic_imwrite(path, np.zeros((4, 4, 3), np.uint8)) == path
+    assert cv2.imread(path).shape == (4, 4, 3) and os.listdir(tmp_path) == ["a.jpg"]
+    with pytest.raises(OSError, match="cannot write picture"):
+        atomic_imwrite(str(tmp_path / "a.unknown_format"), np.zeros((4, 4, 3), np.uint8))
+    assert os.listdir(tmp_path) == ["a.jpg"]

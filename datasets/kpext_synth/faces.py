@@ -56,11 +56,12 @@ from tqdm import tqdm
 
 from kpext.data.faces import face68_category, face_annotation_path, face_image_dir
 from kpext.data.keypoint_sets import KAGGLE_FACE_KEYPOINT_NAMES
+from kpext.io import atomic_open
 
 from .face_config import DEFAULT_FACE_SPLITS, FaceSynthConfig
 from .face_painting import render_face
 from .face_sampling import sample_face_spec
-from .generation import atomic_output, write_json_atomically
+from .generation import write_json_atomically
 from .kaggle import (
     CONVERTER_VERSION,
     KAGGLE_CORE_KEYPOINTS,
@@ -108,7 +109,7 @@ def _drop_non_core(keypoints15: np.ndarray) -> np.ndarray:
 
 
 def _write_csv_atomically(path: str, rows: Sequence[Sequence[str]]) -> None:
-    with atomic_output(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(kaggle_columns())
         writer.writerows(rows)

@@ -26,7 +26,6 @@ __all__ = [
     "configs_for_splits",
     "add_split_arguments",
     "split_configs_from_args",
-    "atomic_output",
     "write_json_atomically",
 ]
 
@@ -132,12 +131,7 @@ def split_configs_from_args(
         parser.error(str(e))
 
 
-# Generated files are written through kpext.io.atomic_open: an interrupted or failing writer
-# leaves no partial file (and an existing one untouched).
-atomic_output = atomic_open
-
-
 def write_json_atomically(path: str, data: Any) -> None:
     """Write compact JSON to ``path`` through :func:`kpext.io.atomic_open`."""
-    with atomic_output(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, separators=(",", ":"))

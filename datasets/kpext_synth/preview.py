@@ -12,6 +12,7 @@ import numpy as np
 
 from kpext.data.builtin import SYNTHETIC_CATEGORY
 from kpext.data.keypoint_metadata import keypoint_metadata_from_category
+from kpext.io import atomic_imwrite
 
 from .people_config import DEFAULT_SPLITS, HELDOUT_STYLES, STYLES, SyntheticConfig
 from .render import image_rng
@@ -71,6 +72,5 @@ def style_preview(styles: Sequence[str] = STYLES, seed: int = 0) -> np.ndarray:
 
 
 def write_style_preview(path: str, styles: Sequence[str] = STYLES, quality: int = 85) -> None:
-    """Write :func:`style_preview` as a JPEG."""
-    if not cv2.imwrite(path, style_preview(styles), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"could not write {path}")
+    """Write :func:`style_preview` as a JPEG (whole or not at all: :mod:`kpext.io`)."""
+    atomic_imwrite(path, style_preview(styles), [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -15,6 +15,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..data.keypoint_metadata import dataset_oks_sigmas, oks_sigmas_for_count
+from ..io import atomic_open
 from .ground_truth import normalized_ground_truth_file
 from .pose_errors import format_pose_errors, pose_error_breakdown
 from .tall_people import format_tall_person_recall, tall_person_recall
@@ -136,7 +137,7 @@ def write_summary(cfg, results: Mapping[str, Any]) -> Dict[str, Any]:
     """Summarise, print and write ``OUTPUT_DIR/summary.json``; returns the summary."""
     summary = summarize_test_results(cfg, results)
     path = os.path.join(cfg.OUTPUT_DIR, "summary.json")
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     print("Summary (" + path + "):\n" + format_summary(summary), flush=True)
     return summary

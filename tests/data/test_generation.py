@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import pytest
 
 from kpext_synth.generation import (
-    atomic_output,
     check_count_and_seed,
     configs_for_splits,
     write_json_atomically,
@@ -54,14 +53,3 @@ def test_json_is_written_whole_into_a_new_folder(tmp_path):
     write_json_atomically(str(path), {"x": [1, 2]})
     assert json.loads(path.read_text()) == {"x": [1, 2]}
     assert os.listdir(path.parent) == ["b.json"]
-
-
-def test_a_failing_writer_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "rows.csv"
-    path.write_text("old\n")
-    with pytest.raises(RuntimeError):
-        with atomic_output(str(path)) as f:
-            f.write("new, half written")
-            raise RuntimeError("interrupted")
-    assert path.read_text() == "old\n"
-    assert os.listdir(tmp_path) == ["rows.csv"]
