@@ -11,7 +11,7 @@ or any other registered keypoint set alike. The pictures of predictions
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "scale_instances",
     "draw_keypoint_predictions",
     "detections_to_draw",
+    "write_prediction_picture",
     "save_prediction_pictures",
     "save_test_pictures",
 ]
@@ -304,39 +305,78 @@ def detections_to_draw(
     return instances[order]
 
 
+def write_prediction_picture(
+    predict: Callable[[np.ndarray], Instances],
+    image_path: str,
+    picture_path: str,
+    metadata: Any,
+    cfg,
+    score_threshold: Optional[float] = None,
+    max_detections: int = 0,
+) -> Instances:
+    """Predict, draw, write: the one path from an image file to a picture of its predictions
+    (the test pictures after training, ``demo.py``'s images).
+
+    Reads ``image_path`` (BGR), runs ``predict`` on it (a BGR image -> its ``Instances``),
+    keeps the detections :func:`detections_to_draw` keeps when ``score_threshold`` is given
+    (else all, in their order), draws them (:func:`draw_keypoint_predictions`, with
+    ``TEST.KPEXT.VIS_KEYPOINT_THRESHOLD`` and ``VIS_MIN_SIZE``) and writes the picture to
+    ``picture_path`` whole (:func:`kpext.io.atomic_imwrite`). Returns the detections drawn.
+
+    Raises:
+        FileNotFoundError: OpenCV cannot read the image; OSError: the picture cannot be written.
+    """
+    image = cv2.imread(image_path)
+    if image is None:
+        raise FileNotFoundError(f"cannot read image {image_path}")
+    instances = predict(image)
+    if score_threshold is not None:
+        instances = detections_to_draw(instances, score_threshold, max_detections)
+    picture = draw_keypoint_predictions(
+        image,
+        instances,
+        metadata,
+        cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
+        cfg.TEST.KPEXT.VIS_MIN_SIZE,
+    )
+    atomic_imwrite(picture_path, picture)
+    return instances
+
+
 @torch.no_grad()
 def save_prediction_pictures(
     cfg, model, dataset_name: str, out_dir: str, num_images: int
 ) -> List[str]:
-    """Run ``model`` on the first ``num_images`` of a dataset and save pictures of its predictions.
+    """Run ``model`` on the first ``num_images`` of a dataset and save pictures of its
+    predictions (:func:`write_prediction_picture`; the detections ``TEST.KPEXT.VIS_*`` keep).
 
     Returns the written file paths.
     """
     os.makedirs(out_dir, exist_ok=True)
     records = DatasetCatalog.get(dataset_name)[:num_images]
     metadata = MetadataCatalog.get(dataset_name)
+
+    def predict(image: np.ndarray) -> Instances:
+        return model([model_input(image, cfg)])[0]["instances"]
+
     was_training = model.training
     model.eval()
     written = []
     for record in records:
-        image = cv2.imread(record["file_name"])
-        if image is None:
-            raise FileNotFoundError(f"{dataset_name}: cannot read image {record['file_name']}")
-        output = model([model_input(image, cfg)])[0]["instances"]
-        output = detections_to_draw(
-            output, cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD, cfg.TEST.KPEXT.VIS_MAX_DETECTIONS
-        )
-        picture = draw_keypoint_predictions(
-            image,
-            output,
-            metadata,
-            cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
-            cfg.TEST.KPEXT.VIS_MIN_SIZE,
-        )
-        path = os.path.join(
-            out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".jpg"
-        )
-        atomic_imwrite(path, picture)
+        name = os.path.splitext(os.path.basename(record["file_name"]))[0]
+        path = os.path.join(out_dir, name + ".jpg")
+        try:
+            write_prediction_picture(
+                predict,
+                record["file_name"],
+                path,
+                metadata,
+                cfg,
+                cfg.TEST.KPEXT.VIS_SCORE_THRESHOLD,
+                cfg.TEST.KPEXT.VIS_MAX_DETECTIONS,
+            )
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{dataset_name}: {e}") from None
         written.append(path)
     model.train(was_training)
     return written

@@ -109,3 +109,35 @@ def test_pictures_of_predictions_draw_any_keypoint_set():
         np.zeros((64, 64, 3), np.uint8), inst, metadata, min_size=128
     )
     assert enlarged.shape == (128, 128, 3) and mostly(enlarged[64, 60], RED)
+
+
+def test_predict_draw_write_in_one_step(tmp_path):
+    """write_prediction_picture: read, predict, keep what the thresholds keep, draw, write
+    whole; the picture is the one draw_keypoint_predictions makes."""
+    import cv2
+    from types import SimpleNamespace
+
+    from kpext.visualization import write_prediction_picture
+
+    image_path = str(tmp_path / "in.png")
+    cv2.imwrite(image_path, np.full((10, 10, 3), 40, np.uint8))
+    cfg = SimpleNamespace(
+        TEST=SimpleNamespace(KPEXT=SimpleNamespace(VIS_KEYPOINT_THRESHOLD=0.05, VIS_MIN_SIZE=0))
+    )
+    seen = []
+
+    def predict(image):
+        seen.append(image.shape)
+        return _instances([0.2, 0.9])
+
+    drawn = write_prediction_picture(predict, image_path, str(tmp_path / "out.jpg"), PEN, cfg)
+    assert seen == [(10, 10, 3)] and len(drawn) == 2  # no threshold: every detection
+    kept = write_prediction_picture(
+        predict, image_path, str(tmp_path / "out.jpg"), PEN, cfg, score_threshold=0.5
+    )
+    assert kept.scores.tolist() == pytest.approx([0.9])
+    expected = draw_keypoint_predictions(cv2.imread(image_path), kept, PEN)
+    assert cv2.imread(str(tmp_path / "out.jpg")).shape == expected.shape
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.jpg"]
+    with pytest.raises(FileNotFoundError, match="cannot read image"):
+        write_prediction_picture(predict, str(tmp_path / "none.png"), "x.jpg", PEN, cfg)

@@ -52,7 +52,6 @@ from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_SKE
 from kpext.engine.inference import check_inference_weights, load_inference_cfg, one_line
 from kpext.engine.predictor import KpextPredictor
 from kpext.export import ExportError, OnnxPredictor
-from kpext.io import atomic_path
 from kpext.modeling.postprocess import POSE_NMS_METHODS
 from kpext.video.pipeline import (
     Predictor,
@@ -73,7 +72,7 @@ from kpext.video.tracker_choice import (
     min_detection_score,
 )
 from kpext.video.tracking import TRACK_MATCH_METHODS, KeypointSmoother
-from kpext.visualization import draw_keypoint_predictions
+from kpext.visualization import write_prediction_picture
 
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
@@ -307,29 +306,19 @@ def image_output_paths(inputs: Sequence[str], output: str) -> List[str]:
     return outputs
 
 
-def _write_image_atomically(path: str, image) -> None:
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(tmp, image):
-            raise DemoError(f"cannot write picture {path}")
-
-
 def run_on_images(
     cfg: CfgNode, predictor: Predictor, inputs: Sequence[str], outputs: Sequence[str]
 ) -> None:
     metadata = keypoint_metadata(cfg)
+
+    def predict(image):
+        return predictor(image)["instances"]
+
     for source, target in tqdm.tqdm(list(zip(inputs, outputs)), desc="images", unit="img"):
-        image = cv2.imread(source)
-        if image is None:
-            raise DemoError(f"cannot read image {source}")
-        instances = predictor(image)["instances"].to("cpu")
-        picture = draw_keypoint_predictions(
-            image,
-            instances,
-            metadata,
-            cfg.TEST.KPEXT.VIS_KEYPOINT_THRESHOLD,
-            cfg.TEST.KPEXT.VIS_MIN_SIZE,
-        )
-        _write_image_atomically(target, picture)
+        try:
+            instances = write_prediction_picture(predict, source, target, metadata, cfg)
+        except OSError as e:  # unreadable image (FileNotFoundError), unwritable picture
+            raise DemoError(str(e)) from None
         tqdm.tqdm.write(f"{source}: {len(instances)} people -> {target}")
 
 
