@@ -12,17 +12,12 @@ import subprocess
 import sys
 import zipfile
 
+import gpu_check_install
+import gpu_check_report
+import gpu_check_runs
 import pytest
-from script_loading import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _load_gpu_check():
-    return load_script("kpext_tools_gpu_check", "tools", "gpu_check.py")
-
-
-gpu_check = _load_gpu_check()
 
 
 def make_wheel(folder, name="kpext_probe", version="0.1", tag="py3-none-any"):
@@ -44,16 +39,16 @@ def make_wheel(folder, name="kpext_probe", version="0.1", tag="py3-none-any"):
 
 def test_wheel_selection_keeps_what_this_python_installs():
     tags = {"py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp311-abi3-manylinux2014_x86_64"}
-    assert gpu_check.wheel_tags("a/pkg-1.0-py3-none-any.whl") == ("py3", "none", "any")
-    assert gpu_check.wheel_fits("x-1-py3-none-any.whl", tags)
-    assert gpu_check.wheel_fits(
+    assert gpu_check_install.wheel_tags("a/pkg-1.0-py3-none-any.whl") == ("py3", "none", "any")
+    assert gpu_check_install.wheel_fits("x-1-py3-none-any.whl", tags)
+    assert gpu_check_install.wheel_fits(
         "y-1-cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags
     )
-    assert not gpu_check.wheel_fits(
+    assert not gpu_check_install.wheel_fits(
         "z-1-cp312-cp312-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", tags
     )
     with pytest.raises(ValueError):
-        gpu_check.wheel_tags("notawheel.whl")
+        gpu_check_install.wheel_tags("notawheel.whl")
 
 
 def test_install_wheelhouse_into_a_prefix(tmp_path):
@@ -62,7 +57,7 @@ def test_install_wheelhouse_into_a_prefix(tmp_path):
     make_wheel(str(house))
     make_wheel(str(house), "other_python", tag="cp27-cp27mu-manylinux1_x86_64")
     target = str(tmp_path / "prefix")
-    done = gpu_check.install_wheelhouse(str(house), target)
+    done = gpu_check_install.install_wheelhouse(str(house), target)
     assert done["used"] and done["installed"] == ["kpext_probe-0.1-py3-none-any.whl"]
     assert done["left_out"] == ["other_python-0.1-cp27-cp27mu-manylinux1_x86_64.whl"]
     probe = "import kpext_probe; print(kpext_probe.VALUE, kpext_probe.__file__)"
@@ -74,13 +69,13 @@ def test_install_wheelhouse_into_a_prefix(tmp_path):
 
 def test_unzip_fallback_lays_out_like_pip(tmp_path):
     wheel = make_wheel(str(tmp_path))
-    gpu_check.unzip_wheels([wheel], str(tmp_path / "t"))
+    gpu_check_install.unzip_wheels([wheel], str(tmp_path / "t"))
     assert (tmp_path / "t" / "kpext_probe.py").read_text() == "VALUE = 42\n"
     assert (tmp_path / "t" / "kpext_probe-0.1.dist-info" / "METADATA").exists()
 
 
 def test_missing_wheelhouse_uses_the_current_environment(tmp_path):
-    done = gpu_check.install_wheelhouse(str(tmp_path / "absent"), str(tmp_path / "prefix"))
+    done = gpu_check_install.install_wheelhouse(str(tmp_path / "absent"), str(tmp_path / "prefix"))
     assert not done["used"] and "make gpu-wheels" in done["reason"]
 
 
@@ -97,7 +92,7 @@ def test_parse_training_reads_speed_memory_and_ap(tmp_path):
         + json.dumps({"iteration": 29, "bbox/AP": 1.5, "keypoints/AP": 0.25})
         + "\n"
     )
-    found = gpu_check.parse_training(str(tmp_path))
+    found = gpu_check_runs.parse_training(str(tmp_path))
     assert found == {
         "train_s_per_iter": 0.1852,
         "train_max_mem_mb": 5120.0,
@@ -105,11 +100,11 @@ def test_parse_training_reads_speed_memory_and_ap(tmp_path):
         "kp_ap": 0.25,
     }
     (tmp_path / "log.txt").write_text("no speed line (fewer than 4 iterations)\n")
-    assert gpu_check.parse_training(str(tmp_path))["train_s_per_iter"] == 0.2
+    assert gpu_check_runs.parse_training(str(tmp_path))["train_s_per_iter"] == 0.2
 
 
 def _run(head, precision, s_per_iter, status="trained"):
-    run = gpu_check.Run(head, head + "Head", precision, "cfg.yaml", [], "/nowhere")
+    run = gpu_check_runs.Run(head, head + "Head", precision, "cfg.yaml", [], "/nowhere")
     run.status, run.train_s_per_iter, run.kp_ap = status, s_per_iter, 0.0
     return run
 
@@ -135,7 +130,7 @@ def test_rows_ratios_to_stock_at_the_same_precision():
         },
         "gaussian_amp": {"error": "boom"},
     }
-    rows = {(r["head"], r["precision"]): r for r in gpu_check.build_rows(runs, timings)}
+    rows = {(r["head"], r["precision"]): r for r in gpu_check_report.build_rows(runs, timings)}
     assert (
         rows["stock", "fp32"]["status"] == "ok"
         and rows["stock", "fp32"]["train_s_per_iter_vs_stock"] == 1.0
@@ -221,11 +216,11 @@ def test_gpu_plan_configs_merge(tmp_path):
 
     from detectron2.config import get_cfg
 
-    runs = gpu_check.plan_runs(
-        gpu_check.gpu_profile(), str(tmp_path), [h[0] for h in gpu_check.HEADS]
+    runs = gpu_check_runs.plan_runs(
+        gpu_check_runs.gpu_profile(), str(tmp_path), [h[0] for h in gpu_check_runs.HEADS]
     )
     assert [r.name for r in runs] == [
-        f"{h[0]}_{p}" for h in gpu_check.HEADS for p in ("fp32", "amp")
+        f"{h[0]}_{p}" for h in gpu_check_runs.HEADS for p in ("fp32", "amp")
     ]
     for run in runs:
         cfg = get_cfg()
