@@ -41,11 +41,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 from kpext_bench.head_training import HeadResult, evaluate_head, train_head
+from kpext_bench.heads_report import REFERENCE, markdown_table, mean_shares, plot
 from kpext_bench.keypoint_ap import paired_bootstrap
 from kpext_bench.reports import git_commit, write_report
 from kpext_bench.shared_detector import (
@@ -195,7 +196,6 @@ REGIME_VARIANTS = [
     )
 ]
 VARIANTS = VARIANTS + REGIME_VARIANTS
-REFERENCE = "stock"
 # The benchmark's data: synthetic people in the classic style only (the generator's settings
 # before styles existed: the same images as the runs in the README). On the default splits
 # (five styles, close-ups, degraded images) every head stayed at 0.0-0.3 keypoint AP after 200
@@ -475,232 +475,6 @@ def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize)
                 )
         rows.append(row)
     return rows
-
-
-def mean_shares(per_seed: List[Dict[str, float]]) -> Dict[str, float]:
-    """Error-class shares averaged over seeds."""
-    names = per_seed[0].keys() if per_seed and per_seed[0] else ()
-    return {n: float(np.mean([shares[n] for shares in per_seed])) for n in names}
-
-
-def fmt_ci(ci) -> str:
-    return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
-
-
-def fullsize_ratios(row) -> str:
-    keys = sorted((k for k in row if k.startswith("fullsize_branch_vs_stock_")), key=len)
-    return ", ".join(f"{row[k]:.2f}x" for k in keys) or "n/a"
-
-
-# (column header, cell of a row)
-TABLE_COLUMNS = [
-    ("head", lambda r: r["name"]),
-    ("AP (gt boxes)", lambda r: f"{r['ap_gt']:.1f} ± {r['ap_gt_std']:.1f}"),
-    (
-        "diff vs stock [95% CI]",
-        lambda r: f"{r['diff_gt_vs_stock']:+.1f} {fmt_ci(r['diff_gt_ci95'])}",
-    ),
-    ("AP (detections)", lambda r: f"{r['ap_det']:.1f} ± {r['ap_det_std']:.1f}"),
-    (
-        "diff vs stock [95% CI]",
-        lambda r: f"{r['diff_det_vs_stock']:+.1f} {fmt_ci(r['diff_det_ci95'])}",
-    ),
-    ("branch ms/box", lambda r: f"{r['branch_ms_per_box']:.2f}"),
-    ("branch / stock", lambda r: f"{r['branch_vs_stock']:.2f}x"),
-    ("decode speed-up", lambda r: f"{r['decode_speedup']:.1f}x"),
-    ("train s/iter (head)", lambda r: f"{r['train_s_per_iter']:.3f} ({r['train_vs_stock']:.2f}x)"),
-    ("full size branch / stock (20, 100 boxes)", fullsize_ratios),
-    (
-        "gt boxes: good / jitter / inversion (L/R) / swap / miss",
-        lambda r: error_cells(r["errors_gt"]),
-    ),
-]
-
-
-def error_cells(shares: Dict[str, float]) -> str:
-    if not shares:
-        return "n/a"
-    return (
-        f"{shares['good']:.0%} / {shares['jitter']:.0%} / {shares['inversion']:.0%} "
-        f"({shares['inversion_left_right']:.0%}) / {shares['swap']:.0%} / {shares['miss']:.0%}"
-    )
-
-
-# The regime's targets (issue 22): a stock head near convergence, on features where heads differ.
-REGIME_MIN_STOCK_AP = 40.0
-REGIME_MAX_DOUBLING_GAIN = 1.0
-
-
-def regime_checks(report) -> List[dict]:
-    """The checks that say whether the bench measures heads near convergence, each with its
-    value, target and verdict; rows missing from the run are left out."""
-    rows = {r["name"]: r for r in report["rows"]}
-    stock = rows[REFERENCE]
-    checks = [
-        {
-            "check": "stock AP on gt boxes",
-            "value": f"{stock['ap_gt']:.1f}",
-            "target": f">= {REGIME_MIN_STOCK_AP:g}",
-            "ok": stock["ap_gt"] >= REGIME_MIN_STOCK_AP,
-        }
-    ]
-    curve = sorted(
-        (r for r in rows.values() if r["regime"] and r["overrides"] == []),
-        key=lambda r: r["iterations"],
-    )
-    if curve:
-        points = sorted([*curve, stock], key=lambda r: r["iterations"])
-        checks.append(
-            {
-                "check": "stock's curve (head iterations: AP on gt boxes)",
-                "value": ", ".join(f"{r['iterations']}: {r['ap_gt']:.1f}" for r in points),
-                "target": "flat at the end",
-                "ok": None,
-            }
-        )
-    doubled = next((r for r in curve if r["iterations"] == 2 * stock["iterations"]), None)
-    if doubled:
-        low, high = doubled["diff_gt_ci95"]
-        checks.append(
-            {
-                "check": "doubling stock's iterations: AP change [95% CI]",
-                "value": f"{doubled['diff_gt_vs_stock']:+.1f} {fmt_ci(doubled['diff_gt_ci95'])}",
-                "target": f"< {REGIME_MAX_DOUBLING_GAIN:g}",
-                "ok": abs(doubled["diff_gt_vs_stock"]) < REGIME_MAX_DOUBLING_GAIN,
-            }
-        )
-    weak = rows.get("stock_weak_28")
-    if weak:
-        checks.append(
-            {
-                "check": "weakened stock (28 x 28 maps) vs stock [95% CI]",
-                "value": f"{weak['diff_gt_vs_stock']:+.1f} {fmt_ci(weak['diff_gt_ci95'])}",
-                "target": "interval below 0",
-                "ok": weak["diff_gt_ci95"][1] < 0,
-            }
-        )
-    return checks
-
-
-def regime_markdown(report) -> str:
-    verdict = {True: "met", False: "**missed**", None: "(shown)"}
-    lines = ["| regime check | value | target | |", "|---|---|---|---|"]
-    for c in regime_checks(report):
-        lines.append(f"| {c['check']} | {c['value']} | {c['target']} | {verdict[c['ok']]} |")
-    return "\n".join(lines) + "\n"
-
-
-def markdown_table(report) -> str:
-    s = report["settings"]
-    caption = (
-        f"Keypoint heads on one frozen shared detector ({s.get('detector_objective', 'boxes')} "
-        f"objective, {s['detector_iterations']} iterations): {s['head_iterations']} head "
-        "iterations x "
-        f"{len(report['seeds'])} seeds, {s.get('val_set', 'kpext_synth_val')} "
-        f"({s['val_images']} images); AP = OKS "
-        "keypoint AP (mean over seeds ± std); diff = paired difference to stock with a 95% "
-        "bootstrap interval over val images and seeds. "
-        f"Machine: {report['machine']}. Commit {report['commit']}, {report['wall_s'] / 60:.1f} min."
-        + (" QUICK smoke run: not a result." if report["quick"] else "")
-    )
-    lines = [
-        caption,
-        "",
-        regime_markdown(report),
-        "| " + " | ".join(h for h, _ in TABLE_COLUMNS) + " |",
-        "|" + "---|" * len(TABLE_COLUMNS),
-    ]
-    for r in report["rows"]:
-        lines.append("| " + " | ".join(cell(r) for _, cell in TABLE_COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def spread_label_heights(ys: Sequence[float], min_gap: float) -> List[float]:
-    """Heights for the labels of points at heights ``ys``: in the points' order, each at least
-    ``min_gap`` from the next. Labels that would crowd form a group centred on its points'
-    mean height (so a crowded column spreads both ways); a label with room stays at its point."""
-    groups = [[i] for i in sorted(range(len(ys)), key=lambda i: ys[i])]
-
-    def bottom(group: List[int]) -> float:
-        return sum(ys[i] for i in group) / len(group) - (len(group) - 1) * min_gap / 2
-
-    merged = True
-    while merged:  # merge neighbouring groups until none overlap
-        merged = False
-        for k in range(len(groups) - 1):
-            lower, upper = groups[k], groups[k + 1]
-            if bottom(lower) + len(lower) * min_gap > bottom(upper):
-                groups[k : k + 2] = [lower + upper]
-                merged = True
-                break
-    heights = [0.0] * len(ys)
-    for group in groups:
-        start = bottom(group)
-        for rank, i in enumerate(group):
-            heights[i] = start + rank * min_gap
-    return heights
-
-
-def label_columns(xs: Sequence[float], width: float) -> List[List[int]]:
-    """Indices of ``xs`` grouped into columns: points closer than ``width`` in x share one,
-    so their labels (drawn to the right) would collide."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    columns: List[List[int]] = []
-    for i in order:
-        if columns and xs[i] - xs[columns[-1][-1]] < width:
-            columns[-1].append(i)
-        else:
-            columns.append([i])
-    return columns
-
-
-def plot(report, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    stock = next(r for r in report["rows"] if r["name"] == REFERENCE)
-    xs = [r["branch_vs_stock"] for r in report["rows"]]
-    ys = [stock["ap_gt"] + r["diff_gt_vs_stock"] for r in report["rows"]]
-    colors = []
-    for r, x, y in zip(report["rows"], xs, ys):
-        low, high = r["diff_gt_ci95"]
-        bars = ax.errorbar(
-            x,
-            y,
-            yerr=[[r["diff_gt_vs_stock"] - low], [high - r["diff_gt_vs_stock"]]],
-            fmt="o",
-            capsize=4,
-        )
-        colors.append(bars[0].get_color())
-    y_span = max(max(ys) - min(ys), 1.0)
-    x_span = max(max(xs) - min(xs), 0.1)
-    label_y = list(ys)
-    for column in label_columns(xs, width=0.2 * x_span):
-        heights = spread_label_heights([ys[i] for i in column], min_gap=0.055 * y_span)
-        for i, h in zip(column, heights):
-            label_y[i] = h
-    for r, x, y, h, color in zip(report["rows"], xs, ys, label_y, colors):
-        ax.annotate(
-            r["name"],
-            (x, y),
-            xytext=(x + 0.03 * x_span, h),
-            va="center",
-            fontsize=8,
-            color=color,
-            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
-            arrowprops=dict(arrowstyle="-", color=color, lw=0.6, shrinkA=0, shrinkB=3),
-        )
-    ax.set_xlim(min(xs) - 0.05 * x_span, max(xs) + 0.35 * x_span)
-    ax.axhline(stock["ap_gt"], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("keypoint branch time per box / stock (CPU config)")
-    ax.set_ylabel("OKS keypoint AP on ground-truth boxes")
-    ax.set_title("Heads on one frozen detector (bars: 95% CI of the difference to stock)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 class Caches(NamedTuple):

@@ -1,16 +1,12 @@
-"""bench_heads.py's regime checks read the right rows and give the right verdicts, and its
-report is written whole."""
+"""bench_heads.py's report (kpext_bench.heads_report): the regime checks read the right rows
+and give the right verdicts, the figure's labels do not collide, and the report is written
+whole."""
 
 import json
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "projects"))
-from script_loading import load_script  # noqa: E402
-
-bench = load_script("kpext_bench_heads", "projects", "Benchmarks", "bench_heads.py")
+from kpext_bench import heads_report as bench
 
 
 def _row(name, ap, iterations=200, diff=0.0, ci=(0.0, 0.0), regime=False, overrides=()):
