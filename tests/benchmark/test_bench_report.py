@@ -99,3 +99,11 @@ def test_the_figure_draws_from_a_saved_report(tmp_path):
     bench.plot(report, path)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_heads_reports_through_heads_report():
+    """The script imports (its renderers through kpext_bench) and writes this report."""
+    from script_loading import load_script
+
+    script = load_script("kpext_bench_heads", "projects", "Benchmarks", "bench_heads.py")
+    assert script.markdown_table is bench.markdown_table and script.plot is bench.plot
