@@ -1,13 +1,22 @@
-"""Tests of kpext.data's COCO keypoint registration, loading and bad-input policy.
+"""Tests of kpext.data's COCO keypoint metadata, registration and loading (the bad-input
+policy: test_coco_bad_input.py).
 
 Every test writes its own tiny COCO JSON and images under tmp_path.
 """
 
 import json
-import logging
 import os
 
 import pytest
+from coco_helpers import (
+    all_annotation_ids,
+    annotation,
+    forget_dataset,
+    person_category,
+    valid_coco,
+    warnings_of,
+    write_coco,
+)
 from PIL import Image
 
 import kpext.data
@@ -20,7 +29,6 @@ from kpext.data import (
     register_all_synthetic,
     register_keypoint_coco,
 )
-from kpext.data import coco_keypoints as ck
 from kpext.data import keypoint_metadata as km
 from kpext.data.keypoint_sets import (
     COCO_PERSON_KEYPOINT_NAMES,
@@ -34,9 +42,6 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_FLIP_MAP
 from detectron2.structures import BoxMode
 
-JSON_NAME = "person_keypoints_val.json"
-IMAGE_SIZES = {1: (64, 48), 2: (40, 30), 3: (32, 32)}  # image id -> (width, height)
-
 FACE_5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
 # Mixed naming conventions on purpose: prefixes, suffixes, single letters, camelCase, caps.
 BODY_15 = [
@@ -44,106 +49,6 @@ BODY_15 = [
     "wrist_left", "pelvis", "rightHip", "leftHip", "Right_Knee", "LEFT_KNEE",
     "right_eye_inner_corner", "left_eye_inner_corner",
 ]  # fmt: skip
-
-
-# --------------------------------------------------------------------------- #
-# Helpers
-# --------------------------------------------------------------------------- #
-
-
-def keypoints_for(num_keypoints, width, height, seed=0):
-    """A valid flat keypoint list: pixel-index coordinates inside the image, with
-    a few unlabeled (0, 0, 0) and occluded (v=1) points, as in COCO."""
-    values = []
-    for i in range(num_keypoints):
-        if (i + seed) % 5 == 4:
-            values += [0, 0, 0]
-        else:
-            values += [(7 * i + 3 * seed) % width, (5 * i + seed) % height, 1 + (i + seed) % 2]
-    return values
-
-
-def person_category(category_id=1, name="person", keypoints=COCO_PERSON_KEYPOINT_NAMES):
-    return {
-        "id": category_id,
-        "name": name,
-        "supercategory": "person",
-        "keypoints": list(keypoints),
-        "skeleton": [list(p) for p in COCO_PERSON_SKELETON] if len(keypoints) == 17 else [],
-    }
-
-
-def annotation(ann_id, image_id, num_keypoints=17, *, seed=0, category_id=1, iscrowd=0):
-    width, height = IMAGE_SIZES.get(image_id, (64, 48))
-    return {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "iscrowd": iscrowd,
-        "bbox": [1, 2, width / 2, height / 2],
-        "area": width * height / 4,
-        "num_keypoints": 3,  # deliberately inconsistent, as in COCO: must be ignored
-        "keypoints": keypoints_for(num_keypoints, width, height, seed),
-        "segmentation": [[1, 2, 20, 2, 20, 15, 1, 15]],
-    }
-
-
-def valid_coco(num_keypoints=17, keypoint_names=None):
-    """Three images listed out of id order (image 3 has no annotations), three
-    annotations including a crowd one."""
-    names = keypoint_names or (
-        list(COCO_PERSON_KEYPOINT_NAMES) if num_keypoints == 17 else
-        [f"kp{i}" for i in range(num_keypoints)]
-    )  # fmt: skip
-    images = [
-        {"id": image_id, "file_name": f"img{image_id}.jpg", "width": w, "height": h}
-        for image_id, (w, h) in sorted(IMAGE_SIZES.items(), reverse=True)
-    ]
-    annotations = [
-        annotation(10, 1, len(names), seed=0),
-        annotation(11, 1, len(names), seed=1),
-        annotation(12, 2, len(names), seed=2, iscrowd=1),
-    ]
-    return {
-        "images": images,
-        "annotations": annotations,
-        "categories": [person_category(keypoints=names)],
-    }
-
-
-def write_coco(directory, coco, json_name=JSON_NAME, *, images=True):
-    """Write ``coco`` as JSON (NaN/Infinity allowed) plus a tiny JPEG per image."""
-    image_root = directory / "images"
-    image_root.mkdir(parents=True, exist_ok=True)
-    if images:
-        for image in coco.get("images", []):
-            size = (int(image.get("width", 8)), int(image.get("height", 8)))
-            Image.new("RGB", size, (90, 120, 150)).save(image_root / image["file_name"])
-    json_file = directory / json_name
-    json_file.write_text(json.dumps(coco))
-    return str(json_file), str(image_root)
-
-
-def all_annotation_ids(records, coco):
-    """Ids of the annotations kept in ``records``, recovered by their keypoints."""
-    by_keypoints = {
-        tuple(ck._to_pixel_centres(a["keypoints"])): a["id"]
-        for a in coco["annotations"]
-        if isinstance(a.get("keypoints"), list)
-    }
-    return sorted(by_keypoints[tuple(a["keypoints"])] for r in records for a in r["annotations"])
-
-
-def forget_dataset(name):
-    """Remove ``name`` from both catalogs (MetadataCatalog.remove raises if absent)."""
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-    if name in MetadataCatalog.list():
-        MetadataCatalog.remove(name)
-
-
-def warnings_of(caplog):
-    return [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 # --------------------------------------------------------------------------- #
@@ -412,244 +317,6 @@ def test_categories_sharing_a_keypoint_list_become_classes(tmp_path, dataset_nam
     assert meta.thing_dataset_id_to_contiguous_id == {1: 0, 5: 1}
     records = DatasetCatalog.get(dataset_name)
     assert sorted(a["category_id"] for r in records for a in r["annotations"]) == [0, 0, 0, 1]
-
-
-# --------------------------------------------------------------------------- #
-# Bad input: whole-file problems
-# --------------------------------------------------------------------------- #
-
-
-def test_malformed_json_names_file_line_and_column(tmp_path, dataset_name):
-    json_file = tmp_path / JSON_NAME
-    json_file.write_text('{"images": [],\n "annotations": [,]}')
-    for call in (
-        lambda: load_keypoint_coco_json(str(json_file), str(tmp_path)),
-        lambda: register_keypoint_coco(dataset_name, str(json_file), str(tmp_path)),
-    ):
-        expected = rf"{JSON_NAME}: malformed JSON at line 2, column \d+"
-        with pytest.raises(KeypointDataError, match=expected):
-            call()
-    assert dataset_name not in DatasetCatalog.list()
-
-
-def test_missing_top_level_key_names_file(tmp_path):
-    coco = valid_coco()
-    del coco["categories"]
-    json_file, image_root = write_coco(tmp_path, coco)
-    expected = rf"{JSON_NAME}: missing required key\(s\) 'categories'"
-    with pytest.raises(KeypointDataError, match=expected):
-        load_keypoint_coco_json(json_file, image_root)
-
-
-def test_missing_json_file_is_reported(tmp_path, dataset_name):
-    with pytest.raises(KeypointDataError, match="nope.json: cannot read annotation file"):
-        register_keypoint_coco(dataset_name, str(tmp_path / "nope.json"), str(tmp_path))
-
-
-def test_categories_without_keypoints_are_rejected(tmp_path, dataset_name):
-    coco = valid_coco()
-    coco["categories"] = [{"id": 1, "name": "person", "supercategory": "person"}]
-    json_file, image_root = write_coco(tmp_path, coco)
-    expected = rf"{JSON_NAME}: no category has a 'keypoints' list"
-    with pytest.raises(KeypointDataError, match=expected):
-        register_keypoint_coco(dataset_name, json_file, image_root)
-    with pytest.raises(KeypointDataError, match=JSON_NAME):
-        load_keypoint_coco_json(json_file, image_root, category_name="person")
-    with pytest.raises(KeypointDataError, match="no category named 'cat'"):
-        load_keypoint_coco_json(json_file, image_root, category_name="cat")
-
-
-def test_on_invalid_value_is_checked(tmp_path, dataset_name):
-    json_file, image_root = write_coco(tmp_path, valid_coco())
-    expected = r"on_invalid must be one of \('error', 'skip'\), got 'ignore'"
-    with pytest.raises(ValueError, match=expected):
-        load_keypoint_coco_json(json_file, image_root, on_invalid="ignore")
-    with pytest.raises(ValueError, match="on_invalid"):
-        register_keypoint_coco(dataset_name, json_file, image_root, on_invalid="warn")
-    assert dataset_name not in DatasetCatalog.list()
-
-
-# --------------------------------------------------------------------------- #
-# Bad input: record problems, with on_invalid="error" and "skip"
-# --------------------------------------------------------------------------- #
-
-
-def _set_keypoint(ann, index, x=None, y=None, v=None):
-    for offset, value in enumerate((x, y, v)):
-        if value is not None:
-            ann["keypoints"][3 * index + offset] = value
-
-
-# name -> (mutation of annotation 11 on image 1, reason, text expected in the message)
-ANNOTATION_CASES = {
-    "short keypoints": (
-        lambda a: a["keypoints"].pop(),
-        "wrong keypoints length",
-        "keypoints has 50 values, expected 51 (17 keypoints x 3)",
-    ),
-    "keypoints not a list": (
-        lambda a: a.update(keypoints={"x": 1}),
-        "keypoints not a list",
-        "keypoints is dict",
-    ),
-    "missing keypoints": (lambda a: a.pop("keypoints"), "missing keypoints", "no 'keypoints'"),
-    "string keypoint": (
-        lambda a: _set_keypoint(a, 1, x="3"),
-        "non-numeric keypoint value",
-        "(left_eye)",
-    ),
-    "nan keypoint": (
-        lambda a: _set_keypoint(a, 2, y=float("nan")),
-        "non-finite keypoint",
-        "(right_eye)",
-    ),
-    "infinite keypoint": (
-        lambda a: _set_keypoint(a, 0, x=float("inf")),
-        "non-finite keypoint",
-        "(nose)",
-    ),
-    "bad visibility": (lambda a: _set_keypoint(a, 3, v=3), "invalid visibility", "visibility 3"),
-    "keypoint far right of image": (
-        lambda a: _set_keypoint(a, 5, x=64 * 1.2, v=2),
-        "keypoint outside image",
-        "64x48 image",
-    ),
-    "keypoint far above image": (
-        lambda a: _set_keypoint(a, 5, y=-10, v=1),
-        "keypoint outside image",
-        "(left_shoulder)",
-    ),
-    "non-finite bbox": (
-        lambda a: a["bbox"].__setitem__(0, float("nan")),
-        "invalid bbox",
-        "non-finite",
-    ),
-    "empty bbox": (lambda a: a["bbox"].__setitem__(2, 0), "invalid bbox", "non-positive"),
-    "short bbox": (lambda a: a["bbox"].pop(), "invalid bbox", "[x, y, width, height]"),
-    "unknown image": (lambda a: a.update(image_id=99), "unknown image id", "image_id 99"),
-    "unknown category": (
-        lambda a: a.update(category_id=42),
-        "unknown category id",
-        "category_id 42",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(ANNOTATION_CASES))
-def test_bad_annotation_raises_naming_file_and_ids(tmp_path, case):
-    mutate, reason, detail = ANNOTATION_CASES[case]
-    coco = valid_coco()
-    mutate(coco["annotations"][1])
-    image_id = coco["annotations"][1]["image_id"]
-    json_file, image_root = write_coco(tmp_path, coco)
-    with pytest.raises(KeypointDataError) as error:
-        load_keypoint_coco_json(json_file, image_root)
-    message = str(error.value)
-    assert message.startswith(f"{json_file}: annotation id 11 (image id {image_id}): ")
-    assert detail in message
-    assert error.value.reason == reason
-
-
-@pytest.mark.parametrize("case", list(ANNOTATION_CASES))
-def test_bad_annotation_is_skipped_with_one_counted_warning(tmp_path, case, kpext_log):
-    mutate, reason, _ = ANNOTATION_CASES[case]
-    coco = valid_coco()
-    mutate(coco["annotations"][1])
-    json_file, image_root = write_coco(tmp_path, coco)
-    records = load_keypoint_coco_json(json_file, image_root, on_invalid="skip")
-    assert all_annotation_ids(records, coco) == [10, 12]
-    assert [r["image_id"] for r in records] == [1, 2, 3]
-    [warning] = warnings_of(kpext_log)
-    message = warning.getMessage()
-    assert "skipped 1 invalid record(s)" in message and f"1 x {reason}" in message
-    assert "annotation id 11" in message and JSON_NAME in message
-
-
-def test_slightly_outside_or_unlabeled_points_are_accepted(tmp_path):
-    coco = valid_coco()
-    ann = coco["annotations"][0]  # image 1 is 64 x 48; the margin is 10%: 6.4 x 4.8 pixels
-    _set_keypoint(ann, 1, x=-6, y=50, v=2)
-    _set_keypoint(ann, 2, x=70, y=-4, v=1)
-    _set_keypoint(ann, 3, x=1000, y=-1000, v=0)  # unlabeled points may hold anything finite
-    json_file, image_root = write_coco(tmp_path, coco)
-    assert all_annotation_ids(load_keypoint_coco_json(json_file, image_root), coco) == [10, 11, 12]
-
-
-def test_crowd_box_may_be_empty(tmp_path):
-    coco = valid_coco()
-    coco["annotations"][2]["bbox"] = [0, 0, 0, 0]  # annotation 12 is the crowd one
-    json_file, image_root = write_coco(tmp_path, coco)
-    assert len(load_keypoint_coco_json(json_file, image_root)[1]["annotations"]) == 1
-
-
-def test_missing_image_file_raises_with_path_and_image_id(tmp_path):
-    json_file, image_root = write_coco(tmp_path, valid_coco())
-    os.remove(os.path.join(image_root, "img2.jpg"))
-    with pytest.raises(KeypointDataError) as error:
-        load_keypoint_coco_json(json_file, image_root)
-    message = str(error.value)
-    assert message.startswith(f"{json_file}: image id 2: ")
-    assert os.path.join(image_root, "img2.jpg") in message
-    assert error.value.reason == "missing image file"
-    # Not checking images is the caller's explicit choice.
-    assert len(load_keypoint_coco_json(json_file, image_root, check_images=False)) == 3
-
-
-def test_missing_image_is_skipped_with_its_annotations(tmp_path, kpext_log):
-    coco = valid_coco()
-    json_file, image_root = write_coco(tmp_path, coco)
-    os.remove(os.path.join(image_root, "img2.jpg"))
-    records = load_keypoint_coco_json(json_file, image_root, on_invalid="skip")
-    assert [r["image_id"] for r in records] == [1, 3]
-    assert all_annotation_ids(records, coco) == [10, 11]  # annotation 12 was on image 2
-    [warning] = warnings_of(kpext_log)
-    assert "1 x missing image file" in warning.getMessage()
-    assert "image id 2" in warning.getMessage()
-
-
-@pytest.mark.parametrize(
-    "change, detail",
-    [
-        ({"width": 0}, "width/height must be positive"),
-        ({"height": None}, "width/height must be positive"),
-        ({"file_name": ""}, "has no 'file_name'"),
-    ],
-)
-def test_invalid_image_entry(tmp_path, change, detail):
-    coco = valid_coco()
-    json_file, image_root = write_coco(tmp_path, coco)
-    coco["images"][0].update(change)  # images[0] is image 3 (listed in reverse order)
-    write_coco(tmp_path, coco, images=False)
-    with pytest.raises(KeypointDataError, match=rf"image id 3: {detail}"):
-        load_keypoint_coco_json(json_file, image_root)
-    records = load_keypoint_coco_json(json_file, image_root, on_invalid="skip")
-    assert [r["image_id"] for r in records] == [1, 2]
-
-
-def test_skip_warning_counts_problems_per_reason(tmp_path, kpext_log, dataset_name):
-    coco = valid_coco()
-    coco["annotations"][0]["keypoints"].pop()
-    coco["annotations"][1]["keypoints"].append(0)
-    coco["annotations"].append({**annotation(13, 1), "image_id": 99})
-    json_file, image_root = write_coco(tmp_path, coco)
-    os.remove(os.path.join(image_root, "img3.jpg"))
-    register_keypoint_coco(dataset_name, json_file, image_root, on_invalid="skip")
-    records = DatasetCatalog.get(dataset_name)
-
-    assert [r["image_id"] for r in records] == [1, 2]
-    assert all_annotation_ids(records, coco) == [12]
-    [warning] = warnings_of(kpext_log)
-    message = warning.getMessage()
-    assert "skipped 4 invalid record(s)" in message
-    assert "2 x wrong keypoints length" in message
-    assert "1 x missing image file" in message and "1 x unknown image id" in message
-    assert "annotation id 10 (image id 1)" in message and "image id 3" in message
-
-
-def test_valid_file_logs_no_warning(tmp_path, kpext_log):
-    json_file, image_root = write_coco(tmp_path, valid_coco())
-    load_keypoint_coco_json(json_file, image_root, on_invalid="skip")
-    assert warnings_of(kpext_log) == []
 
 
 # --------------------------------------------------------------------------- #
