@@ -110,6 +110,28 @@ def _draw_label(
     )
 
 
+def _draw_person(
+    out: np.ndarray,
+    xy: np.ndarray,
+    shown: np.ndarray,
+    hidden: np.ndarray,
+    edges: Sequence[Tuple[int, int, Color]],
+    point_colors: Sequence[Color],
+    thickness: int,
+    radius: int,
+) -> None:
+    """One person's skeleton into ``out``: the lines between shown keypoints, then the shown
+    keypoints (rings where ``hidden``) at their pixel-index ``xy``."""
+    for a, b, color in edges:
+        if shown[a] and shown[b]:
+            cv2.line(out, _fixed(xy[a]), _fixed(xy[b]), _bgr(color), thickness, cv2.LINE_AA, _SHIFT)
+    for k in np.flatnonzero(shown):
+        fill = 1 if hidden[k] else -1
+        cv2.circle(
+            out, _fixed(xy[k]), radius << _SHIFT, _bgr(point_colors[k]), fill, cv2.LINE_AA, _SHIFT
+        )
+
+
 def draw_skeletons(
     image_bgr: np.ndarray,
     keypoints: np.ndarray,
@@ -175,22 +197,7 @@ def draw_skeletons(
     for person in range(num_people):
         xy = drawn_at(kps[person, :, :2])
         shown = kps[person, :, 2] > keypoint_threshold
-        for a, b, color in edges:
-            if shown[a] and shown[b]:
-                cv2.line(
-                    out, _fixed(xy[a]), _fixed(xy[b]), _bgr(color), thickness, cv2.LINE_AA, _SHIFT
-                )
-        for k in np.flatnonzero(shown):
-            fill = 1 if hidden[person, k] else -1
-            cv2.circle(
-                out,
-                _fixed(xy[k]),
-                radius << _SHIFT,
-                _bgr(point_colors[k]),
-                fill,
-                cv2.LINE_AA,
-                _SHIFT,
-            )
+        _draw_person(out, xy, shown, hidden[person], edges, point_colors, thickness, radius)
         if boxes is not None:
             x0, y0, x1, y1 = drawn_at(np.asarray(boxes[person], dtype=np.float64))
             color = _bgr(colors[person])
