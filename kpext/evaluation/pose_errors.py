@@ -216,6 +216,67 @@ def _keypoint_ap(dataset: Mapping[str, Any], results: List[Mapping], sigmas) -> 
     return float(evaluator.stats[0] * 100.0)
 
 
+def _people_and_detections(
+    coco_gt: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]]
+) -> Tuple[Dict[Any, List[Mapping]], Dict[Any, List[Mapping]]]:
+    """By image: the people (not crowds) with keypoints, and the detections with keypoints."""
+    people: Dict[Any, List[Mapping]] = defaultdict(list)
+    for ann in coco_gt["annotations"]:
+        if not ann.get("iscrowd", 0) and "keypoints" in ann:
+            people[ann["image_id"]].append(ann)
+    detections: Dict[Any, List[Mapping]] = defaultdict(list)
+    for det in predictions:
+        if "keypoints" in det:
+            detections[det["image_id"]].append(det)
+    return people, detections
+
+
+def _corrected(
+    det: Mapping[str, Any], pred: np.ndarray, gt: np.ndarray, classes: Sequence[Optional[str]]
+) -> Dict[str, Dict]:
+    """For each of :data:`CORRECTED_CLASSES`: the detection with its keypoints of that class
+    (and its subclasses) moved onto their labels."""
+    corrected = {}
+    for name in CORRECTED_CLASSES:
+        fixed = pred.copy()
+        for k, cls in enumerate(classes):
+            if cls is not None and cls.startswith(name):
+                fixed[k, :2] = gt[k, :2]
+        corrected[name] = {**det, "keypoints": fixed.reshape(-1).tolist()}
+    return corrected
+
+
+def _tallies(
+    counts: Dict[str, int],
+    by_keypoint: List[Dict[str, int]],
+    by_group: Mapping[str, Mapping[str, Dict[str, int]]],
+    num_people: int,
+    matched_people: int,
+) -> Dict[str, Any]:
+    """The breakdown's counts and shares: overall, per keypoint, per group of each grouping
+    that the data has (``by_view``, ``by_style``, ``by_size``); the people matched."""
+    total = sum(counts[name] for name in ERROR_CLASSES)
+    result: Dict[str, Any] = {
+        "keypoints": total,
+        "counts": counts,
+        "shares": _shares(counts),
+        "people": num_people,
+        "people_matched": matched_people,
+        "people_unmatched": num_people - matched_people,
+        # K entries: each keypoint's classes (of its labelled points of matched people)
+        "by_keypoint": [
+            {"keypoints": sum(c[n] for n in ERROR_CLASSES), "counts": c, "shares": _shares(c)}
+            for c in by_keypoint
+        ],
+    }
+    orders = {"view": FACING_VIEWS, "size": ("small", "medium", "large")}
+    for grouping in GROUPINGS:
+        if by_group[grouping]:
+            rows = _group_rows(by_group[grouping], total, orders.get(grouping, ()))
+            result[f"by_{grouping}"] = rows
+    return result
+
+
 def pose_error_breakdown(
     coco_gt: Mapping[str, Any],
     predictions: Sequence[Mapping[str, Any]],
@@ -241,15 +302,7 @@ def pose_error_breakdown(
         ``oracle_ap``: ``ap`` and ``oracle_ap`` (class -> AP with that class corrected).
     """
     sigmas_np = np.asarray(sigmas, dtype=np.float64)
-    people: Dict[Any, List[Mapping]] = defaultdict(list)
-    for ann in coco_gt["annotations"]:
-        if not ann.get("iscrowd", 0) and "keypoints" in ann:
-            people[ann["image_id"]].append(ann)
-    detections: Dict[Any, List[Mapping]] = defaultdict(list)
-    for det in predictions:
-        if "keypoints" in det:
-            detections[det["image_id"]].append(det)
-
+    people, detections = _people_and_detections(coco_gt, predictions)
     counts = _new_counts()
     by_group: Dict[str, Dict[str, Dict[str, int]]] = {g: defaultdict(_new_counts) for g in GROUPINGS}
     by_keypoint = [_new_counts() for _ in counterpart]
@@ -268,13 +321,8 @@ def pose_error_breakdown(
             others = [a for i, a in enumerate(anns) if i != index]
             pred = _keypoints(det)
             classes = classify_keypoint_errors(pred, person, others, sigmas_np, counterpart)
-            gt = _keypoints(person)
-            for name in CORRECTED_CLASSES:
-                fixed = pred.copy()
-                for k, cls in enumerate(classes):
-                    if cls is not None and cls.startswith(name):
-                        fixed[k, :2] = gt[k, :2]
-                corrected[name].append({**det, "keypoints": fixed.reshape(-1).tolist()})
+            for name, fixed in _corrected(det, pred, _keypoints(person), classes).items():
+                corrected[name].append(fixed)
             groups = [
                 by_group[g][name] for g, name in person_groups(person).items() if name is not None
             ]
@@ -283,25 +331,7 @@ def pose_error_breakdown(
                     continue
                 for tally in [counts, by_keypoint[k]] + groups:
                     _count(tally, cls)
-    total = sum(counts[name] for name in ERROR_CLASSES)
-    result: Dict[str, Any] = {
-        "keypoints": total,
-        "counts": counts,
-        "shares": _shares(counts),
-        "people": num_people,
-        "people_matched": matched_people,
-        "people_unmatched": num_people - matched_people,
-        # K entries: each keypoint's classes (of its labelled points of matched people)
-        "by_keypoint": [
-            {"keypoints": sum(c[n] for n in ERROR_CLASSES), "counts": c, "shares": _shares(c)}
-            for c in by_keypoint
-        ],
-    }
-    orders = {"view": FACING_VIEWS, "size": ("small", "medium", "large")}
-    for grouping in GROUPINGS:  # by_view, by_style, by_size: only groupings the data has
-        if by_group[grouping]:
-            rows = _group_rows(by_group[grouping], total, orders.get(grouping, ()))
-            result[f"by_{grouping}"] = rows
+    result = _tallies(counts, by_keypoint, by_group, num_people, matched_people)
     if oracle_ap:
         result["ap"] = _keypoint_ap(coco_gt, list(predictions), sigmas)
         result["oracle_ap"] = {
