@@ -358,6 +358,49 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measure_rounds(
+    models, cfg, state, batches, variants: Sequence[Variant], num_rounds: int, steps: int
+) -> Dict[str, List[Dict[str, float]]]:
+    """Each variant's mean step times per round (``steps`` steps from ``state``), the variants
+    alternated with a rotating order."""
+    rounds: Dict[str, List[Dict[str, float]]] = {v.name: [] for v in variants}
+    for r in range(num_rounds):
+        order = list(variants[r % len(variants) :]) + list(variants[: r % len(variants)])
+        for v in order:
+            times = run_block(models[v.roi_align], cfg, state, batches, steps, v.bf16)
+            rounds[v.name].append(times.means())
+        print(
+            f"round {r + 1}/{num_rounds}: "
+            + ", ".join(f"{v.name} {rounds[v.name][-1]['total']:.3f} s" for v in variants)
+        )
+    return rounds
+
+
+def variant_rows(
+    variants: Sequence[Variant], rounds: Dict[str, List[Dict[str, float]]]
+) -> List[dict]:
+    """One report row per variant: medians over rounds, the speed-up over the baseline."""
+    base_totals = [x["total"] for x in rounds["baseline"]]
+    rows = []
+    for v in variants:
+        per_round = rounds[v.name]
+        rows.append(
+            {
+                "name": v.name,
+                "roi_align": v.roi_align,
+                "bf16": v.bf16,
+                "median_s": statistics.median(x["total"] for x in per_round),
+                "speed_up": bootstrap_ratio(base_totals, [x["total"] for x in per_round]),
+                **{
+                    f"{part}_s": statistics.median(x[part] for x in per_round)
+                    for part in ("forward", "backward", "optimizer")
+                },
+                "rounds": per_round,
+            }
+        )
+    return rows
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Run the benchmark; returns the report it wrote."""
     args = parse_args(argv)
@@ -388,35 +431,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     for v in variants[1:]:
         run_block(models[v.roi_align], cfg, state, batches, args.warmup, v.bf16)
 
-    rounds: Dict[str, List[Dict[str, float]]] = {v.name: [] for v in variants}
-    for r in range(args.rounds):
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]
-        for v in order:
-            times = run_block(models[v.roi_align], cfg, state, batches, args.steps, v.bf16)
-            rounds[v.name].append(times.means())
-        print(
-            f"round {r + 1}/{args.rounds}: "
-            + ", ".join(f"{v.name} {rounds[v.name][-1]['total']:.3f} s" for v in variants)
-        )
-
-    base_totals = [x["total"] for x in rounds["baseline"]]
-    rows = []
-    for v in variants:
-        per_round = rounds[v.name]
-        rows.append(
-            {
-                "name": v.name,
-                "roi_align": v.roi_align,
-                "bf16": v.bf16,
-                "median_s": statistics.median(x["total"] for x in per_round),
-                "speed_up": bootstrap_ratio(base_totals, [x["total"] for x in per_round]),
-                **{
-                    f"{part}_s": statistics.median(x[part] for x in per_round)
-                    for part in ("forward", "backward", "optimizer")
-                },
-                "rounds": per_round,
-            }
-        )
+    rounds = measure_rounds(models, cfg, state, batches, variants, args.rounds, args.steps)
+    rows = variant_rows(variants, rounds)
     report = {
         "date": datetime.date.today().isoformat(),
         "commit": git_commit(),
