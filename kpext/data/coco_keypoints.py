@@ -279,6 +279,28 @@ def _load(
 
     dataset_dicts = [records[image_id] for image_id in sorted(records)]
     file_key = _file_key(json_file, category_name, keypoints_field)
+    _log_load(policy, notes, json_file, file_key, check_images, dataset_dicts, num_annotations)
+    if not with_ground_truth:
+        return _Loaded(dataset_dicts, None)
+    _number_annotations(ground_truth, notes)
+    notes.log(json_file, EVALUATION_RULES, file_key)
+    kept_images = [i for i in data["images"] if isinstance(i, dict) and i.get("id") in records]
+    return _Loaded(
+        dataset_dicts, _evaluation_coco(json_file, kept_images, ground_truth, categories, names)
+    )
+
+
+def _log_load(
+    policy: ProblemReporter,
+    notes: Normalizations,
+    json_file: str,
+    file_key: Tuple,
+    check_images: bool,
+    dataset_dicts: List[Dict[str, Any]],
+    num_annotations: int,
+) -> None:
+    """What a load says: the skip summary (once per file and setting), the normalisations
+    training sees, and the counts loaded."""
     if policy.skipped and first_time(file_key, f"skipped ({check_images})"):
         policy.log_summary(len(dataset_dicts), num_annotations)
     notes.log(json_file, TRAINING_RULES, file_key)
@@ -288,22 +310,26 @@ def _load(
         num_annotations,
         json_file,
     )
-    if not with_ground_truth:
-        return _Loaded(dataset_dicts, None)
-    _number_annotations(ground_truth, notes)
-    notes.log(json_file, EVALUATION_RULES, file_key)
-    kept_images = [i for i in data["images"] if isinstance(i, dict) and i.get("id") in records]
-    coco = {
+
+
+def _evaluation_coco(
+    json_file: str,
+    images: List[Dict[str, Any]],
+    annotations: List[Dict[str, Any]],
+    categories: List[Dict[str, Any]],
+    names: List[str],
+) -> Dict[str, Any]:
+    """The normalised COCO ground truth of the records a load kept (pycocotools' input)."""
+    return {
         "info": {"description": f"{json_file}, normalised by kpext for evaluation"},
-        "images": kept_images,
-        "annotations": ground_truth,
+        "images": images,
+        "annotations": annotations,
         # Registration already warned about the skeleton.
         "categories": [
             {**c, "skeleton": normalize_skeleton(c.get("skeleton"), len(names))[0]}
             for c in categories
         ],
     }
-    return _Loaded(dataset_dicts, coco)
 
 
 def _number_annotations(annotations: List[Dict[str, Any]], notes: Normalizations) -> None:
