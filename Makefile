@@ -22,7 +22,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
         onnx onnxruntime "trackers>=2.1,<2.2" "supervision>=0.31" "motrics>=0.3"
 
-.PHONY: setup demo test test-upstream lint bench bench-end-to-end clean-venv gpu-wheels
+.PHONY: setup demo test test-upstream lint bench bench-end-to-end bench-plateau clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -82,6 +82,13 @@ bench: setup
 # with 3 seeds (53 min on the 2-core CPU; not part of `make bench`). BENCH_QUICK=1: smoke run.
 bench-end-to-end: setup
 	$(PY) projects/Benchmarks/bench_end_to_end.py
+
+# The demo recipe's plateau: keypoint AP at 1x, 2x, 4x, 8x (16x while 8x still gains) 700
+# iterations, one warmup-stable-decay run, the error classes by view, style and keypoint (not
+# part of `make bench`; docs/benchmarks.md has its duration). BENCH_SEEDS=2 for two seeds,
+# BENCH_QUICK=1: smoke run.
+bench-plateau: setup
+	$(PY) projects/Benchmarks/bench_plateau.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
 # its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See docs/gpu.md.

@@ -30,27 +30,23 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
+from kpext_bench import runs
 from kpext_bench.keypoint_ap import ImageMatches, keypoint_ap, paired_bootstrap, per_image_matches
-from kpext_bench.reports import REPO, git_commit, write_report
+from kpext_bench.reports import git_commit, write_report
 from pycocotools.coco import COCO
 
-from kpext import add_kpext_config
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import register_all_synthetic
 
-from detectron2.config import CfgNode, get_cfg
 from detectron2.data import MetadataCatalog
 
-TRAIN_NET = os.path.join(REPO, "projects", "PoseEstimation", "train_net.py")
 DEMO_CONFIG = os.path.join("configs", "synthetic", "keypoint_rcnn_R18_FPN_demo.yaml")
 REFERENCE = "stock"
 
@@ -98,80 +94,30 @@ def run_dir(settings: Settings, recipe: Recipe, seed: int) -> str:
 def train_net_command(settings: Settings, recipe: Recipe, seed: int) -> List[str]:
     """The ``train_net.py`` command line of one run (training, or evaluation of the
     ``weights_from`` row's final model)."""
-    command = [sys.executable, TRAIN_NET, "--config-file", settings.config]
+    flags, weights = (), ()
     if recipe.weights_from:
         source = Recipe(recipe.weights_from)
-        weights = os.path.join(run_dir(settings, source, seed), "model_final.pth")
-        command += ["--eval-only", "MODEL.WEIGHTS", weights]
-    return command + [
-        "OUTPUT_DIR",
+        flags = ("--eval-only",)
+        weights = ("MODEL.WEIGHTS", os.path.join(run_dir(settings, source, seed), "model_final.pth"))
+    return runs.train_net_command(
+        settings.config,
         run_dir(settings, recipe, seed),
+        *weights,
         "SEED",
         str(seed),
         "TEST.KPEXT.NUM_VIS",
         "0",
         *settings.opts,
         *recipe.overrides,
-    ]
+        flags=flags,
+    )
 
 
 def run_once(settings: Settings, recipe: Recipe, seed: int) -> dict:
-    """Run (or reuse) one row's run; returns its ``summary.json``.
-
-    A run is reused when its folder holds a summary written by the same command."""
+    """Run (or reuse) one row's run; returns its ``summary.json``."""
     folder = run_dir(settings, recipe, seed)
-    command = train_net_command(settings, recipe, seed)
-    stamp = os.path.join(folder, "bench_command.json")
-    summary = os.path.join(folder, "summary.json")
-    if os.path.exists(summary) and os.path.exists(stamp):
-        with open(stamp) as f:
-            if json.load(f)["command"][1:] == command[1:]:
-                print(f"  {recipe.name} seed {seed}: reusing {folder}", flush=True)
-                with open(summary) as s:
-                    return json.load(s)
-    os.makedirs(folder, exist_ok=True)
-    start = time.perf_counter()
-    print(f"  {recipe.name} seed {seed}: {shlex.join(command[1:])}", flush=True)
-    log_path = os.path.join(folder, "bench_train_net.log")
-    with open(log_path, "w") as log:
-        rc = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        with open(log_path) as log:
-            tail = log.read()[-3000:]
-        raise SystemExit(
-            f"{recipe.name} seed {seed}: train_net.py failed (rc {rc}), {log_path}:\n{tail}"
-        )
-    print(f"  {recipe.name} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-    with open(stamp, "w") as f:
-        json.dump({"command": command}, f)
-    with open(summary) as s:
-        return json.load(s)
-
-
-def run_results(folder: str, dataset: str) -> List[dict]:
-    """The COCO keypoint results the run's evaluator wrote for ``dataset``."""
-    path = os.path.join(folder, "inference", dataset, "coco_instances_results.json")
-    with open(path) as f:
-        return json.load(f)
-
-
-def saved_cfg(folder: str) -> CfgNode:
-    """The config a run trained with (``config.yaml``, written by Detectron2's setup)."""
-    cfg = get_cfg()
-    add_kpext_config(cfg)
-    cfg.merge_from_file(os.path.join(folder, "config.yaml"))
-    return cfg
-
-
-def seconds_per_iteration(folder: str) -> float:
-    """Median training seconds per iteration of a run (Detectron2's metrics.json ``time``);
-    NaN for an evaluation-only run."""
-    path = os.path.join(folder, "metrics.json")
-    if not os.path.exists(path):
-        return float("nan")
-    with open(path) as f:
-        times = sorted(json.loads(line)["time"] for line in f if '"time"' in line)
-    return times[len(times) // 2] if times else float("nan")
+    runs.run_train_net(folder, train_net_command(settings, recipe, seed), f"{recipe.name} seed {seed}")
+    return runs.read_summary(folder)
 
 
 def dataset_rows(
@@ -231,13 +177,7 @@ def markdown(report: dict) -> str:
 def main() -> int:
     settings = Settings()
     os.makedirs(settings.out, exist_ok=True)
-    # Every run generates the synthetic set if it is missing; do it once, before the first.
-    subprocess.run(
-        [sys.executable, os.path.join(REPO, "datasets", "make_synthetic.py"), "--out",
-         os.path.join("datasets", "synthetic")],
-        cwd=REPO,
-        check=True,
-    )  # fmt: skip
+    runs.make_synthetic_data()
     start = time.perf_counter()
     summaries: Dict[str, List[dict]] = {r.name: [] for r in RECIPES}
     for seed in settings.seeds:  # seeds outermost: an interrupted run still pairs its rows
@@ -247,7 +187,7 @@ def main() -> int:
     register_all_synthetic()
     datasets = [d["name"] for d in summaries[REFERENCE][0]["datasets"]]
     # The sigmas the runs' evaluator scored with (TEST.KEYPOINT_OKS_SIGMAS may be set).
-    run_cfg = saved_cfg(run_dir(settings, RECIPES[0], settings.seeds[0]))
+    run_cfg = runs.saved_cfg(run_dir(settings, RECIPES[0], settings.seeds[0]))
     report = {
         "commit": git_commit(),
         "machine": f"{os.cpu_count()} CPU cores",
@@ -256,7 +196,7 @@ def main() -> int:
         "seeds": settings.seeds,
         "seconds_per_iteration": {
             r.name: _median(
-                [seconds_per_iteration(run_dir(settings, r, s)) for s in settings.seeds]
+                [runs.seconds_per_iteration(run_dir(settings, r, s)) for s in settings.seeds]
             )
             for r in RECIPES
         },
@@ -268,7 +208,9 @@ def main() -> int:
         sigmas = dataset_oks_sigmas(dataset, run_cfg.TEST.KEYPOINT_OKS_SIGMAS)
         matches = {
             r.name: [
-                per_image_matches(coco_gt, run_results(run_dir(settings, r, s), dataset), sigmas)
+                per_image_matches(
+                    coco_gt, runs.run_results(run_dir(settings, r, s), dataset), sigmas
+                )
                 for s in settings.seeds
             ]
             for r in RECIPES

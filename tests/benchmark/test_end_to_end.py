@@ -37,7 +37,7 @@ def cfg_of(command):
     opts = [a for a in args if a not in ("--config-file", config, "--eval-only")]
     cfg = get_cfg()
     kpext.add_kpext_config(cfg)
-    cfg.merge_from_file(os.path.join(e2e.REPO, config))
+    cfg.merge_from_file(os.path.join(e2e.runs.REPO, config))
     cfg.merge_from_list(opts)
     return cfg
 
@@ -89,7 +89,7 @@ def test_a_run_is_reused_only_when_its_command_matches(tmp_path, monkeypatch):
 
         return Done()
 
-    monkeypatch.setattr(e2e.subprocess, "run", fake_run)
+    monkeypatch.setattr(e2e.runs.subprocess, "run", fake_run)
     with contextlib.redirect_stdout(io.StringIO()):
         assert e2e.run_once(s, demo, 1)["seed"] == "1"
         assert e2e.run_once(s, demo, 1)["seed"] == "1"
@@ -103,7 +103,7 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
     class Failed:
         returncode = 3
 
-    monkeypatch.setattr(e2e.subprocess, "run", lambda *a, **k: Failed())
+    monkeypatch.setattr(e2e.runs.subprocess, "run", lambda *a, **k: Failed())
     with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as error:
         e2e.run_once(settings(tmp_path), recipe("stock"), 1)
     assert "rc 3" in str(error.value) and "bench_train_net.log" in str(error.value)
