@@ -6,7 +6,7 @@
 * The iBUG 300-W 68-point face layout (jaw 17, brows 5+5, nose 9, eyes 6+6,
   mouth 20) with names that pair left and right (``jaw_left_3``/``jaw_right_3``,
   ``left_eye_inner``/``right_eye_inner``, ...), so that
-  :func:`~kpext.data.keypoint_metadata.pair_left_right_names` derives the flip map
+  :func:`~kpext.data.keypoint_names.pair_left_right_names` derives the flip map
   (:data:`FACE68_KEYPOINT_NAMES`).
 
 Skeletons use COCO's convention: pairs of 1-based keypoint indices, as stored in

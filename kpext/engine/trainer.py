@@ -26,7 +26,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import add_kpext_config
 from ..data import invalid_record_policy
-from ..data.keypoint_metadata import is_side_free
+from ..data.keypoint_names import is_side_free
 from ..evaluation import build_keypoint_evaluator
 from ..modeling.roi_align import configure_roi_align
 from .amp import build_cpu_amp_trainer
@@ -88,7 +88,7 @@ def check_horizontal_flip(cfg: CfgNode) -> None:
 
     A flip then mirrors the image without swapping any keypoint: every left point would be
     labelled on the right side of the object, silently. A set whose names carry no side
-    (:func:`kpext.data.keypoint_metadata.is_side_free`: a hand's wrist, thumb1..4, ...) is
+    (:func:`kpext.data.keypoint_names.is_side_free`: a hand's wrist, thumb1..4, ...) is
     unchanged by a mirror: it trains with the identity map (registration logs one WARNING).
     """
     if not cfg.MODEL.KEYPOINT_ON or cfg.INPUT.RANDOM_FLIP != "horizontal":

@@ -30,6 +30,7 @@ from kpext.data import (
     register_keypoint_coco,
 )
 from kpext.data import keypoint_metadata as km
+from kpext.data import keypoint_names as kn
 from kpext.data.keypoint_sets import (
     COCO_PERSON_KEYPOINT_NAMES,
     COCO_PERSON_OKS_SIGMAS,
@@ -124,14 +125,14 @@ def test_body_15_metadata_pairs_mixed_naming_conventions():
     ],
 )  # fmt: skip
 def test_keypoint_side_recognises_prefix_suffix_infix_and_camel_case(name, side):
-    assert km.keypoint_side(name)[0] == side
+    assert kn.keypoint_side(name)[0] == side
 
 
 def test_flip_map_pairs_only_unambiguous_names_that_both_exist():
-    assert km.pair_left_right_names(["left_hand", "nose", "right_foot"]) == []
+    assert kn.pair_left_right_names(["left_hand", "nose", "right_foot"]) == []
     # Two different "left eye"s for one right eye: flipping either would be a guess.
-    assert km.pair_left_right_names(["left_eye", "l_eye", "right_eye"]) == []
-    assert km.pair_left_right_names(["eye_right_inner", "eye_left_inner"]) == [
+    assert kn.pair_left_right_names(["left_eye", "l_eye", "right_eye"]) == []
+    assert kn.pair_left_right_names(["eye_right_inner", "eye_left_inner"]) == [
         ("eye_left_inner", "eye_right_inner")
     ]
 

@@ -11,7 +11,7 @@ import pytest
 
 from kpext.data import KeypointDataError
 from kpext.data.faces import face_annotation_path, face_image_dir, register_face_datasets
-from kpext.data.keypoint_metadata import pair_left_right_names
+from kpext.data.keypoint_names import pair_left_right_names
 from kpext.data.keypoint_sets import (
     FACE15_OKS_SIGMAS,
     FACE15_SKELETON,

@@ -28,6 +28,7 @@ from kpext.data import (
 )
 from kpext.data import coco_keypoints as ck
 from kpext.data import keypoint_metadata as km
+from kpext.data import keypoint_names as kn
 from kpext.data.coco_json import read_coco_json
 from kpext.data.keypoint_sets import (
     COCO_PERSON_KEYPOINT_NAMES,
@@ -478,8 +479,8 @@ def test_flip_map_override_is_checked(tmp_path, dataset_name):
     ],
 )  # fmt: skip
 def test_common_naming_styles_pair(left, right):
-    assert km.pair_left_right_names(["nose", right, left]) == [(left, right)]
-    assert km.normalized_keypoint_name(left) == "left_eye"
+    assert kn.pair_left_right_names(["nose", right, left]) == [(left, right)]
+    assert kn.normalized_keypoint_name(left) == "left_eye"
 
 
 def test_ambiguous_pairs_are_refused_and_reported(kpext_log):
@@ -505,7 +506,7 @@ def test_pairs_made_are_logged_once_per_dataset(tmp_path, dataset_name, kpext_lo
 
 
 def test_coco_sigmas_are_found_whatever_the_naming_style():
-    styled = [km.normalized_keypoint_name(n).upper() for n in COCO_PERSON_KEYPOINT_NAMES]
+    styled = [kn.normalized_keypoint_name(n).upper() for n in COCO_PERSON_KEYPOINT_NAMES]
     camel = ["nose", "leftEye", "rightEye"] + list(COCO_PERSON_KEYPOINT_NAMES[3:])
     coco_sigmas = [COCO_PERSON_OKS_SIGMAS[n] for n in COCO_PERSON_KEYPOINT_NAMES]
     for names in (styled, camel):

@@ -14,7 +14,7 @@ import torch
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
-from kpext.data.keypoint_metadata import is_side_free
+from kpext.data.keypoint_names import is_side_free
 from kpext.engine import check_horizontal_flip
 
 from detectron2.config import get_cfg
