@@ -105,7 +105,9 @@ def test_branches_start_from_the_stable_checkpoints_and_16x_runs_only_while_8x_g
     with contextlib.redirect_stdout(io.StringIO()):
         multiples, variants = plateau.train_all(s)
     assert multiples == expected
-    assert [v.name for v in variants] == ["keypointwise"]  # the demo recipe trains no facing
+    # The facing prior's variant only where the recipe trains a facing branch.
+    facing = s.cfg.MODEL.KPEXT.FACING.LOSS_WEIGHT > 0
+    assert [v.name for v in variants] == ["keypointwise"] + (["no_facing_prior"] if facing else [])
     for m in expected:
         folder = plateau.branch_dir(s, 1, m)
         start = plateau.checkpoint_name(560 * m)
