@@ -5,9 +5,11 @@ the built-in synthetic datasets (registered on import).
 Loading: :mod:`~kpext.data.coco_keypoints` (reading by :mod:`~kpext.data.coco_json`, checks
 by :mod:`~kpext.data.coco_validation`, the policy in :mod:`~kpext.data.invalid_records`),
 :mod:`~kpext.data.builtin` (the synthetic people), :mod:`~kpext.data.faces` (the face
-datasets). Metadata: :mod:`~kpext.data.keypoint_metadata`, :mod:`~kpext.data.keypoint_sets`,
-:mod:`~kpext.data.facing`. What writes the datasets (the renderers of the synthetic sets, the
-Kaggle converter) is not part of kpext: it lives in the repository, ``datasets/kpext_synth``.
+datasets). Metadata: :mod:`~kpext.data.keypoint_metadata` (with
+:mod:`~kpext.data.keypoint_names`: sides and pairs from names),
+:mod:`~kpext.data.keypoint_sets`, :mod:`~kpext.data.facing`. What writes the datasets (the
+renderers of the synthetic sets, the Kaggle converter) is not part of kpext: it lives in the
+repository, ``datasets/kpext_synth``.
 """
 
 from .builtin import register_all_synthetic
