@@ -2,11 +2,11 @@
 training images, head training on frozen features, evaluation on gt boxes and detections."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic
 from kpext_bench.head_training import batch_order, evaluate_head, train_head
 from kpext_bench.keypoint_ap import keypoint_ap
 from kpext_bench.shared_detector import (
@@ -24,9 +24,6 @@ from kpext.data.keypoint_sets import COCO_PERSON_KEYPOINT_NAMES
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "engine"))
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import json
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES  # the engine tests' model
 
 from kpext import add_kpext_config
 from kpext.data import (
@@ -40,9 +40,6 @@ from kpext.evaluation import build_keypoint_evaluator, normalized_ground_truth_f
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES  # noqa: E402  (the engine tests' model)
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]

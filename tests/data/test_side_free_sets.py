@@ -4,13 +4,13 @@ but cannot be paired (a horse's near/off side, numbered points) are still refuse
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, train_on_one_batch
 
 from kpext import add_kpext_config
 from kpext.data import register_keypoint_coco
@@ -20,9 +20,6 @@ from kpext.engine import check_horizontal_flip
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import create_keypoint_hflip_indices
 from detectron2.modeling import build_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, train_on_one_batch  # noqa: E402
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 HAND_NAMES = ["wrist"] + [f"{finger}{joint}" for finger in FINGERS for joint in range(1, 5)]

@@ -1,15 +1,8 @@
 """Fixtures of the export tests: a tiny detector trained for a few steps (its detection
 counts differ from image to image, which is what an exported graph must follow)."""
 
-import os
-import sys
-
 import pytest
-
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine")
-)
-from export_helpers import demo_cfg, train_tiny_detector  # noqa: E402
+from export_helpers import demo_cfg, train_tiny_detector
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,10 @@ gradients, gradcheck, autocast, and the swap into a real model's poolers."""
 
 import copy
 import logging
-import os
-import sys
 
 import pytest
 import torch
+from engine_helpers import BASE_CONFIG, TINY_OVERRIDES
 from script_loading import load_script
 from torchvision.ops import roi_align
 
@@ -26,9 +25,6 @@ from detectron2.modeling import build_model
 from detectron2.modeling.poolers import ROIPooler
 from detectron2.structures import Boxes, Instances, Keypoints
 from detectron2.utils.events import EventStorage
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "engine"))
-from engine_helpers import BASE_CONFIG, TINY_OVERRIDES  # noqa: E402
 
 # Features of 3 images, 16 x 20 pixels at scale 1/4 (64 x 80 px images); sizes that are not
 # powers of two, so that a transposed index would show.

@@ -7,12 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from engine_helpers import FACE_TINY_OVERRIDES as TINY_OVERRIDES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "projects", "FaceLandmarks")
-
-sys.path.insert(0, os.path.join(REPO, "tests", "engine"))
-from engine_helpers import FACE_TINY_OVERRIDES as TINY_OVERRIDES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
