@@ -433,109 +433,117 @@ def variant_rows(settings: Settings, multiples, variants, dataset: str, index: i
     return out
 
 
-def markdown(report: dict) -> str:
+def _pct(value: Optional[float]) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"
+
+
+def length_table(rows: Sequence[dict], report: dict) -> List[str]:
+    """Per length: AP, the doubling's gain with its interval, box AP, the error classes."""
     lines = [
-        f"Plateau of {report['config']}"
-        + (f" + {' '.join(report['opts'])}" if report["opts"] else "")
-        + f", seeds {report['seeds']}; commit {report['commit']}; {report['machine']}; "
-        f"{report['wall_s'] / 60:.0f} min",
+        "| iterations | passes | keypoint AP (runs) | doubling gain [95%] | box AP | good "
+        "| left/right inv. | all inv. | miss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        gain = ""
+        if "gain" in row:
+            low, high = row["gain_ci95"]
+            gain = f"{row['gain']:+.1f} [{low:+.1f}, {high:+.1f}]"
+        passes = row["iterations"] * report["images_per_batch"] / report["train_images"]
+        runs_text = ", ".join(f"{a:.1f}" for a in row["ap_runs"])
+        errors = row["errors"]
+        lines.append(
+            f"| {row['iterations']} | {passes:.1f} | {_mean(row['ap_runs']):.1f} ({runs_text}) "
+            f"| {gain} | {_mean(row['box_ap_runs']):.1f} | {_pct(errors.get('good'))} "
+            f"| {_pct(errors.get('inversion_left_right'))} | {_pct(errors.get('inversion'))} "
+            f"| {_pct(errors.get('miss'))} |"
+        )
+    return lines + [""]
+
+
+def group_table(rows: Sequence[dict], grouping: str, order: Sequence[str]) -> List[str]:
+    """Good / left-right inversion shares per length for each group of ``grouping`` (view or
+    style), with each group's share of the labelled keypoints."""
+    groups = rows[0][f"by_{grouping}"]
+    names = [g for g in order if g in groups] + [g for g in groups if g not in order]
+    if not names:
+        return []
+    header = [f"{g} ({groups[g]['share_of_keypoints']:.0%})" for g in names]
+    lines = [
+        f"Good / left-right inversions by {grouping} (share of keypoints in brackets):",
+        "",
+        "| iterations | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for row in rows:
+        cells = [
+            f"{_pct(row[f'by_{grouping}'][g]['good'])} / "
+            f"{_pct(row[f'by_{grouping}'][g]['inversion_left_right'])}"
+            for g in names
+        ]
+        lines.append(f"| {row['iterations']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def keypoint_table(rows: Sequence[dict], names: Sequence[str]) -> List[str]:
+    """Good / all inversions per keypoint at the first and the last length."""
+    first, last = rows[0], rows[-1]
+    if not first["by_keypoint"]:
+        return []
+    lines = [
+        f"Per keypoint, good / all inversions at {first['iterations']} and "
+        f"{last['iterations']} iterations:",
+        "",
+        f"| keypoint | {first['iterations']} | {last['iterations']} |",
+        "|---|---|---|",
+    ]
+    for k, name in enumerate(names):
+        a, b = first["by_keypoint"][k], last["by_keypoint"][k]
+        lines.append(
+            f"| {name} | {_pct(a['good'])} / {_pct(a['inversion'])} "
+            f"| {_pct(b['good'])} / {_pct(b['inversion'])} |"
+        )
+    return lines + [""]
+
+
+def check_and_variant_lines(entry: dict) -> List[str]:
+    check = entry["check"]
+    low, high = check["ci95"]
+    lines = [
+        f"Check, {check['iterations']} iterations: ordinary schedule "
+        f"{_mean(check['ordinary_ap_runs']):.1f} AP, decay branch minus ordinary "
+        f"{check['branch_minus_ordinary']:+.1f} [{low:+.1f}, {high:+.1f}]",
+        "",
+    ]
+    for name, rows in entry["variants"].items():
+        cells = ", ".join(
+            f"{r['iterations']}: {r['ap']:.1f} AP (l/r {_pct(r['inversion_left_right'])})"
+            for r in rows
+        )
+        lines.append(f"Same models, {name}: {cells}")
+    return lines + [""]
+
+
+def markdown(report: dict) -> str:
+    """The report's tables: per test set, lengths, views, styles, keypoints, the check."""
+    opts = f" + {' '.join(report['opts'])}" if report["opts"] else ""
+    lines = [
+        f"Plateau of {report['config']}{opts}, seeds {report['seeds']}; commit "
+        f"{report['commit']}; {report['machine']}; {report['wall_s'] / 60:.0f} min",
         "",
     ]
     for dataset, entry in report["datasets"].items():
         rows = entry["lengths"]
         plateau = entry["plateau_iterations"]
+        lines += [f"### {dataset}", ""] + length_table(rows, report)
         lines += [
-            f"### {dataset}",
-            "",
-            "| iterations | passes | keypoint AP (runs) | doubling gain [95%] | box AP | good "
-            "| left/right inv. | all inv. | miss |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in rows:
-            gain = (
-                f"{row['gain']:+.1f} [{row['gain_ci95'][0]:+.1f}, {row['gain_ci95'][1]:+.1f}]"
-                if "gain" in row
-                else ""
-            )
-            errors = row["errors"]
-            lines.append(
-                f"| {row['iterations']} | {row['iterations'] * report['images_per_batch'] / report['train_images']:.1f} "
-                f"| {_mean(row['ap_runs']):.1f} ({', '.join(f'{a:.1f}' for a in row['ap_runs'])}) "
-                f"| {gain} | {_mean(row['box_ap_runs']):.1f} "
-                f"| {errors.get('good', float('nan')):.1%} "
-                f"| {errors.get('inversion_left_right', float('nan')):.1%} "
-                f"| {errors.get('inversion', float('nan')):.1%} "
-                f"| {errors.get('miss', float('nan')):.1%} |"
-            )
-        lines += [
-            "",
             f"Plateau (first doubling under +{PLATEAU_GAIN:.0f} AP): "
             + (f"from {plateau} iterations" if plateau else "not reached"),
             "",
         ]
-        views = [v for v in FACING_VIEWS if v in rows[0]["by_view"]]
-        if views:
-            lines += [
-                "Good / left-right inversions by view (share of keypoints in brackets):",
-                "",
-                "| iterations | " + " | ".join(
-                    f"{v} ({rows[0]['by_view'][v]['share_of_keypoints']:.0%})" for v in views
-                ) + " |",
-                "|---|" + "---|" * len(views),
-            ]
-            for row in rows:
-                cells = [
-                    f"{row['by_view'][v]['good']:.1%} / {row['by_view'][v]['inversion_left_right']:.1%}"
-                    for v in views
-                ]
-                lines.append(f"| {row['iterations']} | " + " | ".join(cells) + " |")
-            lines.append("")
-        styles = list(rows[0]["by_style"])
-        if styles:
-            lines += [
-                "Good / left-right inversions by style:",
-                "",
-                "| iterations | " + " | ".join(styles) + " |",
-                "|---|" + "---|" * len(styles),
-            ]
-            for row in rows:
-                cells = [
-                    f"{row['by_style'][s]['good']:.1%} / {row['by_style'][s]['inversion_left_right']:.1%}"
-                    for s in styles
-                ]
-                lines.append(f"| {row['iterations']} | " + " | ".join(cells) + " |")
-            lines.append("")
-        names = report["keypoint_names"]
-        if rows[0]["by_keypoint"]:
-            first, last = rows[0], rows[-1]
-            lines += [
-                f"Per keypoint, good / all inversions at {first['iterations']} and "
-                f"{last['iterations']} iterations:",
-                "",
-                "| keypoint | " + f"{first['iterations']} | {last['iterations']} |",
-                "|---|---|---|",
-            ]
-            for k, name in enumerate(names):
-                a, b = first["by_keypoint"][k], last["by_keypoint"][k]
-                lines.append(
-                    f"| {name} | {a['good']:.0%} / {a['inversion']:.0%} "
-                    f"| {b['good']:.0%} / {b['inversion']:.0%} |"
-                )
-            lines.append("")
-        check = entry["check"]
-        lines += [
-            f"Check, {check['iterations']} iterations: ordinary schedule "
-            f"{_mean(check['ordinary_ap_runs']):.1f} AP, decay branch minus ordinary "
-            f"{check['branch_minus_ordinary']:+.1f} [{check['ci95'][0]:+.1f}, {check['ci95'][1]:+.1f}]",
-            "",
-        ]
-        for name, vrows in entry["variants"].items():
-            cells = ", ".join(
-                f"{r['iterations']}: {r['ap']:.1f} AP (l/r {r['inversion_left_right']:.1%})"
-                for r in vrows
-            )
-            lines.append(f"Same models, {name}: {cells}")
-        lines.append("")
+        lines += group_table(rows, "view", FACING_VIEWS) + group_table(rows, "style", ())
+        lines += keypoint_table(rows, report["keypoint_names"])
+        lines += check_and_variant_lines(entry)
     return "\n".join(lines)
 
 
