@@ -50,7 +50,8 @@ from detectron2.structures import Boxes, Instances
 from .config import GRAPH_TEST_OPTIONS
 from .io import atomic_path
 from .modeling.codecs import OneHotCodec
-from .modeling.heads.base import KeypointHeadBase, attach_predictions, decode_traceable
+from .modeling.decoding import decode_traceable
+from .modeling.heads.base import KeypointHeadBase, attach_predictions
 from .preprocessing import model_input
 
 EXPORT_FORMATS = ("onnx", "torchscript")

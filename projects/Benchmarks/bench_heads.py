@@ -65,7 +65,7 @@ from kpext_bench.timing import (
 import kpext
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import default_datasets_root, register_synthetic_split
-from kpext.modeling.heads.base import training_flip_indices
+from kpext.modeling.decoding import training_flip_indices
 from kpext_synth.people import SyntheticConfig, ensure_synthetic_dataset
 
 from detectron2.config import get_cfg

@@ -157,7 +157,8 @@ def test_flip_test_and_person_level_decoding_take_the_identity_map(tmp_path, dat
     cfg.MODEL.DEVICE = "cpu"
     model = build_model(cfg).eval()
     head = model.roi_heads.keypoint_head
-    assert head.flip_indices == list(range(21)) and head.left_right_pairs.numel() == 0
+    assert head.decoder.flip_indices == list(range(21))
+    assert head.decoder.left_right_pairs.numel() == 0
     image = cv2.imread(str(tmp_path / "images" / "0.png"))
     tensor = torch.as_tensor(image.transpose(2, 0, 1).astype("float32"))
     with torch.no_grad():

@@ -66,7 +66,7 @@ def test_coco_and_demo_configs_turn_on_the_winning_test_time_options(path):
     pooler = cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION
     shape = ShapeSpec(channels=cfg.MODEL.FPN.OUT_CHANNELS, height=pooler, width=pooler)
     head = build_keypoint_head(cfg, shape)
-    assert head.left_right_pairs.shape == (8, 2)  # COCO-17's eight left/right pairs
+    assert head.decoder.left_right_pairs.shape == (8, 2)  # COCO-17's eight left/right pairs
 
 
 @pytest.mark.parametrize("old, new", sorted(RENAMED_KEYS.items()))

@@ -6,7 +6,7 @@ import torch
 
 from kpext import add_kpext_config
 from kpext.modeling.codecs.left_right import consistent_left_right
-from kpext.modeling.heads.facing import orientation_costs
+from kpext.modeling.decoding import orientation_costs
 from kpext.modeling.losses import facing_loss
 
 from detectron2.config import get_cfg

@@ -44,7 +44,7 @@ HEADS = [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead]
 
 @pytest.mark.parametrize("head_cls", HEADS)
 def test_flip_indices_come_from_the_dataset(head_cls):
-    assert head_cls(flip_cfg(), SHAPE).flip_indices == FLIP
+    assert head_cls(flip_cfg(), SHAPE).decoder.flip_indices == FLIP
 
 
 @pytest.mark.parametrize("head_cls", HEADS)
@@ -98,6 +98,6 @@ def test_flipped_pass_equals_plain_pass_for_a_mirror_symmetric_head():
     x = (x + x.flip(-1)) / 2
     with torch.no_grad():
         plain = head.predict_heatmaps(x)
-        head.flip_indices = FLIP
+        head.decoder.flip_indices = FLIP
         flipped_test = head.predict_heatmaps(x)
     torch.testing.assert_close(flipped_test, plain, rtol=1e-5, atol=1e-6)

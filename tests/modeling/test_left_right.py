@@ -113,13 +113,13 @@ def left_right_cfg(mode):
 
 def test_heads_decode_per_person_when_configured():
     head = build_keypoint_head(left_right_cfg("person"), ShapeSpec(channels=8, height=14)).eval()
-    assert head.left_right_pairs.shape == (8, 2)  # COCO's eight left/right pairs
+    assert head.decoder.left_right_pairs.shape == (8, 2)  # COCO's eight left/right pairs
     inst = Instances((100, 100))
     inst.pred_boxes = Boxes(torch.tensor([[10.0, 10.0, 60.0, 90.0], [5.0, 5.0, 40.0, 40.0]]))
     with torch.no_grad():
         (out,) = head(torch.randn(2, 8, 14, 14), [inst])
     assert out.pred_keypoints.shape == (2, 17, 3)
     plain = build_keypoint_head(left_right_cfg("keypoint"), ShapeSpec(channels=8, height=14))
-    assert plain.left_right_pairs.numel() == 0
+    assert plain.decoder.left_right_pairs.numel() == 0
     with pytest.raises(ValueError, match="TEST.KPEXT.LEFT_RIGHT must be one of"):
         build_keypoint_head(left_right_cfg("joint"), ShapeSpec(channels=8, height=14))

@@ -204,8 +204,9 @@ def test_training_forward_makes_no_host_read(name, as_on_a_gpu):
 @pytest.mark.parametrize("name", list(HEADS))
 def test_inference_forward_makes_no_host_read(name, as_on_a_gpu):
     head = HEADS[name]()
-    head.flip_indices = FLIP
-    head.left_right_pairs = torch.tensor([[0, 1], [2, 3]])  # person-level left/right decoding
+    head.decoder.flip_indices = FLIP
+    # person-level left/right decoding
+    head.decoder.left_right_pairs = torch.tensor([[0, 1], [2, 3]])
     head.eval()
     x = torch.randn(5, SHAPE.channels, 14, 14)
     instances = [predicted_instances(3, 1), predicted_instances(0, 2), predicted_instances(2, 3)]

@@ -1,30 +1,32 @@
-"""The part every kpext keypoint head shares: targets, loss and decoding around a network.
+"""The part every kpext keypoint head shares: targets and losses around a network.
 
 A head turns pooled RoI features into heatmaps (``layers``); pooling and routing
 stay in Detectron2's ROI heads. Targets, loss, output activation and decoding come
 from a codec (:class:`~kpext.modeling.codecs.KeypointCodec`), so the same network
-can be trained with another scheme and a new scheme serves every head. Also here:
-the config readers and the weight initialisation the heads share.
+can be trained with another scheme and a new scheme serves every head. The test-time
+choices (flip test, left/right decoding) are the head's
+:class:`~kpext.modeling.decoding.TestTimeDecoder`'s. Also here: the one reader of the
+arguments every head takes from the config (:func:`common_head_args`) and the weight
+initialisation the heads share.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from detectron2.data.detection_utils import create_keypoint_hflip_indices
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
 from ...data import dataset_oks_sigmas
 from ..codecs import KeypointCodec
 from ..codecs.geometry import heatmap_to_image
-from ..codecs.left_right import consistent_left_right, left_right_pairs_of
-from ..losses import facing_loss, oks_loss, soft_argmax_2d
-from .facing import FacingBranch, orientation_costs
+from ..decoding import TestTimeDecoder, decode_traceable
+from ..losses import oks_loss, soft_argmax_2d
+from .facing_branch import FacingBranch
 
 
 def gather_keypoint_targets(instances: List[Instances]):
@@ -47,24 +49,6 @@ def instance_count(instances: Instances) -> Union[int, torch.Tensor]:
     if instances.has("pred_boxes"):
         return instances.pred_boxes.tensor.shape[0]
     return len(instances)
-
-
-def decode_traceable(
-    decode, heatmaps: torch.Tensor, boxes: torch.Tensor, *per_roi: Optional[torch.Tensor]
-) -> torch.Tensor:
-    """``decode(heatmaps, boxes, *per_roi)``; while tracing, with one dummy RoI appended (to
-    the heatmaps, boxes and every per-RoI tensor) and its row dropped: a trace replays the
-    decoders' ``reshape(r, k, -1)`` on zero RoIs, where -1 is undefined (the eager decoders
-    return early for R = 0, a branch a trace cannot keep)."""
-    if not torch.jit.is_tracing():
-        return decode(heatmaps, boxes, *per_roi)
-    dummy_map = heatmaps.new_zeros((1,) + tuple(heatmaps.shape[1:]))
-    dummy_box = boxes.new_tensor([[0.0, 0.0, 1.0, 1.0]])
-    extras = [
-        None if t is None else torch.cat([t, t.new_zeros((1,) + tuple(t.shape[1:]))])
-        for t in per_roi
-    ]
-    return decode(torch.cat([heatmaps, dummy_map]), torch.cat([boxes, dummy_box]), *extras)[:-1]
 
 
 def attach_predictions(
@@ -118,56 +102,20 @@ def oks_loss_args(cfg, num_keypoints: int) -> dict:
     return {"oks_loss_weight": weight, "oks_sigmas": sigmas}
 
 
-def training_flip_indices(cfg, needed_by: str) -> List[int]:
-    """K indices, the keypoint each one becomes in a mirrored image, from the training
-    datasets' flip map (Detectron2's ``create_keypoint_hflip_indices``); ``needed_by`` names
-    the option in the error when the config has no training set to read it from."""
-    if not cfg.DATASETS.TRAIN:
-        raise ValueError(f"{needed_by} needs DATASETS.TRAIN to read the keypoint flip map from")
-    return [int(i) for i in create_keypoint_hflip_indices(cfg.DATASETS.TRAIN)]
-
-
-def average_with_mirrored(
-    heatmaps: torch.Tensor, mirrored: torch.Tensor, flip_index: torch.Tensor
-) -> torch.Tensor:
-    """The flip test's average: R x K x H x W ``heatmaps`` of the plain input and
-    ``mirrored``, those of its horizontal mirror, mirrored back with their channels permuted
-    by ``flip_index`` (K, a left keypoint of the mirror is the right one of the input)."""
-    return (heatmaps + mirrored.flip(-1).index_select(1, flip_index)) / 2
-
-
-def flip_test_args(cfg) -> dict:
-    """``flip_indices`` for a head's ``from_config``: from the training datasets' flip map
-    when ``TEST.KPEXT.FLIP`` is on."""
-    if not cfg.TEST.KPEXT.FLIP:
-        return {"flip_indices": None}
-    return {"flip_indices": training_flip_indices(cfg, "TEST.KPEXT.FLIP")}
-
-
-LEFT_RIGHT_MODES = ("keypoint", "person")
-
-
-def left_right_args(cfg) -> dict:
-    """``left_right_pairs`` for a head's ``from_config``: the training datasets' (left, right)
-    pairs when ``TEST.KPEXT.LEFT_RIGHT`` is "person", else none (keypoint-wise decoding)."""
-    mode = cfg.TEST.KPEXT.LEFT_RIGHT
-    if mode not in LEFT_RIGHT_MODES:
-        raise ValueError(f"TEST.KPEXT.LEFT_RIGHT must be one of {LEFT_RIGHT_MODES}, got {mode!r}")
-    if mode == "keypoint":
-        return {"left_right_pairs": ()}
-    flip = training_flip_indices(cfg, "TEST.KPEXT.LEFT_RIGHT person")
-    return {"left_right_pairs": left_right_pairs_of(flip)}
-
-
-def facing_args(cfg, input_shape) -> dict:
-    """The facing branch's arguments for a head's ``from_config``: ``MODEL.KPEXT.FACING``
-    (its loss weight, 0 = no branch, and its weight in left/right decoding) and the pooled
-    features' channels."""
-    facing = cfg.MODEL.KPEXT.FACING
+def common_head_args(cfg, input_shape) -> dict:
+    """The constructor arguments of :class:`KeypointHeadBase` that every kpext head reads from
+    the config alike, assembled here once: ``num_keypoints``, the heatmap loss's weight and
+    normaliser (:func:`loss_args`), the OKS loss (:func:`oks_loss_args`), the test-time
+    ``decoder`` (:meth:`TestTimeDecoder.from_config`: ``TEST.KPEXT.FLIP``, ``LEFT_RIGHT``,
+    ``MODEL.KPEXT.FACING.DECODE_WEIGHT``) and the ``facing`` branch
+    (``MODEL.KPEXT.FACING.LOSS_WEIGHT``, on ``input_shape``'s channels)."""
+    k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
     return {
-        "facing_loss_weight": facing.LOSS_WEIGHT,
-        "facing_decode_weight": facing.DECODE_WEIGHT,
-        "facing_in_channels": input_shape.channels,
+        "num_keypoints": k,
+        **loss_args(cfg, k),
+        **oks_loss_args(cfg, k),
+        "decoder": TestTimeDecoder.from_config(cfg),
+        "facing": FacingBranch.from_config(cfg, input_shape.channels),
     }
 
 
@@ -230,13 +178,15 @@ def record_skipped_batch() -> None:
 class KeypointHeadBase(nn.Module):
     """forward(x, instances): R x C x S x S pooled features -> losses (train) or instances.
 
-    Subclasses define ``layers(x)``, returning R x K x H x W raw heatmaps or, for
-    heads with intermediate supervision, a list of them (one per stage, the last
-    one decoded). Each stage is trained with the codec's loss and its own weight;
-    the base adds the optional OKS loss on soft-argmax coordinates of the last
-    stage. In inference, the codec's activation of the last stage is decoded:
+    A network (``layers``), a codec and a test-time decoder. Subclasses define ``layers(x)``,
+    returning R x K x H x W raw heatmaps or, for heads with intermediate supervision, a list
+    of them (one per stage, the last one decoded). Each stage is trained with the codec's
+    loss and its own weight; the base adds the optional OKS loss on soft-argmax coordinates of
+    the last stage, and the optional facing branch's loss. In inference, the decoder runs the
+    network (twice with the flip test) under the codec's activation and decodes:
     ``pred_keypoints`` (N x K x 3: x, y, score in image coordinates) and
-    ``pred_keypoint_heatmaps`` (N x K x H x W) are set on each image's instances.
+    ``pred_keypoint_heatmaps`` (N x K x H x W) are set on each image's instances, and
+    ``pred_facing`` (N x 4) with a facing branch.
     """
 
     def __init__(
@@ -250,11 +200,8 @@ class KeypointHeadBase(nn.Module):
         oks_loss_weight: float = 0.0,
         oks_sigmas: Sequence[float] = (),
         soft_argmax_beta: float = 1.0,
-        flip_indices: Optional[Sequence[int]] = None,
-        left_right_pairs: Sequence[Tuple[int, int]] = (),
-        facing_loss_weight: float = 0.0,
-        facing_decode_weight: float = 0.0,
-        facing_in_channels: int = 0,
+        decoder: Optional[TestTimeDecoder] = None,
+        facing: Optional[FacingBranch] = None,
     ):
         """
         Args:
@@ -268,18 +215,10 @@ class KeypointHeadBase(nn.Module):
             oks_loss_weight: weight of ``1 - OKS`` on soft-argmax coordinates; 0 disables it.
             oks_sigmas: K per-keypoint OKS sigmas (required when the OKS loss is on).
             soft_argmax_beta: temperature of the soft-argmax: softmax(beta * raw heatmap).
-            flip_indices: K indices, the keypoint each one becomes in a mirrored image
-                (``TEST.KPEXT.FLIP``); None disables the flip test.
-            left_right_pairs: (left, right) keypoint index pairs decoded with one side
-                assignment per person (``TEST.KPEXT.LEFT_RIGHT`` "person"; see
-                :func:`~kpext.modeling.codecs.left_right.consistent_left_right`); () decodes
-                each keypoint on its own.
-            facing_loss_weight: weight of the facing branch's cross-entropy (targets
-                ``gt_facing`` from annotations with a ``"yaw"``); 0: no facing branch.
-            facing_decode_weight: with a facing branch and ``left_right_pairs``, the cost (in
-                heatmap units) of a person orientation times the probability of the other view
-                (:func:`~kpext.modeling.heads.facing.orientation_costs`).
-            facing_in_channels: channels of the pooled features (the branch's input).
+            decoder: the flip test and left/right decoding (``TEST.KPEXT``); None: a single
+                pass decoded keypoint by keypoint.
+            facing: the facing branch (``MODEL.KPEXT.FACING``; trained on ``gt_facing``, its
+                probabilities the decoder's orientation prior); None: no branch.
         """
         super().__init__()
         if oks_loss_weight > 0 and len(oks_sigmas) != num_keypoints:
@@ -297,39 +236,13 @@ class KeypointHeadBase(nn.Module):
         self.register_buffer(
             "oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False
         )
-        self.flip_indices = flip_indices
-        self.register_buffer(
-            "left_right_pairs",
-            torch.tensor(list(left_right_pairs), dtype=torch.long).reshape(-1, 2),
-            persistent=False,
-        )
-        if facing_loss_weight > 0 and facing_in_channels <= 0:
-            raise ValueError("the facing branch needs facing_in_channels (the pooled features')")
-        self.facing_loss_weight = facing_loss_weight
-        self.facing_decode_weight = facing_decode_weight
-        self.facing = FacingBranch(facing_in_channels) if facing_loss_weight > 0 else None
-
-    @property
-    def flip_indices(self) -> Optional[List[int]]:
-        """K indices, the keypoint each one becomes in a mirrored image; None: no flip test."""
-        return self._flip_indices
-
-    @flip_indices.setter
-    def flip_indices(self, indices: Optional[Sequence[int]]) -> None:
-        if indices is not None and sorted(indices) != list(range(self.num_keypoints)):
+        self.decoder = decoder or TestTimeDecoder(num_keypoints=num_keypoints)
+        if self.decoder.num_keypoints != num_keypoints:
             raise ValueError(
-                f"flip_indices must be a permutation of {self.num_keypoints} keypoints, "
-                f"got {list(indices)}"
+                f"the decoder is for {self.decoder.num_keypoints} keypoints, "
+                f"the head for {num_keypoints}"
             )
-        self._flip_indices = None if indices is None else [int(i) for i in indices]
-        # Also as a (non-persistent) buffer on the head's device: indexing with the Python
-        # list would copy it to the device at every flip-tested forward.
-        index = None
-        if indices is not None:
-            index = torch.tensor(
-                self._flip_indices, dtype=torch.long, device=self.oks_sigmas.device
-            )
-        self.register_buffer("flip_index", index, persistent=False)
+        self.facing = facing
 
     def layers(self, x: torch.Tensor):
         raise NotImplementedError
@@ -372,37 +285,32 @@ class KeypointHeadBase(nn.Module):
         """The last stage's raw output turned into what the codec decodes (its activation)."""
         return self.codec.activation(heatmaps)
 
+    def single_pass_heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """R x C x S x S features -> R x K x H x W: the network's last stage under the codec's
+        activation, what the decoder's flip test runs on the plain and the mirrored features."""
+        return self.inference_heatmaps(_last_stage(self.layers(x)))
+
+    def predict_heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference heatmaps R x K x H x W of R x C x S x S features, flip-averaged when the
+        decoder's flip test is on (:meth:`TestTimeDecoder.heatmaps`)."""
+        return self.decoder.heatmaps(self.single_pass_heatmaps, x)
+
     def decode(
         self,
         heatmaps: torch.Tensor,
         boxes: torch.Tensor,
         facing: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score); left/right pairs
-        chosen per person when ``left_right_pairs`` is set, helped by the R x 4 ``facing``
-        probabilities when given."""
-        keypoints = self.codec.decode(heatmaps, boxes)
-        if self.left_right_pairs.numel() == 0:
-            return keypoints
-        prior = None if facing is None else orientation_costs(facing, self.facing_decode_weight)
-        return consistent_left_right(
-            keypoints, heatmaps, boxes, self.left_right_pairs, orientation_cost=prior
-        )
-
-    def facing_losses(self, x: torch.Tensor, instances: List[Instances]) -> Dict[str, torch.Tensor]:
-        """``loss_keypoint_facing``: the facing branch's cross-entropy on the training RoIs'
-        ``gt_facing`` (-1, no target, for images whose annotations have no yaw)."""
-        targets = [
-            i.gt_facing if i.has("gt_facing") else torch.full((len(i),), -1, device=x.device)
-            for i in instances
-        ]
-        logits = self.facing(x)
-        target = torch.cat(targets).to(x.device) if targets else logits.new_zeros(0).long()
-        return {"loss_keypoint_facing": facing_loss(logits, target) * self.facing_loss_weight}
+        """R x K x H x W heatmaps, R x 4 boxes -> R x K x 3 (x, y, score), by the decoder with
+        this head's codec; R x 4 ``facing`` probabilities, when given, help person-level
+        left/right decoding (:meth:`TestTimeDecoder.decode`)."""
+        return self.decoder.decode(self.codec, heatmaps, boxes, facing)
 
     def losses(
         self, stages: List[torch.Tensor], instances: List[Instances]
     ) -> Dict[str, torch.Tensor]:
+        """The heatmap losses of every stage (R x K x H x W each) and the OKS loss on the last,
+        against the training RoIs' ground truth."""
         keypoints, boxes = gather_keypoint_targets(instances)
         if keypoints is None:
             record_skipped_batch()
@@ -423,26 +331,13 @@ class KeypointHeadBase(nn.Module):
             )
         return losses
 
-    def predict_heatmaps(self, x: torch.Tensor) -> torch.Tensor:
-        """Inference heatmaps R x K x H x W of R x C x S x S features, flip-averaged if enabled.
-
-        Flip test: the head also sees the horizontally mirrored RoI features; its
-        heatmaps are mirrored back and their left/right channels swapped with the
-        dataset's flip map, then averaged with the plain pass.
-        """
-        heatmaps = self.inference_heatmaps(_last_stage(self.layers(x)))
-        if self.flip_indices is None:
-            return heatmaps
-        mirrored = self.inference_heatmaps(_last_stage(self.layers(x.flip(-1))))
-        return average_with_mirrored(heatmaps, mirrored, self.flip_index)
-
     def forward(self, x: torch.Tensor, instances: List[Instances]):
         if self.training:
             outputs = self.layers(x)
             stages = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             losses = self.losses(stages, instances)
             if self.facing is not None:
-                losses.update(self.facing_losses(x, instances))
+                losses.update(self.facing.losses(x, instances))
             return losses
         heatmaps = self.predict_heatmaps(x)
         boxes = (
@@ -450,7 +345,7 @@ class KeypointHeadBase(nn.Module):
             if instances
             else x.new_zeros((0, 4))
         )
-        facing = None if self.facing is None else self.facing(x).softmax(dim=1)
+        facing = None if self.facing is None else self.facing.probabilities(x)
         keypoints = decode_traceable(self.decode, heatmaps, boxes, facing)
         attach_predictions(instances, keypoints, heatmaps, facing)
         return instances

@@ -8,14 +8,7 @@ Detectron2's head.
 from __future__ import annotations
 
 from ..codecs import KeypointCodec, build_codec_from_cfg
-from .base import (
-    KeypointHeadBase,
-    facing_args,
-    flip_test_args,
-    left_right_args,
-    loss_args,
-    oks_loss_args,
-)
+from .base import KeypointHeadBase, common_head_args
 
 
 class CodecKeypointHead(KeypointHeadBase):
@@ -35,18 +28,12 @@ class CodecKeypointHead(KeypointHeadBase):
 
     @staticmethod
     def common_args(cfg, input_shape) -> dict:
-        """Constructor arguments every codec head reads from the config: the codec and
-        soft-argmax from ``MODEL.KPEXT.TARGET``, the loss weight and normaliser from
-        ``MODEL.ROI_KEYPOINT_HEAD``, the OKS loss, the flip test, left/right decoding and the
-        facing branch (which reads ``input_shape``'s channels)."""
-        k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+        """Constructor arguments every codec head reads from the config: every kpext head's
+        (:func:`~kpext.modeling.heads.base.common_head_args`: K, loss weight and normaliser,
+        OKS loss, test-time decoder, facing branch on ``input_shape``'s channels), and the
+        codec and soft-argmax from ``MODEL.KPEXT.TARGET``."""
         return {
-            "num_keypoints": k,
+            **common_head_args(cfg, input_shape),
             "codec": build_codec_from_cfg(cfg),
             "soft_argmax_beta": cfg.MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA,
-            **loss_args(cfg, k),
-            **oks_loss_args(cfg, k),
-            **flip_test_args(cfg),
-            **left_right_args(cfg),
-            **facing_args(cfg, input_shape),
         }

@@ -46,7 +46,7 @@ class GaussianKeypointHead(CodecKeypointHead):
             num_upsample: number of stride-2 transposed convs.
             up_scale: bilinear upsampling factor of the predicted maps (1: none); a finer
                 grid for the codec at the cost of an interpolation, not of convolutions.
-            common: see :class:`CodecKeypointHead` (codec, loss weight, OKS loss, flip test).
+            common: see :class:`CodecKeypointHead` (:meth:`~CodecKeypointHead.common_args`).
         """
         super().__init__(**common)
         channels = input_shape.channels

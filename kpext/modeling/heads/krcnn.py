@@ -19,15 +19,7 @@ from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 from ..codecs import OneHotCodec
 from ..codecs.onehot import TRACE_MAX_BOX_SIDE, max_test_box_side
-from .base import (
-    KeypointHeadBase,
-    facing_args,
-    flip_test_args,
-    init_heatmap_layers,
-    left_right_args,
-    loss_args,
-    oks_loss_args,
-)
+from .base import KeypointHeadBase, common_head_args, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 
 
@@ -74,7 +66,6 @@ class KpextKRCNNHead(KeypointHeadBase):
         self,
         input_shape: ShapeSpec,
         *,
-        num_keypoints: int,
         conv_dims: Sequence[int],
         up_scale: int = 2,
         deconv_kernel: int = 4,
@@ -85,25 +76,23 @@ class KpextKRCNNHead(KeypointHeadBase):
         """
         Args:
             input_shape: channels of the pooled features.
-            num_keypoints: K.
             conv_dims: output channels of each 3x3 conv.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
             decode_window: the one-hot codec's ``window`` (see :class:`OneHotCodec`).
             decode_max_box_side: the one-hot codec's ``max_box_side`` (``INPUT.MAX_SIZE_TEST``).
-            common: see :class:`KeypointHeadBase` (loss weight and normaliser, OKS loss, flip
-                test, left/right decoding, facing branch); the codec is always one-hot and the
-                OKS loss's soft-argmax runs on the logits themselves (beta 1), the model's own
-                distribution.
+            common: see :class:`KeypointHeadBase` (K, loss weight and normaliser, OKS loss,
+                decoder, facing branch; :func:`common_head_args`); the codec is always one-hot
+                and the OKS loss's soft-argmax runs on the logits themselves (beta 1), the
+                model's own distribution.
         """
         super().__init__(
-            num_keypoints=num_keypoints,
             codec=OneHotCodec(decode_window, max_box_side=decode_max_box_side),
             soft_argmax_beta=1.0,
             **common,
         )
         self.up_scale = up_scale
-        add_krcnn_layers(self, input_shape.channels, conv_dims, num_keypoints, deconv_kernel)
+        add_krcnn_layers(self, input_shape.channels, conv_dims, self.num_keypoints, deconv_kernel)
         for name, param in self.named_parameters():
             if name.startswith("facing."):
                 continue  # the facing branch initialises itself
@@ -114,20 +103,14 @@ class KpextKRCNNHead(KeypointHeadBase):
 
     @classmethod
     def from_config(cls, cfg, input_shape):
-        k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
         return {
             "input_shape": input_shape,
-            "num_keypoints": k,
             "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
-            **loss_args(cfg, k),
             "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
             "decode_max_box_side": max_test_box_side(cfg),
-            **oks_loss_args(cfg, k),
-            **flip_test_args(cfg),
-            **left_right_args(cfg),
-            **facing_args(cfg, input_shape),
+            **common_head_args(cfg, input_shape),
         }
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +145,7 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
             conv_dims: output channels of each 3x3 conv.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
-            common: see :class:`CodecKeypointHead` (codec, loss weight, OKS loss, flip test).
+            common: see :class:`CodecKeypointHead` (:meth:`~CodecKeypointHead.common_args`).
         """
         super().__init__(**common)
         self.up_scale = up_scale

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from kpext.evaluation.pose_errors import pose_error_breakdown
-from kpext.modeling.heads.base import average_with_mirrored
+from kpext.modeling.decoding import average_with_mirrored
 
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
