@@ -23,11 +23,11 @@ independent decoding would flip a coin per pair. It needs no host read (traceabl
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from .geometry import heatmap_to_image, image_to_heatmap
+from .geometry import cell_centre_xy, cell_centres, heatmap_to_image, image_to_heatmap
 
 __all__ = ["left_right_pairs_of", "consistent_left_right"]
 
@@ -49,10 +49,8 @@ def _second_peaks(
     """Best cell of maps ``maps`` (P) at least ``radius`` cells from ``shared`` (R x P x 2,
     continuous heatmap coordinates): R x P flat cell indices and R x P values."""
     h, w = size
-    rows = torch.arange(h, device=flat.device, dtype=shared.dtype) + 0.5
-    cols = torch.arange(w, device=flat.device, dtype=shared.dtype) + 0.5
-    dy = rows[None, None, :, None] - shared[..., 1, None, None]
-    dx = cols[None, None, None, :] - shared[..., 0, None, None]
+    dy = cell_centres(h, shared)[None, None, :, None] - shared[..., 1, None, None]
+    dx = cell_centres(w, shared)[None, None, None, :] - shared[..., 0, None, None]
     far = (dx.square() + dy.square()).flatten(2) >= radius**2  # R x P x HW
     values = flat[:, maps, :].masked_fill(~far, float("-inf"))
     best, cell = values.max(dim=2)
@@ -60,8 +58,138 @@ def _second_peaks(
 
 
 def _cell_centres(cells: torch.Tensor, w: int) -> torch.Tensor:
-    """Flat cell indices -> ... x 2 continuous heatmap coordinates of their centres."""
-    return torch.stack([(cells % w).float() + 0.5, (cells // w).float() + 0.5], dim=-1)
+    """Flat cell indices (row-major, ``w`` columns) -> ... x 2 continuous heatmap (x, y) of
+    their centres."""
+    return cell_centre_xy(cells // w, cells % w, torch.float32)
+
+
+def _sign(condition: torch.Tensor) -> torch.Tensor:
+    """+1.0 where ``condition`` holds, else -1.0 (a float select: bool Where exports badly)."""
+    return torch.where(condition, 1.0, -1.0)
+
+
+class _Pairs(NamedTuple):
+    """What the decoder reads of each person's P (left, right) pairs, R x P each: the maps'
+    values at the decoded cells (``own_l``: left map at the left point, ``l_at_r``: left map at
+    the right point, ...), the cost of exchanging the two points, and the pair's side."""
+
+    own_l: torch.Tensor
+    own_r: torch.Tensor
+    l_at_r: torch.Tensor
+    r_at_l: torch.Tensor
+    swap_cost: torch.Tensor
+    sign: torch.Tensor  # sign(x_l - x_r): +1 left point at larger x
+    sided: torch.Tensor  # far enough apart in x to have a side, and no double
+    double: torch.Tensor  # both points on one limb
+
+
+def _read_pairs(keypoints, flat, flat_cells, boxes, pairs, min_separation, double_radius):
+    """:class:`_Pairs` of R x K x 3 ``keypoints`` on R x K x HW ``flat`` maps at their R x K
+    ``flat_cells``, in R x 4 ``boxes`` (separations in box widths)."""
+    left, right = pairs[:, 0], pairs[:, 1]
+    own_l = _values_at(flat, left, flat_cells[:, left])
+    own_r = _values_at(flat, right, flat_cells[:, right])
+    l_at_r = _values_at(flat, left, flat_cells[:, right])
+    r_at_l = _values_at(flat, right, flat_cells[:, left])
+    swap_cost = (own_l - l_at_r) + (own_r - r_at_l)  # R x P, >= 0 at per-map maxima
+    width = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-6)[:, None]
+    separation = (keypoints[:, left, 0] - keypoints[:, right, 0]) / width
+    gap = (keypoints[:, left, :2] - keypoints[:, right, :2]).norm(dim=-1) / width
+    double = gap < double_radius
+    sided = (separation.abs() >= min_separation) & ~double
+    return _Pairs(own_l, own_r, l_at_r, r_at_l, swap_cost, _sign(separation > 0), sided, double)
+
+
+class _Moves(NamedTuple):
+    """How each double (R x P) can be undone: move its left point (A) or its right point (B)
+    to that map's best cell away from the shared point: the cell's centre (R x P x 2, heatmap
+    coordinates), its value, the cost, and the pair's side after the move."""
+
+    centre_a: torch.Tensor
+    value_a: torch.Tensor
+    cost_a: torch.Tensor
+    sign_a: torch.Tensor
+    centre_b: torch.Tensor
+    value_b: torch.Tensor
+    cost_b: torch.Tensor
+    sign_b: torch.Tensor
+    usable: torch.Tensor  # a double with a cell to move to on both maps
+
+
+def _double_moves(flat, to_cells, pairs, read: _Pairs, size, min_separation) -> _Moves:
+    """:class:`_Moves` of the doubles among ``pairs``, points at R x K x 2 ``to_cells``
+    (heatmap coordinates) on R x K x HW ``flat`` maps of ``size`` (H, W)."""
+    left, right = pairs[:, 0], pairs[:, 1]
+    w = size[1]
+    shared = (to_cells[:, left] + to_cells[:, right]) / 2
+    radius = float(min_separation) * w
+    cell_a, value_a = _second_peaks(flat, left, shared, size, radius)
+    cell_b, value_b = _second_peaks(flat, right, shared, size, radius)
+    usable = read.double & torch.isfinite(value_a) & torch.isfinite(value_b)
+    cost_a = torch.where(usable, read.own_l - value_a, torch.zeros_like(read.own_l))
+    cost_b = torch.where(usable, read.own_r - value_b, torch.zeros_like(read.own_r))
+    centre_a, centre_b = _cell_centres(cell_a, w), _cell_centres(cell_b, w)
+    # x of the moved point against the one staying, in cells: the pair's side after the move
+    sign_a = _sign(centre_a[..., 0] > to_cells[:, right, 0])
+    sign_b = _sign(to_cells[:, left, 0] > centre_b[..., 0])
+    return _Moves(centre_a, value_a, cost_a, sign_a, centre_b, value_b, cost_b, sign_b, usable)
+
+
+def _orientation_cost(o: float, read: _Pairs, moves: _Moves) -> torch.Tensor:
+    """R costs of orientation ``o`` (+1: left points at larger x): the swap cost of each sided
+    pair that disagrees, and for each usable double its cheapest move that agrees (the
+    cheaper move when neither or both do)."""
+    pairs_cost = (read.sided & (read.sign != o)).to(read.swap_cost.dtype) * read.swap_cost
+    a_fits, b_fits = moves.sign_a == o, moves.sign_b == o
+    fallback = torch.minimum(moves.cost_a, moves.cost_b)
+    double_cost = torch.where(
+        a_fits & b_fits,
+        fallback,
+        torch.where(a_fits, moves.cost_a, torch.where(b_fits, moves.cost_b, fallback)),
+    )
+    return (pairs_cost + moves.usable.to(read.swap_cost.dtype) * double_cost).sum(1)
+
+
+def _choose_orientation(read: _Pairs, moves: _Moves, min_pairs: int, orientation_cost):
+    """R x 1 orientation (+1 / -1) of least cost, and R x 1 whether it is decided: by at least
+    ``min_pairs`` sided pairs or usable doubles, or with an R x 2 ``orientation_cost`` prior
+    by one."""
+    cost_plus = _orientation_cost(1.0, read, moves)
+    cost_minus = _orientation_cost(-1.0, read, moves)
+    evidence = (read.sided | moves.usable).sum(1)
+    decided = (evidence >= min_pairs)[:, None]
+    if orientation_cost is not None:
+        cost_plus = cost_plus + orientation_cost[:, 0]
+        cost_minus = cost_minus + orientation_cost[:, 1]
+        decided = decided | (evidence >= 1)[:, None]
+    return _sign(cost_plus <= cost_minus)[:, None], decided
+
+
+def _moved_keypoints(keypoints, boxes, size, pairs, read, moves, orientation, decided):
+    """R x K x 3 ``keypoints`` with the pairs that disagree with R x 1 ``orientation``
+    exchanged and the doubles split, scores read at the new cells (only where ``decided``)."""
+    left, right = pairs[:, 0], pairs[:, 1]
+    swap = read.sided & (read.sign != orientation) & decided  # R x P
+    a_fits, b_fits = moves.sign_a == orientation, moves.sign_b == orientation
+    # Move A when only A's move fits, or when both or neither fit and A's is cheaper. Written
+    # with logical operators: a select between boolean tensors (torch.where) exports as an
+    # ONNX Where on bool, which onnxruntime (1.32) has no CPU kernel for.
+    prefer_a = (a_fits & ~b_fits) | ((a_fits == b_fits) & (moves.cost_a <= moves.cost_b))
+    move_a = moves.usable & decided & prefer_a
+    move_b = moves.usable & decided & ~move_a
+
+    out = keypoints.clone()
+    xy_l, xy_r = keypoints[:, left, :2], keypoints[:, right, :2]
+    moved_a = heatmap_to_image(moves.centre_a, boxes, size)
+    moved_b = heatmap_to_image(moves.centre_b, boxes, size)
+    new_l = torch.where(swap[..., None], xy_r, torch.where(move_a[..., None], moved_a, xy_l))
+    new_r = torch.where(swap[..., None], xy_l, torch.where(move_b[..., None], moved_b, xy_r))
+    out[:, left, :2] = new_l
+    out[:, right, :2] = new_r
+    score_l, score_r = keypoints[:, left, 2], keypoints[:, right, 2]
+    out[:, left, 2] = torch.where(swap, read.l_at_r, torch.where(move_a, moves.value_a, score_l))
+    out[:, right, 2] = torch.where(swap, read.r_at_l, torch.where(move_b, moves.value_b, score_r))
+    return out
 
 
 def consistent_left_right(
@@ -95,77 +223,13 @@ def consistent_left_right(
     """
     if keypoints.shape[0] == 0 or pairs.numel() == 0:
         return keypoints
-    r, k, h, w = heatmaps.shape
+    h, w = heatmaps.shape[-2:]
     to_cells = image_to_heatmap(keypoints[..., :2], boxes, (h, w))
     col = to_cells[..., 0].floor().long().clamp(0, w - 1)
     row = to_cells[..., 1].floor().long().clamp(0, h - 1)
     flat_cells = row * w + col  # R x K
     flat = heatmaps.flatten(2)
-    left, right = pairs[:, 0], pairs[:, 1]
-    own_l = _values_at(flat, left, flat_cells[:, left])
-    own_r = _values_at(flat, right, flat_cells[:, right])
-    l_at_r = _values_at(flat, left, flat_cells[:, right])
-    r_at_l = _values_at(flat, right, flat_cells[:, left])
-    swap_cost = (own_l - l_at_r) + (own_r - r_at_l)  # R x P, >= 0 at per-map maxima
-
-    width = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-6)[:, None]
-    x_l, x_r = keypoints[:, left, 0], keypoints[:, right, 0]
-    separation = (x_l - x_r) / width
-    gap = (keypoints[:, left, :2] - keypoints[:, right, :2]).norm(dim=-1) / width
-    double = gap < double_radius
-    sided = (separation.abs() >= min_separation) & ~double
-    sign = torch.where(separation > 0, 1.0, -1.0)
-
-    # A double: move left (A) or right (B) to its best cell away from the shared point.
-    shared = (to_cells[:, left] + to_cells[:, right]) / 2
-    radius = float(min_separation) * w
-    cell_a, value_a = _second_peaks(flat, left, shared, (h, w), radius)
-    cell_b, value_b = _second_peaks(flat, right, shared, (h, w), radius)
-    usable = double & torch.isfinite(value_a) & torch.isfinite(value_b)
-    cost_a = torch.where(usable, own_l - value_a, torch.zeros_like(own_l))
-    cost_b = torch.where(usable, own_r - value_b, torch.zeros_like(own_r))
-    centre_a = _cell_centres(cell_a, w)
-    centre_b = _cell_centres(cell_b, w)
-    # x of the moved point against the one staying, in cells: the pair's side after the move
-    sign_a = torch.where(centre_a[..., 0] > to_cells[:, right, 0], 1.0, -1.0)
-    sign_b = torch.where(to_cells[:, left, 0] > centre_b[..., 0], 1.0, -1.0)
-
-    def pair_costs(o: float) -> torch.Tensor:
-        pairs_cost = (sided & (sign != o)).to(swap_cost.dtype) * swap_cost
-        a_fits, b_fits = sign_a == o, sign_b == o
-        fallback = torch.minimum(cost_a, cost_b)
-        double_cost = torch.where(
-            a_fits & b_fits,
-            fallback,
-            torch.where(a_fits, cost_a, torch.where(b_fits, cost_b, fallback)),
-        )
-        return (pairs_cost + usable.to(swap_cost.dtype) * double_cost).sum(1)
-
-    cost_plus, cost_minus = pair_costs(1.0), pair_costs(-1.0)
-    decided = ((sided | usable).sum(1) >= min_pairs)[:, None]
-    if orientation_cost is not None:
-        cost_plus = cost_plus + orientation_cost[:, 0]
-        cost_minus = cost_minus + orientation_cost[:, 1]
-        decided = decided | ((sided | usable).sum(1) >= 1)[:, None]
-    orientation = torch.where(cost_plus <= cost_minus, 1.0, -1.0)[:, None]
-    swap = sided & (sign != orientation) & decided  # R x P
-    a_fits, b_fits = sign_a == orientation, sign_b == orientation
-    # Move A when only A's move fits, or when both or neither fit and A's is cheaper. Written
-    # with logical operators: a select between boolean tensors (torch.where) exports as an
-    # ONNX Where on bool, which onnxruntime (1.32) has no CPU kernel for.
-    prefer_a = (a_fits & ~b_fits) | ((a_fits == b_fits) & (cost_a <= cost_b))
-    move_a = usable & decided & prefer_a
-    move_b = usable & decided & ~move_a
-
-    out = keypoints.clone()
-    xy_l, xy_r = keypoints[:, left, :2], keypoints[:, right, :2]
-    moved_a = heatmap_to_image(centre_a, boxes, (h, w))
-    moved_b = heatmap_to_image(centre_b, boxes, (h, w))
-    new_l = torch.where(swap[..., None], xy_r, torch.where(move_a[..., None], moved_a, xy_l))
-    new_r = torch.where(swap[..., None], xy_l, torch.where(move_b[..., None], moved_b, xy_r))
-    out[:, left, :2] = new_l
-    out[:, right, :2] = new_r
-    score_l, score_r = keypoints[:, left, 2], keypoints[:, right, 2]
-    out[:, left, 2] = torch.where(swap, l_at_r, torch.where(move_a, value_a, score_l))
-    out[:, right, 2] = torch.where(swap, r_at_l, torch.where(move_b, value_b, score_r))
-    return out
+    read = _read_pairs(keypoints, flat, flat_cells, boxes, pairs, min_separation, double_radius)
+    moves = _double_moves(flat, to_cells, pairs, read, (h, w), min_separation)
+    orientation, decided = _choose_orientation(read, moves, min_pairs, orientation_cost)
+    return _moved_keypoints(keypoints, boxes, (h, w), pairs, read, moves, orientation, decided)
