@@ -35,11 +35,25 @@ def add_kpext_config(cfg: CN) -> None:
     from ``MODEL.ROI_KEYPOINT_HEAD.LOSS_WEIGHT`` and its normaliser from
     ``MODEL.ROI_KEYPOINT_HEAD.NORMALIZE_LOSS_BY_VISIBLE_KEYPOINTS`` (True: divide by the
     keypoints with a target; False: by K x ROI_HEADS.BATCH_SIZE_PER_IMAGE x POSITIVE_FRACTION
-    per image), its number of keypoints from ``NUM_KEYPOINTS``; only KpextKRCNNHead reads
-    ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``. ``SOLVER.AMP.ENABLED`` on the CPU (KpextTrainer):
-    bf16 autocast where the CPU has native bf16 (amx_bf16 or avx512_bf16), else float32 after a
-    warning (:mod:`kpext.engine.amp`); on CUDA, Detectron2's fp16 AMPTrainer.
+    per image), its number of keypoints from ``NUM_KEYPOINTS``; only the KRCNN network
+    (KpextKRCNNHead, KRCNNCodecKeypointHead) reads ``MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS``.
+    ``SOLVER.AMP.ENABLED`` on the CPU (KpextTrainer): bf16 autocast where the CPU has native
+    bf16 (amx_bf16 or avx512_bf16), else float32 after a warning (:mod:`kpext.engine.amp`); on
+    CUDA, Detectron2's fp16 AMPTrainer.
     """
+    _add_model_keys(cfg)
+    _add_krcnn_keys(cfg)
+    _add_facing_keys(cfg)
+    _add_target_keys(cfg)
+    _add_gaussian_keys(cfg)
+    _add_hourglass_keys(cfg)
+    _add_dataset_keys(cfg)
+    _add_test_keys(cfg)
+    _register_renamed_keys(cfg)
+
+
+def _add_model_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT``: what every kpext head or trainer reads."""
     cfg.MODEL.KPEXT = CN()
     # Weight of the OKS loss, 1 - OKS of soft-argmax keypoints (dataset sigmas, box area as
     # scale), for every kpext head; 0 = off. KpextKRCNNHead's soft-argmax runs on its logits
@@ -55,6 +69,9 @@ def add_kpext_config(cfg: CN) -> None:
     # "torchvision" = always torchvision's.
     cfg.MODEL.KPEXT.ROI_ALIGN = "auto"
 
+
+def _add_krcnn_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.KRCNN``: the Mask R-CNN keypoint network."""
     # The network of KpextKRCNNHead (Detectron2's one-hot targets and loss, not TARGET's) and of
     # KRCNNCodecKeypointHead (the same network, TARGET's codec).
     cfg.MODEL.KPEXT.KRCNN = CN()
@@ -63,6 +80,9 @@ def add_kpext_config(cfg: CN) -> None:
     # Kernel size of the stride-2 transposed conv that outputs the K heatmaps (even).
     cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL = 4
 
+
+def _add_facing_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.FACING``: the facing branch and its prior."""
     # The facing branch of kpext's heads: which way each person faces (front, back, profile right
     # or left), learnt from annotations with a "yaw" (the synthetic sets'; kpext.data.facing).
     cfg.MODEL.KPEXT.FACING = CN()
@@ -72,6 +92,9 @@ def add_kpext_config(cfg: CN) -> None:
     # contradicts, times that view's probability (front: left points on the image's right).
     cfg.MODEL.KPEXT.FACING.DECODE_WEIGHT = 8.0
 
+
+def _add_target_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.TARGET``: the codec heads' codec."""
     # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead,
     # KRCNNCodecKeypointHead): targets, loss, output activation, decoding, predictor start.
     cfg.MODEL.KPEXT.TARGET = CN()
@@ -97,6 +120,9 @@ def add_kpext_config(cfg: CN) -> None:
     # softmax(beta * heatmap).
     cfg.MODEL.KPEXT.TARGET.SOFT_ARGMAX_BETA = 20.0
 
+
+def _add_gaussian_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.GAUSSIAN``: GaussianKeypointHead's network."""
     # GaussianKeypointHead's network.
     cfg.MODEL.KPEXT.GAUSSIAN = CN()
     # Output channels of the 3x3 convs on the pooled RoI features.
@@ -108,6 +134,9 @@ def add_kpext_config(cfg: CN) -> None:
     # Bilinear upsampling factor of the predicted maps (1: none; 2: 28x28 -> 56x56, as Mask R-CNN).
     cfg.MODEL.KPEXT.GAUSSIAN.UP_SCALE = 1
 
+
+def _add_hourglass_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.HOURGLASS``: HourglassKeypointHead's network."""
     # HourglassKeypointHead's network.
     cfg.MODEL.KPEXT.HOURGLASS = CN()
     # Number of stacked hourglass modules.
@@ -125,11 +154,17 @@ def add_kpext_config(cfg: CN) -> None:
     # Loss weight of each stack's prediction (intermediate supervision); one per stack.
     cfg.MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS = (1.0, 1.0)
 
+
+def _add_dataset_keys(cfg: CN) -> None:
+    """``DATASETS.KPEXT``: the bad-input policy."""
     cfg.DATASETS.KPEXT = CN()
     # Invalid records (bad keypoints, boxes, missing or unreadable training images): "error" stops
     # naming file and record; "skip" drops them with a warning that counts them.
     cfg.DATASETS.KPEXT.ON_INVALID = "error"
 
+
+def _add_test_keys(cfg: CN) -> None:
+    """``TEST.KPEXT``: test-time decoding and pictures of predictions."""
     cfg.TEST.KPEXT = CN()
     # Flip test for kpext heads: average with the heatmaps of mirrored RoI features (dataset flip
     # map).
@@ -149,6 +184,9 @@ def add_kpext_config(cfg: CN) -> None:
     # Pictures are enlarged to at least this many pixels on the short side, so labels stay legible.
     cfg.TEST.KPEXT.VIS_MIN_SIZE = 512
 
+
+def _register_renamed_keys(cfg: CN) -> None:
+    """Moved keys (:data:`RENAMED_KEYS`) raise naming their new place."""
     for old, new in RENAMED_KEYS.items():
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new)
