@@ -66,7 +66,12 @@ class CheckedDatasetMapper(DatasetMapper):
         """Detectron2's (the same in v0.6 and upstream), and each person's facing class
         (``instances.gt_facing``, :mod:`kpext.data.facing`) where the annotations carry a
         ``"yaw"``: set before empty instances are dropped, so it stays aligned with them, and
-        mirrored with the image (a flip negates the yaw)."""
+        mirrored with the image (a flip negates the yaw).
+
+        A copy of Detectron2's method with that one step added: Detectron2 has no hook between
+        ``annotations_to_instances`` and ``filter_empty_instances``.
+        tests/engine/test_transform_annotations.py pins the copy to the Detectron2 installed
+        (v0.6 by ``make test``, upstream by ``make test-upstream``)."""
         for anno in dataset_dict["annotations"]:
             if not self.use_instance_mask:
                 anno.pop("segmentation", None)
