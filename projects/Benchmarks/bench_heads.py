@@ -30,7 +30,9 @@ Environment: BENCH_QUICK=1; BENCH_HEADS (comma-separated row names); BENCH_SEEDS
 BENCH_OUT (default output/bench); BENCH_THREADS (torch threads, default all cores);
 BENCH_SKIP_FULLSIZE=1 (no full-size timing); BENCH_FLIPS=1 (also train on mirrored images);
 BENCH_DET_OBJECTIVE ("keypoints", default, or "boxes": the shared detector's training objective);
-BENCH_HEAD_LR (the heads' learning rate; default the configs').
+BENCH_HEAD_LR (the heads' learning rate; default the configs'); BENCH_DEVICE ("cpu", default, or
+"cuda": the shared detector, its caches, head training, evaluation and timing on the GPU, as
+tools/gpu_check.sh runs it).
 """
 
 from __future__ import annotations
@@ -241,6 +243,7 @@ class Settings:
         # feature cache's time and memory; off by default, the same for every head either way.
         self.flips = env.get("BENCH_FLIPS", "0") not in ("", "0")
         self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+        self.device = bench_device(env)
         # The shared detector's objective (kpext_bench.shared_detector): "keypoints" trains
         # it as a Keypoint R-CNN with stock's head (then dropped), "boxes" without one.
         self.det_objective = env.get("BENCH_DET_OBJECTIVE", DET_OBJECTIVE)
@@ -267,10 +270,17 @@ def load_cfg(path: str, overrides=()):
     return cfg
 
 
+def bench_device(env=os.environ) -> str:
+    """BENCH_DEVICE: where the bench runs ("cpu", the synthetic configs' own, or "cuda")."""
+    return env.get("BENCH_DEVICE", "") or "cpu"
+
+
 def synthetic_cfg(config: str, overrides=BENCH_OVERRIDES):
-    """A synthetic config on the bench's data, with the bench's head-training overrides
-    (none for the detector)."""
-    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), BENCH_DATA + list(overrides))
+    """A synthetic config on the bench's data and device (BENCH_DEVICE; the CPU gives the
+    configs' own MODEL.DEVICE, so the detector's cache key is unchanged), with the bench's
+    head-training overrides (none for the detector)."""
+    data = BENCH_DATA + ["MODEL.DEVICE", bench_device()]
+    cfg = load_cfg(os.path.join(REPO, "configs", "synthetic", config), data + list(overrides))
     cfg.freeze()
     return cfg
 
@@ -397,7 +407,7 @@ def fullsize_timing(settings: Settings):
     for v in timed_variants(settings):
         cfg = load_cfg(
             os.path.join(REPO, "configs", "coco", v.coco_config),
-            ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", *v.overrides],
+            ["MODEL.WEIGHTS", "", "MODEL.DEVICE", settings.device, *v.overrides],
         )
         torch.manual_seed(0)
         models[v.name] = build_model(cfg).eval()
@@ -508,6 +518,15 @@ def build_caches(settings: Settings, cfg, detector_weights: str) -> Caches:
     return Caches(train, val, mirrored)
 
 
+def machine(settings: Settings) -> str:
+    """The report's machine: CPU cores and threads, torch, and the GPU when the bench ran on one."""
+    where = f"{os.cpu_count()} CPU cores, {settings.threads} torch threads"
+    where += f", torch {torch.__version__}"
+    if torch.device(settings.device).type == "cuda":
+        where = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), {where}"
+    return where
+
+
 def main() -> int:
     settings = Settings()
     setup_logger(name="fvcore")
@@ -547,10 +566,7 @@ def main() -> int:
 
     report = {
         "commit": git_commit(),
-        "machine": (
-            f"{os.cpu_count()} CPU cores, {settings.threads} torch threads, "
-            f"torch {torch.__version__}"
-        ),
+        "machine": machine(settings),
         "quick": settings.quick,
         "seeds": settings.seeds,
         "settings": {

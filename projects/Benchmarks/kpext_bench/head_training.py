@@ -84,8 +84,8 @@ def pool_keypoint_features(
         pooled.append(roi_heads.keypoint_pooler(feats, [image_boxes]))
     if not pooled:
         s = roi_heads.keypoint_pooler.output_size
-        channels = images[0].features[roi_heads.keypoint_in_features[0]].shape[1]
-        return torch.zeros((0, channels, *s))
+        level = images[0].features[roi_heads.keypoint_in_features[0]]
+        return torch.zeros((0, level.shape[1], *s), device=level.device)
     return torch.cat(pooled)
 
 
@@ -166,13 +166,13 @@ def train_head(
 
 def gt_box_instances(image: CachedImage) -> Instances:
     """The image's ground-truth boxes as detections of score 1."""
-    n = len(image.gt_boxes)
+    n, device = len(image.gt_boxes), image.gt_boxes.device
     size = image.targets.image_size
     return Instances(
         size,
         pred_boxes=Boxes(image.gt_boxes),
-        scores=torch.ones(n),
-        pred_classes=torch.zeros(n, dtype=torch.int64),
+        scores=torch.ones(n, device=device),
+        pred_classes=torch.zeros(n, dtype=torch.int64, device=device),
     )
 
 
@@ -242,7 +242,7 @@ def image_flip_keypoints(
 
     plain = heatmaps(features, boxes)
     mirrored = heatmaps(mirrored_features, mirrored_boxes)
-    index = torch.as_tensor(list(flip_indices), dtype=torch.long)
+    index = torch.as_tensor(list(flip_indices), dtype=torch.long, device=plain.device)
     return head.decode(average_with_mirrored(plain, mirrored, index), boxes)
 
 

@@ -20,6 +20,8 @@ training a head then costs only RoI sampling, pooling and the head itself.
 Training images are cached twice, plain and horizontally mirrored (the config's
 flip augmentation, done with Detectron2's transforms and the dataset's flip map).
 Features are stored as float16 (half the memory; every head sees the same rounding).
+Everything cached stays on the detector's device (``MODEL.DEVICE``: the CPU, or a GPU for
+``BENCH_DEVICE=cuda``), ground-truth instances included.
 """
 
 from __future__ import annotations
@@ -267,7 +269,9 @@ def _cache_one(model, item: dict, record: dict, train: bool) -> CachedImage:
     features = model.backbone(images.tensor)
     proposals, _ = model.proposal_generator(images, features, None)
     kept = {f: features[f].to(torch.float16) for f in model.roi_heads.in_features}
-    gt = item["instances"]
+    # On the model's device, beside the proposals and features (a no-op on the CPU): the RoI
+    # sampler and the gt-box evaluation combine them.
+    gt = item["instances"].to(images.tensor.device)
     if train:
         return CachedImage(
             kept,

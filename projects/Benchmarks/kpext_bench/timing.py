@@ -1,4 +1,5 @@
-"""Time the keypoint branch (RoI pooling, head network, decoding) on fixed boxes."""
+"""Time the keypoint branch (RoI pooling, head network, decoding) on fixed boxes (on a GPU,
+each step waits for its kernels)."""
 
 from __future__ import annotations
 
@@ -113,11 +114,26 @@ def branch_steps(model, features, boxes: torch.Tensor, trained: bool = True):
         instances = Instances((h * 4, w * 4))
         instances.pred_boxes = box_list[0]
         decode = lambda: keypoint_rcnn_inference(outputs, [instances])  # noqa: E731
+    device = feature_list[0].device
     return {
-        "pool": lambda: roi_heads.keypoint_pooler(feature_list, box_list),
-        "head": run_head,
-        "decode": decode,
+        "pool": _synchronized(lambda: roi_heads.keypoint_pooler(feature_list, box_list), device),
+        "head": _synchronized(run_head, device),
+        "decode": _synchronized(decode, device),
     }
+
+
+def _synchronized(fn: Callable[[], object], device: torch.device) -> Callable[[], object]:
+    """``fn``, and on a GPU a wait for its queue after it: a step's time covers its kernels,
+    not only their launch (on the CPU, ``fn`` itself)."""
+    if device.type != "cuda":
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
 
 
 @torch.no_grad()
