@@ -178,6 +178,14 @@ class KpextTrainer(DefaultTrainer):
         else:
             trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
             self._trainer = trainer_cls(model, data_loader, optimizer)
+        # Which step trains (tools/gpu_check.py reads it from the log): SimpleTrainer (float32),
+        # AMPTrainer (CUDA float16 autocast with a GradScaler) or CPUAMPTrainer (CPU bf16).
+        logging.getLogger(__name__).info(
+            "Training step: %s (MODEL.DEVICE %s, SOLVER.AMP.ENABLED %s)",
+            type(self._trainer).__name__,
+            cfg.MODEL.DEVICE,
+            cfg.SOLVER.AMP.ENABLED,
+        )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
