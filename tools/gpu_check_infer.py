@@ -5,35 +5,44 @@
 
 SPEC (written by gpu_check.py): ``device``, ``infer_images`` (validation images used),
 ``rounds`` (passes over them), ``batch_sizes``, and ``runs``: name, config_file,
-overrides, precision ("fp32" or "amp") and weights of each trained model.
+overrides, precision ("fp32" or "amp"), weights and ``graph_variants`` of each trained model.
+A run with ``graph_variants`` is also timed, on the same weights, with every other
+combination of the test-time options that change the graph
+(:data:`kpext.config.GRAPH_TEST_OPTIONS`: FLIP, LEFT_RIGHT), each under the name
+``<run>+<option>=<value>+...``.
 
 Every model sees the same preprocessed validation images (the test mapper's output, kept
 in memory: the data path is not timed, the copy to the device is, as in deployment).
 Models are alternated batch by batch so that a change in machine load touches all alike;
 each runs one warm-up batch first per batch size. The score threshold is 0, so every model
 decodes ``TEST.DETECTIONS_PER_IMAGE`` detections per image whatever its training left it
-with, and heads are compared on equal work. AMP models run under fp16 autocast.
+with, and heads are compared on equal work. AMP models run under autocast as they trained:
+fp16 on CUDA, bf16 on a CPU with native bf16 (elsewhere float32, as KpextTrainer trains).
 
 RESULT: ``environment`` (GPU, versions), ``timings`` (name -> infer_img_s_b1,
-infer_img_s_b8, detections_per_image, or error) and ``notes``.
+infer_img_s_b8, detections_per_image, test_options, source (a variant's trained run), or
+error) and ``notes``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import os
 import platform
 import sys
 import time
 import traceback
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 import kpext  # noqa: F401  (registers the heads and the synthetic datasets; bridges old detectron2)
-from kpext.config import add_kpext_config
+from kpext.config import GRAPH_TEST_OPTIONS, add_kpext_config
+from kpext.engine.amp import native_bf16_flags
+from kpext.modeling.heads import KeypointHeadBase
 
 import detectron2
 from detectron2.checkpoint import DetectionCheckpointer
@@ -90,6 +99,46 @@ def load_model(run: Dict[str, object]):
     return cfg, model
 
 
+def test_options(cfg, model) -> Optional[Dict[str, str]]:
+    """The graph's test-time options a kpext head decodes with (None: the stock head, which
+    reads none of them)."""
+    if not isinstance(model.roi_heads.keypoint_head, KeypointHeadBase):
+        return None
+    return {key: str(cfg.TEST.KPEXT.get(key)) for key in GRAPH_TEST_OPTIONS}
+
+
+def graph_variants(run: Dict[str, object], cfg) -> List[Tuple[str, Dict[str, object]]]:
+    """(name, run) of every combination of GRAPH_TEST_OPTIONS but the config's own, on the
+    run's weights."""
+    own = tuple(cfg.TEST.KPEXT.get(key) for key in GRAPH_TEST_OPTIONS)
+    variants = []
+    for values in itertools.product(*GRAPH_TEST_OPTIONS.values()):
+        if values == own:
+            continue
+        pairs = list(zip(GRAPH_TEST_OPTIONS, values))
+        name = run["name"] + "".join(f"+{key.lower()}={value}" for key, value in pairs)
+        options = [item for key, value in pairs for item in (f"TEST.KPEXT.{key}", str(value))]
+        variants.append(
+            (name, {**run, "name": name, "overrides": list(run["overrides"]) + options})
+        )
+    return variants
+
+
+def autocast_for(device: str, amp: bool, notes: List[str]):
+    """The context AMP rows run in: fp16 autocast on CUDA (Detectron2's AMPTrainer trained
+    them so), bf16 on a CPU with native bf16 (kpext's CPUAMPTrainer), else none."""
+    if not amp:
+        return contextlib.nullcontext
+    if device == "cuda":
+        return lambda: torch.autocast(device_type="cuda", dtype=torch.float16)
+    if native_bf16_flags():
+        return lambda: torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    note = "AMP rows run in float32: this CPU has no native bf16 (they trained in float32 too)"
+    if note not in notes:
+        notes.append(note)
+    return contextlib.nullcontext
+
+
 def test_inputs(cfg, count: int) -> List[Dict[str, object]]:
     """The first ``count`` validation images as the test mapper makes them (resized, CHW)."""
     dicts = DatasetCatalog.get(cfg.DATASETS.TEST[0])[:count]
@@ -103,6 +152,33 @@ def cyclic_batches(
     """``count`` batches of ``batch_size`` inputs, cycling through ``inputs``."""
     flat = [inputs[i % len(inputs)] for i in range(batch_size * count)]
     return [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
+
+
+def load_models(spec, timings, notes):
+    """name -> (eval model, autocast context) of every run and graph variant, their test
+    options and sources in ``timings``; and the shared test inputs. A model that does not
+    load gets its error instead."""
+    models, inputs = {}, None
+    for trained in spec["runs"]:
+        todo = [(trained["name"], trained)]
+        for index, (name, run) in enumerate(todo):
+            try:
+                cfg, model = load_model(run)
+                if inputs is None:
+                    inputs = test_inputs(cfg, spec["infer_images"])
+                autocast = autocast_for(spec["device"], run["precision"] == "amp", notes)
+                models[name] = (model, autocast)
+                timings[name] = {"test_options": test_options(cfg, model)}
+                if index:
+                    timings[name]["source"] = trained["name"]
+                elif trained.get("graph_variants"):
+                    todo += graph_variants(trained, cfg)
+            except Exception as e:
+                traceback.print_exc()
+                timings[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+                if index:
+                    timings[name]["source"] = trained["name"]
+    return models, inputs
 
 
 def main(spec_path: str, result_path: str) -> int:
@@ -121,30 +197,15 @@ def main(spec_path: str, result_path: str) -> int:
             json.dump(result, f, indent=2)
 
     write()
-    models = {}
-    inputs = None
-    for run in spec["runs"]:
-        try:
-            cfg, model = load_model(run)
-            if inputs is None:
-                inputs = test_inputs(cfg, spec["infer_images"])
-            models[run["name"]] = (model, run["precision"] == "amp")
-        except Exception as e:
-            traceback.print_exc()
-            timings[run["name"]] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    models, inputs = load_models(spec, timings, result["notes"])
 
     def sync():
         if device == "cuda":
             torch.cuda.synchronize()
 
     def forward(name: str, batch) -> int:
-        model, amp = models[name]
-        autocast = (
-            torch.autocast(device_type="cuda", dtype=torch.float16)
-            if amp
-            else contextlib.nullcontext()
-        )
-        with torch.no_grad(), autocast:
+        model, autocast = models[name]
+        with torch.no_grad(), autocast():
             outputs = model(batch)
         return sum(len(o["instances"]) for o in outputs)
 
@@ -165,7 +226,8 @@ def main(spec_path: str, result_path: str) -> int:
                         detections[name] += found
                 except Exception as e:
                     traceback.print_exc()
-                    timings[name] = {"error": f"batch {batch_size}: {type(e).__name__}: {e}"[:300]}
+                    error = f"batch {batch_size}: {type(e).__name__}: {e}"[:300]
+                    timings.setdefault(name, {})["error"] = error
                     del models[name]
         for name in models:
             entry = timings.setdefault(name, {})

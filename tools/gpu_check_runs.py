@@ -1,8 +1,9 @@
-"""The GPU check's plan and runs (:mod:`gpu_check`, steps 2 and 3): the profiles (the GPU's
-full size, the CPU smoke run's toy size), one training run per head and precision, the
-synthetic data generated through ``datasets/make_synthetic.py``, each run trained and
-evaluated through ``projects/PoseEstimation/train_net.py`` and its log read back; the step
-clock."""
+"""The GPU check's plan and runs (:mod:`gpu_check`, part b): the profiles (the GPU's full
+size, the CPU smoke run's toy size; each with its part a, :class:`PlateauProfile`), one
+training run per head and precision, the synthetic data generated through
+``datasets/make_synthetic.py``, each run trained and evaluated through
+``projects/PoseEstimation/train_net.py`` and its log read back (s/iter, memory, APs, the
+training step and RoIAlign kernel that ran); the step clock."""
 
 from __future__ import annotations
 
@@ -15,25 +16,67 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_NET = os.path.join("projects", "PoseEstimation", "train_net.py")
 
-# (row name, head class, config file name pattern: {depth} is R50 or R18)
-HEADS: List[Tuple[str, str, str]] = [
-    ("stock", "KRCNNConvDeconvUpsampleHead", "keypoint_rcnn_{depth}_FPN_stock.yaml"),
-    ("kpext_krcnn", "KpextKRCNNHead", "keypoint_rcnn_{depth}_FPN_kpext.yaml"),
-    ("gaussian", "GaussianKeypointHead", "keypoint_rcnn_{depth}_FPN_gaussian.yaml"),
-    ("hourglass", "HourglassKeypointHead", "keypoint_rcnn_{depth}_FPN_hourglass.yaml"),
-    ("krcnn_gaussian", "KRCNNCodecKeypointHead", "keypoint_rcnn_{depth}_FPN_krcnn_gaussian.yaml"),
-    (
+
+class Head(NamedTuple):
+    """A row of part b: a head, its config (``{depth}``: R50 on the GPU, R18 in the smoke run)
+    and options on top of it."""
+
+    name: str
+    head_class: str
+    config: str
+    overrides: Tuple[str, ...] = ()
+
+
+# In the order they train (part b is cut short from the end when time runs out): stock, the
+# demo recipe's head (KpextKRCNNHead with the facing branch, whose probabilities the COCO
+# configs' person-level left/right decoding uses), then each other head once.
+HEADS: List[Head] = [
+    Head("stock", "KRCNNConvDeconvUpsampleHead", "keypoint_rcnn_{depth}_FPN_stock.yaml"),
+    Head(
+        "kpext_krcnn_facing",
+        "KpextKRCNNHead",
+        "keypoint_rcnn_{depth}_FPN_kpext.yaml",
+        ("MODEL.KPEXT.FACING.LOSS_WEIGHT", "1.0"),
+    ),
+    Head("gaussian", "GaussianKeypointHead", "keypoint_rcnn_{depth}_FPN_gaussian.yaml"),
+    Head("hourglass", "HourglassKeypointHead", "keypoint_rcnn_{depth}_FPN_hourglass.yaml"),
+    Head(
         "krcnn_softmax_gaussian",
         "KRCNNCodecKeypointHead",
         "keypoint_rcnn_{depth}_FPN_krcnn_softmax_gaussian.yaml",
     ),
+    Head(
+        "krcnn_gaussian", "KRCNNCodecKeypointHead", "keypoint_rcnn_{depth}_FPN_krcnn_gaussian.yaml"
+    ),
+    Head("kpext_krcnn", "KpextKRCNNHead", "keypoint_rcnn_{depth}_FPN_kpext.yaml"),
 ]
 PRECISIONS = ("fp32", "amp")
+# Heads whose trained models are also timed with every combination of the test-time options
+# that change the graph (kpext.config.GRAPH_TEST_OPTIONS: FLIP, LEFT_RIGHT; the inference
+# process expands them, so the rows follow that constant).
+GRAPH_VARIANT_HEADS = ("kpext_krcnn_facing",)
+
+
+@dataclass
+class PlateauProfile:
+    """Part a: ``projects/Benchmarks/bench_heads.py`` on the check's device, sized to
+    ``budget_s`` (see :mod:`gpu_check_plateau`)."""
+
+    quick: bool  # BENCH_QUICK: the bench's smoke sizes (a few training and val images)
+    heads: str  # BENCH_HEADS: the rows ("" = every row of the bench, regime checks included)
+    probe_iters: int  # head iterations of the probe (every row, one seed)
+    # (head iterations, seeds) of the table, preferred first: the first that fits runs
+    ladder: Tuple[Tuple[int, int], ...]
+    budget_s: float  # probe and table together
+    overhead_s: float  # a bench process's start, cache loading, timing and report
+    margin: float = 1.25  # on the probe's per-row times
+    grace_s: float = 60.0  # the table may run this far past the budget before it is stopped
+    det_iters: Optional[int] = None  # BENCH_DET_ITERS (None: the bench's own, 600)
 
 
 @dataclass
@@ -57,15 +100,27 @@ class Profile:
     infer_rounds: int
     overrides: List[str] = field(default_factory=list)
     first_run_procs: Optional[int] = None  # processes of the first run, when not num_procs
+    plateau: Optional[PlateauProfile] = None  # part a
+
+
+# The GPU's ladder: the longest head schedule first (stock's curve then reaches 2x of it);
+# for the plateau, length before seeds (the paired bootstrap over val images gives
+# intervals from one seed).
+GPU_LADDER = ((3200, 2), (3200, 1), (1600, 2), (1600, 1), (800, 2), (800, 1), (400, 1), (200, 1))
 
 
 def gpu_profile() -> Profile:
-    """R50-FPN at COCO's 800 px short side on one GPU, sized to finish within 8 minutes."""
+    """Part a within 360 s, then R50-FPN at COCO's 800 px short side on one GPU; the whole
+    check within 9 minutes (540 s, one device command of at most 10 minutes)."""
     return Profile(
         name="gpu", device="cuda", config_dir="configs/coco", depth="R50",
         width=1066, height=800, train_images=48, val_images=16,
-        iters=30, ims_per_batch=8, num_procs=1, num_workers=8, budget_s=450.0,
+        iters=30, ims_per_batch=8, num_procs=1, num_workers=8, budget_s=540.0,
         infer_images=16, infer_rounds=2,
+        plateau=PlateauProfile(
+            quick=False, heads="", probe_iters=20, ladder=GPU_LADDER,
+            budget_s=360.0, overhead_s=45.0,
+        ),
         overrides=[
             # No network on the GPU machine: no ImageNet weights. From scratch, FrozenBN
             # diverges (see shared notes): trainable BN, all stages, low lr, clipped grads.
@@ -83,8 +138,13 @@ def smoke_profile() -> Profile:
     return Profile(
         name="cpu-smoke", device="cpu", config_dir="configs/synthetic", depth="R18",
         width=128, height=128, train_images=4, val_images=4,
-        iters=4, ims_per_batch=2, num_procs=1, num_workers=0, budget_s=600.0,
+        iters=4, ims_per_batch=2, num_procs=1, num_workers=0, budget_s=900.0,
         infer_images=2, infer_rounds=1, first_run_procs=2,
+        # Part a at the bench's smoke sizes: a regime row (stock's curve) and a decoding row.
+        plateau=PlateauProfile(
+            quick=True, heads="stock,stock_x2,kpext_krcnn_lr_person", probe_iters=2,
+            ladder=((8, 2), (4, 1)), budget_s=400.0, overhead_s=30.0, det_iters=2,
+        ),
         overrides=[
             "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128",
             "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
@@ -123,6 +183,7 @@ class Run:
     overrides: List[str]
     output_dir: str
     processes: int = 1
+    graph_variants: bool = False  # also timed with every GRAPH_TEST_OPTIONS combination
     status: str = "pending"
     error: str = ""
     train_wall_s: Optional[float] = None
@@ -130,6 +191,9 @@ class Run:
     train_max_mem_mb: Optional[float] = None
     box_ap: Optional[float] = None
     kp_ap: Optional[float] = None
+    trainer: Optional[str] = None  # the training step KpextTrainer logged
+    cpu_roi_align_poolers: Optional[int] = None  # level poolers on kpext's CPU RoIAlign
+    amp_mode: str = ""  # what the precision meant on this device
 
     @property
     def name(self) -> str:
@@ -175,9 +239,16 @@ def run_logged(
     return rc, tail
 
 
-def generate_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir: str) -> None:
-    """Both synthetic splits through the generator's CLI: one process when they have the same
-    size (the smoke run: one import of torch less), else one per split, side by side."""
+class DataJobs(NamedTuple):
+    """The generator processes of :func:`start_data`: (splits, process, log file) each."""
+
+    jobs: List[Tuple[str, subprocess.Popen, object]]
+
+
+def start_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir: str) -> DataJobs:
+    """Start generating part b's synthetic splits through the generator's CLI (it runs while
+    part a measures the heads): one process when they have the same size (the smoke run:
+    one import of torch less), else one per split, side by side."""
     if profile.train_images == profile.val_images:
         jobs = [("train val", profile.train_images)]
     else:
@@ -197,7 +268,21 @@ def generate_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir
                 log,
             )
         )
-    for splits, proc, log in procs:
+    return DataJobs(procs)
+
+
+def stop_data(data: Optional[DataJobs]) -> None:
+    """Kill what is left of :func:`start_data`'s processes (a check that stopped early)."""
+    for _, proc, log in data.jobs if data else []:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def wait_data(data: DataJobs) -> None:
+    """Wait for :func:`start_data`'s processes; a failed split raises with its output."""
+    for splits, proc, log in data.jobs:
         rc = proc.wait()
         log.close()
         if rc != 0:
@@ -207,6 +292,10 @@ def generate_data(profile: Profile, data_root: str, env: Dict[str, str], log_dir
 
 TRAIN_SPEED = re.compile(r"Overall training speed: (\d+) iterations in \S+ \(([\d.]+) s / it\)")
 MAX_MEM = re.compile(r"max_mem: (\d+)M")
+# KpextTrainer's lines: the training step, and the level poolers on kpext's CPU RoIAlign.
+TRAINER = re.compile(r"Training step: (\w+)")
+CPU_ROI_ALIGN = re.compile(r"RoIAlign: (\d+) level poolers use kpext's CPU kernel")
+NO_NATIVE_BF16 = "SOLVER.AMP.ENABLED is ignored"
 
 
 def parse_training(output_dir: str) -> Dict[str, Optional[float]]:
@@ -215,11 +304,13 @@ def parse_training(output_dir: str) -> Dict[str, Optional[float]]:
     s/iter: Detectron2's "Overall training speed" line (iterations after the third),
     else the median of the per-iteration times in metrics.json.
     """
-    found: Dict[str, Optional[float]] = {
+    found: Dict[str, object] = {
         "train_s_per_iter": None,
         "train_max_mem_mb": None,
         "box_ap": None,
         "kp_ap": None,
+        "trainer": None,
+        "cpu_roi_align_poolers": None,
     }
     log_txt = os.path.join(output_dir, "log.txt")
     if os.path.exists(log_txt):
@@ -230,6 +321,11 @@ def parse_training(output_dir: str) -> Dict[str, Optional[float]]:
         mem = MAX_MEM.findall(text)
         if mem:
             found["train_max_mem_mb"] = float(mem[-1])
+        trainer, poolers = TRAINER.findall(text), CPU_ROI_ALIGN.findall(text)
+        if trainer:
+            found["trainer"] = trainer[-1]
+        if poolers:
+            found["cpu_roi_align_poolers"] = int(poolers[-1])
     metrics = os.path.join(output_dir, "metrics.json")
     times = []
     if os.path.exists(metrics):
@@ -251,16 +347,19 @@ def parse_training(output_dir: str) -> Dict[str, Optional[float]]:
 def plan_runs(profile: Profile, work: str, heads: Sequence[str]) -> List[Run]:
     """Every head at every precision, each head's fp32 and AMP runs one after the other."""
     runs = []
-    for head, head_class, pattern in HEADS:
-        if head not in heads:
+    for head in HEADS:
+        if head.name not in heads:
             continue
         for precision in PRECISIONS:
-            config = os.path.join(profile.config_dir, pattern.format(depth=profile.depth))
-            out = os.path.join(work, "runs", f"{head}_{precision}")
-            overrides = profile.overrides + common_overrides(profile) + [
+            config = os.path.join(profile.config_dir, head.config.format(depth=profile.depth))
+            out = os.path.join(work, "runs", f"{head.name}_{precision}")
+            overrides = profile.overrides + common_overrides(profile) + list(head.overrides) + [
                 "SOLVER.AMP.ENABLED", str(precision == "amp"), "OUTPUT_DIR", out,
             ]  # fmt: skip
-            runs.append(Run(head, head_class, precision, config, overrides, out, profile.num_procs))
+            run = Run(head.name, head.head_class, precision, config, overrides, out)
+            run.processes = profile.num_procs
+            run.graph_variants = head.name in GRAPH_VARIANT_HEADS
+            runs.append(run)
     if runs and profile.first_run_procs:
         runs[0].processes = profile.first_run_procs
     return runs
@@ -298,6 +397,39 @@ def train(run: Run, profile: Profile, env: Dict[str, str], log_dir: str, timeout
         run.status, run.error = "failed", "no keypoint AP in metrics.json (evaluation did not run)"
     else:
         run.status = "trained"
+        run.error = check_training_path(run, profile.device, read_log(run.output_dir))
+
+
+def read_log(output_dir: str) -> str:
+    """The run's log.txt ("" when it wrote none)."""
+    log_txt = os.path.join(output_dir, "log.txt")
+    return open(log_txt, errors="replace").read() if os.path.exists(log_txt) else ""
+
+
+def check_training_path(run: Run, device: str, log_text: str) -> str:
+    """What the run's precision meant (``run.amp_mode``), and "" when the training step and
+    RoIAlign kernel are the ones kpext promises, else what differs (the run then fails).
+
+    CUDA: torchvision's RoIAlign (MODEL.KPEXT.ROI_ALIGN auto keeps kpext's kernel to the CPU);
+    fp32 trains with SimpleTrainer, AMP with Detectron2's AMPTrainer (float16, GradScaler).
+    CPU: kpext's RoIAlign in the poolers; AMP is CPUAMPTrainer's bf16 autocast where the CPU
+    has native bf16, else float32 after KpextTrainer's warning."""
+    amp = run.precision == "amp"
+    if device == "cuda":
+        expected, run.amp_mode = ("AMPTrainer", "fp16 autocast") if amp else ("SimpleTrainer", "")
+        if run.cpu_roi_align_poolers:
+            run.status = "failed"
+            return f"{run.cpu_roi_align_poolers} level poolers on kpext's CPU RoIAlign on CUDA"
+    elif amp and NO_NATIVE_BF16 in log_text:
+        expected, run.amp_mode = "SimpleTrainer", "fp32 (this CPU has no native bf16)"
+    elif amp:
+        expected, run.amp_mode = "CPUAMPTrainer", "bf16 autocast"
+    else:
+        expected, run.amp_mode = "SimpleTrainer", ""
+    if run.trainer != expected:
+        run.status = "failed"
+        return f"trained with {run.trainer or 'an unlogged step'}, expected {expected}"
+    return ""
 
 
 def last_error_line(text: str) -> str:
