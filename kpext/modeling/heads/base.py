@@ -236,7 +236,7 @@ class KeypointHeadBase(nn.Module):
         self.register_buffer(
             "oks_sigmas", torch.tensor(list(oks_sigmas), dtype=torch.float32), persistent=False
         )
-        self.decoder = decoder or TestTimeDecoder(num_keypoints=num_keypoints)
+        self.decoder = TestTimeDecoder(num_keypoints=num_keypoints) if decoder is None else decoder
         if self.decoder.num_keypoints != num_keypoints:
             raise ValueError(
                 f"the decoder is for {self.decoder.num_keypoints} keypoints, "
