@@ -173,9 +173,7 @@ def export_metadata(cfg: CfgNode, model: nn.Module) -> Dict[str, str]:
     what the graph was traced with: the head and the test-time options that change it
     (``test.flip``, ``test.left_right``: :data:`kpext.config.GRAPH_TEST_OPTIONS`)."""
     head = model.roi_heads.keypoint_head
-    options = {
-        f"test.{key.lower()}": str(cfg.TEST.KPEXT.get(key)) for key in GRAPH_TEST_OPTIONS
-    }
+    options = {f"test.{key.lower()}": str(cfg.TEST.KPEXT.get(key)) for key in GRAPH_TEST_OPTIONS}
     return {
         "input_format": cfg.INPUT.FORMAT,
         "min_size_test": str(cfg.INPUT.MIN_SIZE_TEST),

@@ -114,8 +114,9 @@ def test_pictures_of_predictions_draw_any_keypoint_set():
 def test_predict_draw_write_in_one_step(tmp_path):
     """write_prediction_picture: read, predict, keep what the thresholds keep, draw, write
     whole; the picture is the one draw_keypoint_predictions makes."""
-    import cv2
     from types import SimpleNamespace
+
+    import cv2
 
     from kpext.visualization import write_prediction_picture
 

@@ -304,7 +304,9 @@ def pose_error_breakdown(
     sigmas_np = np.asarray(sigmas, dtype=np.float64)
     people, detections = _people_and_detections(coco_gt, predictions)
     counts = _new_counts()
-    by_group: Dict[str, Dict[str, Dict[str, int]]] = {g: defaultdict(_new_counts) for g in GROUPINGS}
+    by_group: Dict[str, Dict[str, Dict[str, int]]] = {
+        g: defaultdict(_new_counts) for g in GROUPINGS
+    }
     by_keypoint = [_new_counts() for _ in counterpart]
     num_people = sum(len(p) for p in people.values())
     matched_people = 0
@@ -376,7 +378,5 @@ def format_pose_errors(
     if inverted:
         worst = sorted(inverted, reverse=True)[:4]
         names = keypoint_names or [str(k) for k in range(len(breakdown["by_keypoint"]))]
-        lines.append(
-            "most inverted: " + ", ".join(f"{names[k]} {share:.0%}" for share, k in worst)
-        )
+        lines.append("most inverted: " + ", ".join(f"{names[k]} {share:.0%}" for share, k in worst))
     return "\n".join(lines)

@@ -98,7 +98,10 @@ def train_net_command(settings: Settings, recipe: Recipe, seed: int) -> List[str
     if recipe.weights_from:
         source = Recipe(recipe.weights_from)
         flags = ("--eval-only",)
-        weights = ("MODEL.WEIGHTS", os.path.join(run_dir(settings, source, seed), "model_final.pth"))
+        weights = (
+            "MODEL.WEIGHTS",
+            os.path.join(run_dir(settings, source, seed), "model_final.pth"),
+        )
     return runs.train_net_command(
         settings.config,
         run_dir(settings, recipe, seed),
@@ -116,7 +119,9 @@ def train_net_command(settings: Settings, recipe: Recipe, seed: int) -> List[str
 def run_once(settings: Settings, recipe: Recipe, seed: int) -> dict:
     """Run (or reuse) one row's run; returns its ``summary.json``."""
     folder = run_dir(settings, recipe, seed)
-    runs.run_train_net(folder, train_net_command(settings, recipe, seed), f"{recipe.name} seed {seed}")
+    runs.run_train_net(
+        folder, train_net_command(settings, recipe, seed), f"{recipe.name} seed {seed}"
+    )
     return runs.read_summary(folder)
 
 

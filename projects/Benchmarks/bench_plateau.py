@@ -568,8 +568,8 @@ def draw(report: dict, path: str) -> None:
     first = next(iter(report["datasets"].values()))["lengths"]
     for view in FACING_VIEWS:
         if view in first[0]["by_view"]:
-            right.plot([r["iterations"] for r in first],
-                       [100 * r["by_view"][view]["good"] for r in first], "o-", label=view)  # fmt: skip
+            good = [100 * r["by_view"][view]["good"] for r in first]
+            right.plot([r["iterations"] for r in first], good, "o-", label=view)
     right.set_xscale("log", base=2)
     right.set_xlabel("training iterations")
     right.set_ylabel("good keypoints (%)")

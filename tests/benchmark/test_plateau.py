@@ -151,12 +151,18 @@ def test_error_shares_average_the_seeds_per_view_and_keypoint():
             "keypoints": 10,
             "shares": {"good": 0.5, "inversion_left_right": 0.1},
             "by_view": {
-                "back": {"share_of_keypoints": 0.2,
-                         "shares": {"good": good_back, "inversion_left_right": lr_back,
-                                    "inversion": lr_back}},  # fmt: skip
+                "back": {
+                    "share_of_keypoints": 0.2,
+                    "shares": {
+                        "good": good_back,
+                        "inversion_left_right": lr_back,
+                        "inversion": lr_back,
+                    },
+                },  # fmt: skip
             },
-            "by_keypoint": [{"shares": {"good": 1.0, "inversion": 0.0,
-                                        "inversion_left_right": 0.0}}],  # fmt: skip
+            "by_keypoint": [
+                {"shares": {"good": 1.0, "inversion": 0.0, "inversion_left_right": 0.0}}
+            ],  # fmt: skip
         }
 
     shares = plateau.error_shares([breakdown(0.1, 0.5), breakdown(0.3, 0.3), {}])

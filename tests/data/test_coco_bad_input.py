@@ -21,7 +21,6 @@ from kpext.data import KeypointDataError, load_keypoint_coco_json, register_keyp
 
 from detectron2.data import DatasetCatalog
 
-
 # --------------------------------------------------------------------------- #
 # Bad input: whole-file problems
 # --------------------------------------------------------------------------- #

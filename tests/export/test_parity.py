@@ -50,7 +50,11 @@ CASES = (
     # every head as configured by default, Detectron2's stock head included
     [(head, "onnx", ()) for head in KPEXT_HEADS + (STOCK_HEAD,)]
     # every combination of the graph-changing options, on both runtimes
-    + [("KpextKRCNNHead", fmt, opts) for opts in COMBINATIONS[1:] for fmt in ("onnx", "torchscript")]
+    + [
+        ("KpextKRCNNHead", fmt, opts)
+        for opts in COMBINATIONS[1:]
+        for fmt in ("onnx", "torchscript")
+    ]
     + [("KpextKRCNNHead", "torchscript", ())]
     # every option on, on every other kpext head
     + [(head, "onnx", ALL_ON) for head in KPEXT_HEADS[1:]]

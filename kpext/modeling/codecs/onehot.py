@@ -26,8 +26,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..losses import spatial_softmax_cross_entropy
 from ...geometry import cell_centre, cell_index
+from ..losses import spatial_softmax_cross_entropy
 from .base import KeypointCodec, check_loss, register_codec
 from .geometry import image_to_heatmap
 
