@@ -22,7 +22,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
         onnx onnxruntime "trackers>=2.1,<2.2" "supervision>=0.31" "motrics>=0.3"
 
-.PHONY: setup demo test test-upstream lint bench bench-end-to-end bench-plateau clean-venv gpu-wheels
+.PHONY: setup demo test test-upstream gpu-smoke lint bench bench-end-to-end bench-plateau clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ D2_SRC ?= $(firstword $(wildcard ../shared/deps/detectron2-main-*.tar.gz))
 test-upstream: setup
 	bash tools/install_upstream_detectron2.sh $(VENV) $(UPSTREAM_VENV) "$(D2_SRC)" "$(CONSTRAINTS)"
 	$(UPSTREAM_VENV)/bin/python -m pytest tests -q
+
+# The GPU check's whole CPU smoke run (tools/gpu_check.sh --cpu-smoke: both parts at toy sizes,
+# 5-10 minutes on 2 cores): a test of its own, skipped by make test, run by CI (.ci/run).
+gpu-smoke: setup
+	KPEXT_GPU_SMOKE=1 $(PY) -m pytest tests/tools/test_gpu_check.py -q -k cpu_smoke_run
 
 # Lint with ruff (ruff.toml); not part of CI. Installs ruff into .venv if it is missing.
 lint: setup
