@@ -79,6 +79,28 @@ def test_a_confident_pair_outvotes_unsure_ones():
     assert decoded_x(out) == [28, 16, 40, 12, 44, 14, 42]
 
 
+def test_a_point_on_a_cell_boundary_reads_the_same_score_from_either_side():
+    # The exchanged pair 5/6 of test_an_exchanged_pair_is_exchanged_back, the left ankle's
+    # peak spread over cells 13 and 14: decoded at x 14.0, the boundary. Rounding put it one
+    # ulp either side in eager and onnxruntime (CI, 2026-12-06); the score it takes to the
+    # right ankle must not depend on that ulp. Between two cells the read is linear: the mean.
+    keypoints, maps = person({
+        0: [(28, 9)],
+        1: [(40, 9), (16, 1)], 2: [(16, 9), (40, 1)],
+        3: [(44, 9), (12, 1)], 4: [(12, 9), (44, 1)],
+        5: [(13, 5), (14, 5), (42, 4)], 6: [(42, 7), (14, 2), (13, 6)],
+    })  # fmt: skip
+    scores = []
+    for x in (14.0 - 1e-5, 14.0, 14.0 + 1e-5):
+        keypoints[0, 5, 0] = x
+        out = consistent_left_right(keypoints, maps, BOX, PAIRS)
+        # exchanged: the ankles face as the rest
+        assert out[0, 5, 0] == 42.5 and out[0, 6, 0] == x and out[0, 5, 2] == 4
+        scores.append(float(out[0, 6, 2]))
+    assert max(scores) - min(scores) < 1e-3, scores
+    assert scores[1] == pytest.approx((2 + 6) / 2)
+
+
 def test_profiles_and_unsided_people_are_left_alone():
     # Every pair within 0.1 box widths (5.6 px) in x: a profile, nothing has a side.
     keypoints, maps = person({

@@ -12,7 +12,9 @@ round. This decoder keeps the per-keypoint locations and chooses, per person, th
   body) carry no side and are left alone;
 * making a pair agree with ``o`` costs nothing if it does, else the heatmap margin of exchanging
   its two points, ``(h_l(p_l) - h_l(p_r)) + (h_r(p_r) - h_r(p_l))`` (for logits, a log-likelihood
-  ratio; ``h`` read at the cell under each point);
+  ratio; ``h`` read at each point, bilinearly between cell centres: the value at a cell's
+  centre is the cell's, and a point on the boundary between two cells reads the same value
+  whichever side the last bit of its coordinate puts it, in eager and exported runtimes alike);
 * ``o`` minimises the summed cost; pairs that disagree with it are exchanged, their scores read
   from their maps at their new places. A person with fewer than ``min_pairs`` sided pairs keeps
   its keypoints.
@@ -27,6 +29,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+from ...geometry import cell_index
 from .geometry import cell_centre_xy, cell_centres, heatmap_to_image, image_to_heatmap
 
 __all__ = ["left_right_pairs_of", "consistent_left_right"]
@@ -37,10 +40,27 @@ def left_right_pairs_of(flip_indices: Sequence[int]) -> Tuple[Tuple[int, int], .
     return tuple((k, int(f)) for k, f in enumerate(flip_indices) if k < int(f))
 
 
-def _values_at(flat: torch.Tensor, maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """``flat[r, maps[p], cells[r, p]]``: R x P heatmap values of maps ``maps`` (P) at flat cell
-    indices ``cells`` (R x P)."""
-    return flat[:, maps, :].gather(2, cells[..., None])[..., 0]
+def _values_at(flat: torch.Tensor, maps: torch.Tensor, xy: torch.Tensor, size) -> torch.Tensor:
+    """R x P values of maps ``maps`` (P) of R x K x HW ``flat`` heatmaps of ``size`` (H, W) at
+    R x P x 2 continuous heatmap (x, y): bilinear between the four nearest cell centres (the
+    border cells' values extend to the edge). Continuous in the position, unlike the value of
+    the cell under it: a decoded point can sit exactly on a cell boundary, where eager and
+    onnxruntime round the last bit differently."""
+    h, w = size
+    values = flat[:, maps, :]
+    u = cell_index(xy[..., 0]).clamp(0, w - 1)
+    v = cell_index(xy[..., 1]).clamp(0, h - 1)
+    x0, y0 = u.floor().clamp(max=max(w - 2, 0)), v.floor().clamp(max=max(h - 2, 0))
+    fx, fy = u - x0, v - y0
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+
+    def at(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        return values.gather(2, (row * w + col)[..., None])[..., 0]
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _second_peaks(
@@ -83,14 +103,15 @@ class _Pairs(NamedTuple):
     double: torch.Tensor  # both points on one limb
 
 
-def _read_pairs(keypoints, flat, flat_cells, boxes, pairs, min_separation, double_radius):
-    """:class:`_Pairs` of R x K x 3 ``keypoints`` on R x K x HW ``flat`` maps at their R x K
-    ``flat_cells``, in R x 4 ``boxes`` (separations in box widths)."""
+def _read_pairs(keypoints, flat, to_cells, size, boxes, pairs, min_separation, double_radius):
+    """:class:`_Pairs` of R x K x 3 ``keypoints`` (R x K x 2 ``to_cells`` in heatmap
+    coordinates) on R x K x HW ``flat`` maps of ``size`` (H, W), in R x 4 ``boxes``
+    (separations in box widths)."""
     left, right = pairs[:, 0], pairs[:, 1]
-    own_l = _values_at(flat, left, flat_cells[:, left])
-    own_r = _values_at(flat, right, flat_cells[:, right])
-    l_at_r = _values_at(flat, left, flat_cells[:, right])
-    r_at_l = _values_at(flat, right, flat_cells[:, left])
+    own_l = _values_at(flat, left, to_cells[:, left], size)
+    own_r = _values_at(flat, right, to_cells[:, right], size)
+    l_at_r = _values_at(flat, left, to_cells[:, right], size)
+    r_at_l = _values_at(flat, right, to_cells[:, left], size)
     swap_cost = (own_l - l_at_r) + (own_r - r_at_l)  # R x P, >= 0 at per-map maxima
     width = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-6)[:, None]
     separation = (keypoints[:, left, 0] - keypoints[:, right, 0]) / width
@@ -167,7 +188,7 @@ def _choose_orientation(read: _Pairs, moves: _Moves, min_pairs: int, orientation
 
 def _moved_keypoints(keypoints, boxes, size, pairs, read, moves, orientation, decided):
     """R x K x 3 ``keypoints`` with the pairs that disagree with R x 1 ``orientation``
-    exchanged and the doubles split, scores read at the new cells (only where ``decided``)."""
+    exchanged and the doubles split, scores read at their new places (only where ``decided``)."""
     left, right = pairs[:, 0], pairs[:, 1]
     swap = read.sided & (read.sign != orientation) & decided  # R x P
     a_fits, b_fits = moves.sign_a == orientation, moves.sign_b == orientation
@@ -218,18 +239,17 @@ def consistent_left_right(
         orientation_cost: R x 2 extra costs of orientation +1 and -1 (e.g. from a facing
             classifier); a person with one decides even with fewer than ``min_pairs`` pairs.
     Returns:
-        R x K x 3: the same points, some pairs exchanged or undoubled, with scores from their
-        new cells.
+        R x K x 3: the same points, some pairs exchanged or undoubled, with scores read from
+        their maps at their new places.
     """
     if keypoints.shape[0] == 0 or pairs.numel() == 0:
         return keypoints
     h, w = heatmaps.shape[-2:]
     to_cells = image_to_heatmap(keypoints[..., :2], boxes, (h, w))
-    col = to_cells[..., 0].floor().long().clamp(0, w - 1)
-    row = to_cells[..., 1].floor().long().clamp(0, h - 1)
-    flat_cells = row * w + col  # R x K
     flat = heatmaps.flatten(2)
-    read = _read_pairs(keypoints, flat, flat_cells, boxes, pairs, min_separation, double_radius)
+    read = _read_pairs(
+        keypoints, flat, to_cells, (h, w), boxes, pairs, min_separation, double_radius
+    )
     moves = _double_moves(flat, to_cells, pairs, read, (h, w), min_separation)
     orientation, decided = _choose_orientation(read, moves, min_pairs, orientation_cost)
     return _moved_keypoints(keypoints, boxes, (h, w), pairs, read, moves, orientation, decided)
