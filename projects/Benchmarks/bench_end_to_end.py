@@ -14,14 +14,20 @@ differ only in the head's name: the stock head ignores ``TEST.KPEXT``. A third r
 ``demo_keypointwise``, evaluates each trained ``demo`` model again with keypoint-wise
 decoding (``TEST.KPEXT.LEFT_RIGHT keypoint``): the same weights, so the decoding alone.
 
+A fourth row, ``demo_fp32``, trains the demo recipe in float32 (``SOLVER.AMP.ENABLED False``:
+no bf16 autocast on the CPU); ``BENCH_E2E_ROWS=demo_fp32,demo`` compares the two alone.
+
 Each test set of the config is scored with OKS keypoint AP from the runs' own COCO results,
-and each row's AP minus stock's gets a paired bootstrap interval over images and seeds
+and each row's AP minus the reference row's (the first of ``BENCH_E2E_ROWS``; stock by
+default) gets a paired bootstrap interval over images and seeds
 (``kpext_bench.keypoint_ap.paired_bootstrap``; every row shares a seed's data order). Runs
 are kept under ``$BENCH_OUT/end_to_end/<row>_seed<seed>`` and reused when their options match.
 
 Environment: BENCH_QUICK=1; BENCH_SEEDS (number of seeds, default 3; seeds 1, 2, ...);
 BENCH_OUT (default output/bench); BENCH_E2E_CONFIG (default the demo config);
-BENCH_E2E_OPTS (extra config options for every run, e.g. "SOLVER.MAX_ITER 1400").
+BENCH_E2E_OPTS (extra config options for every run, e.g. "SOLVER.MAX_ITER 1400");
+BENCH_E2E_ROWS (the rows, comma-separated, the reference first; default
+"stock,demo,demo_keypointwise").
 
 Writes ``$BENCH_OUT/end_to_end.json`` and ``end_to_end.md``.
 """
@@ -48,7 +54,6 @@ from kpext.data.builtin import register_all_synthetic
 from detectron2.data import MetadataCatalog
 
 DEMO_CONFIG = os.path.join("configs", "synthetic", "keypoint_rcnn_R18_FPN_demo.yaml")
-REFERENCE = "stock"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,9 @@ RECIPES = (
     Recipe("stock", ("MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead")),
     Recipe("demo"),
     Recipe("demo_keypointwise", ("TEST.KPEXT.LEFT_RIGHT", "keypoint"), weights_from="demo"),
+    Recipe("demo_fp32", ("SOLVER.AMP.ENABLED", "False")),
 )
+DEFAULT_ROWS = "stock,demo,demo_keypointwise"
 # The smoke run's schedule: enough to pass through training, checkpointing and evaluation.
 QUICK_OPTS = ("SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "(15,)", "SOLVER.WARMUP_ITERS", "5")
 
@@ -85,6 +92,23 @@ class Settings:
         self.opts = (QUICK_OPTS if self.quick else ()) + tuple(
             shlex.split(env.get("BENCH_E2E_OPTS", ""))
         )
+        self.recipes = rows_of(env.get("BENCH_E2E_ROWS", DEFAULT_ROWS))
+        self.reference = self.recipes[0].name
+
+
+def rows_of(names: str) -> Tuple[Recipe, ...]:
+    """The recipes named (comma-separated), in that order; an unknown name, or a row that
+    evaluates another row's model without that row, is an error."""
+    known = {r.name: r for r in RECIPES}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise ValueError(f"BENCH_E2E_ROWS={names!r}: rows are some of {', '.join(known)}")
+    for name in wanted:
+        source = known[name].weights_from
+        if source and source not in wanted:
+            raise ValueError(f"BENCH_E2E_ROWS: {name} evaluates {source}'s models; add {source}")
+    return tuple(known[n] for n in wanted)
 
 
 def run_dir(settings: Settings, recipe: Recipe, seed: int) -> str:
@@ -130,17 +154,19 @@ def dataset_rows(
     matches: Dict[str, List[List[ImageMatches]]],
     summaries: Dict[str, List[dict]],
     dataset_index: int,
+    reference: str = "stock",
 ) -> Dict[str, dict]:
-    """Per row of one test set: AP per seed, the paired difference to stock with its 95%
-    interval, and the seeds' mean error shares and box AP (from the runs' summaries)."""
-    diffs = paired_bootstrap(matches, REFERENCE)
+    """Per row of one test set: AP per seed, the paired difference to the ``reference`` row
+    with its 95% interval, and the seeds' mean error shares and box AP (from the runs'
+    summaries)."""
+    diffs = paired_bootstrap(matches, reference)
     rows = {}
     for name in names:
         per_seed = [summary["datasets"][dataset_index] for summary in summaries[name]]
         shares = [s["keypoint_errors"]["shares"] for s in per_seed if s.get("keypoint_errors")]
         rows[name] = {
             "ap_runs": [100 * keypoint_ap(m) for m in matches[name]],
-            "diff_vs_stock": diffs[name].mean,
+            "diff_vs_reference": diffs[name].mean,
             "diff_ci95": [diffs[name].low, diffs[name].high],
             "box_ap_runs": [s.get("box_ap") for s in per_seed],
             "errors": {k: sum(s[k] for s in shares) / len(shares) for k in shares[0]}
@@ -156,7 +182,8 @@ def markdown(report: dict) -> str:
         + (f", {' '.join(report['opts'])}" if report["opts"] else "")
         + f"); commit {report['commit']}, {report['machine']}",
         "",
-        "| row | test set | keypoint AP (runs) | vs stock [95%] | left/right inv. | all inv. "
+        f"| row | test set | keypoint AP (runs) | vs {report['reference']} [95%] "
+        "| left/right inv. | all inv. "
         "| good | box AP | train s/iter |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -168,7 +195,7 @@ def markdown(report: dict) -> str:
             boxes = [b for b in row["box_ap_runs"] if b is not None]
             lines.append(
                 f"| {name} | {dataset} | {mean:.1f} ({', '.join(f'{r:.1f}' for r in runs)}) "
-                f"| {row['diff_vs_stock']:+.1f} [{row['diff_ci95'][0]:+.1f}, "
+                f"| {row['diff_vs_reference']:+.1f} [{row['diff_ci95'][0]:+.1f}, "
                 f"{row['diff_ci95'][1]:+.1f}] "
                 f"| {errors.get('inversion_left_right', float('nan')):.1%} "
                 f"| {errors.get('inversion', float('nan')):.1%} "
@@ -184,26 +211,27 @@ def main() -> int:
     os.makedirs(settings.out, exist_ok=True)
     runs.make_synthetic_data()
     start = time.perf_counter()
-    summaries: Dict[str, List[dict]] = {r.name: [] for r in RECIPES}
+    summaries: Dict[str, List[dict]] = {r.name: [] for r in settings.recipes}
     for seed in settings.seeds:  # seeds outermost: an interrupted run still pairs its rows
-        for recipe in RECIPES:
+        for recipe in settings.recipes:
             summaries[recipe.name].append(run_once(settings, recipe, seed))
 
     register_all_synthetic()
-    datasets = [d["name"] for d in summaries[REFERENCE][0]["datasets"]]
+    datasets = [d["name"] for d in summaries[settings.reference][0]["datasets"]]
     # The sigmas the runs' evaluator scored with (TEST.KEYPOINT_OKS_SIGMAS may be set).
-    run_cfg = runs.saved_cfg(run_dir(settings, RECIPES[0], settings.seeds[0]))
+    run_cfg = runs.saved_cfg(run_dir(settings, settings.recipes[0], settings.seeds[0]))
     report = {
         "commit": git_commit(),
         "machine": f"{os.cpu_count()} CPU cores",
         "config": settings.config,
         "opts": list(settings.opts),
         "seeds": settings.seeds,
+        "reference": settings.reference,
         "seconds_per_iteration": {
             r.name: _median(
                 [runs.seconds_per_iteration(run_dir(settings, r, s)) for s in settings.seeds]
             )
-            for r in RECIPES
+            for r in settings.recipes
         },
         "datasets": {},
     }
@@ -218,10 +246,10 @@ def main() -> int:
                 )
                 for s in settings.seeds
             ]
-            for r in RECIPES
+            for r in settings.recipes
         }
         report["datasets"][dataset] = dataset_rows(
-            [r.name for r in RECIPES], matches, summaries, index
+            [r.name for r in settings.recipes], matches, summaries, index, settings.reference
         )
     report["wall_s"] = time.perf_counter() - start
     table = markdown(report)

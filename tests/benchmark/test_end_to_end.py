@@ -65,6 +65,23 @@ def test_the_rows_differ_only_where_they_say(tmp_path):
     )
 
 
+def test_rows_are_chosen_by_name_the_first_the_reference(tmp_path):
+    default = settings(tmp_path)
+    assert [r.name for r in default.recipes] == ["stock", "demo", "demo_keypointwise"]
+    assert default.reference == "stock"
+    amp = settings(tmp_path, BENCH_E2E_ROWS="demo_fp32,demo")
+    assert [r.name for r in amp.recipes] == ["demo_fp32", "demo"] and amp.reference == "demo_fp32"
+    fp32 = cfg_of(e2e.train_net_command(amp, recipe("demo_fp32"), 1))
+    demo = cfg_of(e2e.train_net_command(amp, recipe("demo"), 1))
+    assert demo.SOLVER.AMP.ENABLED and not fp32.SOLVER.AMP.ENABLED
+    fp32.SOLVER.AMP.ENABLED, fp32.OUTPUT_DIR = True, demo.OUTPUT_DIR
+    assert fp32.dump() == demo.dump()  # float32 is the only difference
+    with pytest.raises(ValueError, match="rows are some of"):
+        settings(tmp_path, BENCH_E2E_ROWS="demo,bf16")
+    with pytest.raises(ValueError, match="add demo"):
+        settings(tmp_path, BENCH_E2E_ROWS="stock,demo_keypointwise")
+
+
 def test_seeds_start_at_one_and_quick_runs_apart(tmp_path):
     assert settings(tmp_path, BENCH_SEEDS="3").seeds == [1, 2, 3]
     quick = settings(tmp_path, BENCH_QUICK="1")
@@ -132,11 +149,11 @@ def test_rows_report_pycocotools_ap_and_a_paired_interval():
         expected = [100 * pycocotools_ap(coco, r) for r in runs]
         assert rows[name]["ap_runs"] == pytest.approx(expected, abs=1e-6)
     demo = rows["demo"]
-    assert demo["diff_vs_stock"] == pytest.approx(
+    assert demo["diff_vs_reference"] == pytest.approx(
         np.mean(demo["ap_runs"]) - np.mean(rows["stock"]["ap_runs"]), abs=1e-6
     )
     assert demo["diff_ci95"][0] > 0  # 1 px against 6 px: the interval must see it
-    assert rows["stock"]["diff_vs_stock"] == 0
+    assert rows["stock"]["diff_vs_reference"] == 0
     assert demo["errors"]["good"] == pytest.approx(0.5)
     assert demo["box_ap_runs"] == [50.0, 50.0]
 
@@ -146,6 +163,7 @@ def test_rows_report_pycocotools_ap_and_a_paired_interval():
         "opts": [],
         "commit": "abc",
         "machine": "2 CPU cores",
+        "reference": "stock",
         "seconds_per_iteration": {"stock": 0.8, "demo": 0.7},
         "datasets": {"val": rows},
     }
