@@ -243,6 +243,37 @@ def test_part_a_sizes_its_table_from_the_probe():
     assert gpu_check_plateau.choose_plan(costs, 30.0, profile) is None
 
 
+def test_part_a_reports_a_failed_probe_or_table_with_its_cause(tmp_path, monkeypatch, capsys):
+    """A bench process that times out (exit 124) or fails: the part's status, an error naming
+    the step and the cause (the log's last error line), and the log's end printed."""
+    profile = gpu_check_runs.PlateauProfile(
+        quick=True, heads="", probe_iters=20, ladder=((200, 1),), budget_s=300.0, overhead_s=1.0,
+    )  # fmt: skip
+    probe = {"rows": [_bench_row("stock", 20, 1.0, s_per_iter=0.001)]}
+    outcomes = []
+
+    def fake_run_bench(env, log_path, timeout):
+        with open(log_path, "w") as f:
+            f.write("")
+        return outcomes.pop(0)
+
+    monkeypatch.setattr(gpu_check_plateau, "run_bench", fake_run_bench)
+
+    def run():
+        return gpu_check_plateau.run_plateau(
+            profile, {}, "cpu", str(tmp_path), str(tmp_path), str(tmp_path)
+        )
+
+    outcomes[:] = [(124, "still training", 300.0, None)]
+    plateau = run()
+    assert (plateau.status, plateau.error) == ("failed", "probe timed out")
+    assert "part a's probe failed (exit 124)" in capsys.readouterr().out
+    outcomes[:] = [(0, "", 1.0, probe), (1, "loading\nRuntimeError: boom\nexiting", 2.0, None)]
+    plateau = run()
+    assert (plateau.status, plateau.error) == ("failed", "table: RuntimeError: boom")
+    assert "part a's table failed (exit 1)" in capsys.readouterr().out
+
+
 def test_part_a_verdict_reads_stocks_curve_and_the_last_doubling():
     report = {"seeds": [0, 1], "rows": [
         _bench_row("stock", 1600, 60.0),
