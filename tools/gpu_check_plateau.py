@@ -106,6 +106,17 @@ def run_bench(
     return rc, tail, wall, report
 
 
+def mark_failed(plateau: Plateau, step: str, rc: int, tail: str) -> None:
+    """Part a failed at ``step`` ("probe" or "table"): the report's status and error (a
+    timeout, exit 124, or the log's last error line), and the log's end printed."""
+    plateau.status = "failed"
+    plateau.error = f"{step} timed out" if rc == 124 else f"{step}: {last_error_line(tail)}"
+    print(
+        f"--- part a's {step} failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---",
+        flush=True,
+    )
+
+
 def row_costs(report: dict, log_text: str, probe_iters: int) -> Dict[str, RowCost]:
     """Each probed row's cost: s/iter from its heads.json row, evaluation seconds from its log
     line (the row's seconds less its training)."""
@@ -197,12 +208,7 @@ def probe_step(
     rc, tail, wall, report = run_bench(probe_env, log_path, profile.budget_s)
     plateau.probe = {"iterations": profile.probe_iters, "seeds": 1, "wall_s": round(wall, 1)}
     if report is None:
-        plateau.status = "failed"
-        plateau.error = "probe timed out" if rc == 124 else f"probe: {last_error_line(tail)}"
-        print(
-            f"--- part a's probe failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---",
-            flush=True,
-        )
+        mark_failed(plateau, "probe", rc, tail)
         return None
     md = os.path.join(probe_env["BENCH_OUT"], "heads.md")
     if os.path.exists(md):
@@ -227,12 +233,7 @@ def table_step(
     rc, tail, wall, report = run_bench(table_env, log_path, remaining_s + profile.grace_s)
     plateau.table_wall_s = round(wall, 1)
     if report is None:
-        plateau.status = "failed"
-        plateau.error = "table timed out" if rc == 124 else f"table: {last_error_line(tail)}"
-        print(
-            f"--- part a's table failed (exit {rc}); end of its output:\n{tail[-2500:]}\n---",
-            flush=True,
-        )
+        mark_failed(plateau, "table", rc, tail)
         return
     copy_table(table_env["BENCH_OUT"], out)
     with open(os.path.join(table_env["BENCH_OUT"], "heads.md")) as f:
