@@ -189,6 +189,33 @@ def test_detector_cache_key_ignores_keypoint_options_only(tiny_root):
     assert cache_key(cfg, {"seed": 1}) != key
 
 
+def test_a_keypoint_detector_with_detectron2s_head_ignores_kpext_keys_only(tiny_root):
+    """The bench's detector (keypoint objective, Detectron2's head, DefaultTrainer) reads no
+    MODEL.KPEXT key: adding or changing one must not retrain it; with a kpext head it may."""
+    from kpext_bench.shared_detector import cache_key
+
+    cfg = detector_cfg(tiny_cfg(tiny_root, "KRCNNConvDeconvUpsampleHead"), 5, "", "keypoints")
+    key = cache_key(cfg, {"seed": 0})
+    new_key = cfg.clone()
+    new_key.defrost()
+    new_key.MODEL.KPEXT.KRCNN.SOMETHING_NEW = True
+    new_key.MODEL.KPEXT.TARGET.SIGMA = 3.0
+    assert cache_key(new_key, {"seed": 0}) == key
+    for node, name, value in [
+        ("ROI_KEYPOINT_HEAD", "CONV_DIMS", (8, 8)),  # the stock head reads it
+        ("ROI_KEYPOINT_HEAD", "NAME", "KpextKRCNNHead"),
+    ]:
+        changed = cfg.clone()
+        changed.defrost()
+        setattr(changed.MODEL[node], name, value)
+        assert cache_key(changed, {"seed": 0}) != key, name
+    kpext_head = detector_cfg(tiny_cfg(tiny_root), 5, "", "keypoints")
+    other_sigma = kpext_head.clone()
+    other_sigma.defrost()
+    other_sigma.MODEL.KPEXT.TARGET.SIGMA = 3.0
+    assert cache_key(other_sigma, {"seed": 0}) != cache_key(kpext_head, {"seed": 0})
+
+
 def test_image_flip_on_exactly_mirrored_features_equals_the_roi_feature_flip(tiny_root):
     """When the mirrored image's features are exactly the mirrored features (an ideal,
     mirror-equivariant backbone), the image-level flip test and the RoI-feature flip test
@@ -282,3 +309,4 @@ def test_error_shares_partition_the_labelled_keypoints(tiny_root):
     # somebody, none made up (NaN) where it matched nobody.
     det = [result.errors_det[c] for c in ("good", "jitter", "inversion", "swap", "miss")]
     assert all(np.isnan(det)) or sum(det) == pytest.approx(1.0), result.errors_det
+

@@ -115,16 +115,21 @@ def schedule_steps(iterations: int) -> tuple:
 # Config nodes a box-only detector never reads: left out of its cache key, so that adding a
 # keypoint-head option does not retrain the shared detector.
 _KEY_IGNORED = ("MODEL.KPEXT", "MODEL.ROI_KEYPOINT_HEAD", "TEST.KPEXT", "OUTPUT_DIR")
-# A detector trained with the keypoint objective reads the keypoint head's nodes too.
+# A detector trained with the keypoint objective reads the keypoint head's nodes too; with
+# Detectron2's own keypoint head (the bench's) and DefaultTrainer, none of MODEL.KPEXT.
 _KEY_IGNORED_KEYPOINTS = ("TEST.KPEXT", "OUTPUT_DIR")
+_KEY_IGNORED_STOCK_KEYPOINTS = _KEY_IGNORED_KEYPOINTS + ("MODEL.KPEXT",)
+# Detectron2's keypoint heads: they read no kpext key.
+_DETECTRON2_KEYPOINT_HEADS = ("KRCNNConvDeconvUpsampleHead",)
 # The checkpoint of the detector the heads share: the trained model without its keypoint
 # head, so that no compared head can load the trained stock head's weights by name.
 SHARED_WEIGHTS = "shared_detector.pth"
 
 
 def cache_key(cfg: CfgNode, extra: dict) -> str:
-    """Hash of the detector's config (keypoint-head nodes left out when it has no keypoint
-    head) and its training data files (names, sizes, mtimes)."""
+    """Hash of the detector's config (the nodes it never reads left out: the keypoint head's
+    when it has none, kpext's when its keypoint head is Detectron2's) and its training data
+    files (names, sizes, mtimes)."""
     from detectron2.data import MetadataCatalog
 
     files = []
@@ -135,7 +140,7 @@ def cache_key(cfg: CfgNode, extra: dict) -> str:
             files.append([name, os.path.abspath(path), stat.st_size, int(stat.st_mtime)])
     relevant = cfg.clone()
     relevant.defrost()
-    for dotted in _KEY_IGNORED_KEYPOINTS if cfg.MODEL.KEYPOINT_ON else _KEY_IGNORED:
+    for dotted in _ignored_keys(cfg):
         *parents, leaf = dotted.split(".")
         node = relevant
         for part in parents:
@@ -143,6 +148,15 @@ def cache_key(cfg: CfgNode, extra: dict) -> str:
         node.pop(leaf, None)
     blob = json.dumps({"cfg": relevant.dump(), "files": files, **extra}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _ignored_keys(cfg: CfgNode) -> tuple:
+    """The config nodes the detector of ``cfg`` never reads (left out of its cache key)."""
+    if not cfg.MODEL.KEYPOINT_ON:
+        return _KEY_IGNORED
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.NAME in _DETECTRON2_KEYPOINT_HEADS:
+        return _KEY_IGNORED_STOCK_KEYPOINTS
+    return _KEY_IGNORED_KEYPOINTS
 
 
 def train_shared_detector(
