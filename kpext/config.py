@@ -79,6 +79,9 @@ def _add_krcnn_keys(cfg: CN) -> None:
     cfg.MODEL.KPEXT.KRCNN.UP_SCALE = 2
     # Kernel size of the stride-2 transposed conv that outputs the K heatmaps (even).
     cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL = 4
+    # A global-context block before the transposed conv: every position gets a learnt function
+    # of the RoI's mean feature (kpext.modeling.heads.krcnn.GlobalContext; starts as without).
+    cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT = False
 
 
 def _add_facing_keys(cfg: CN) -> None:

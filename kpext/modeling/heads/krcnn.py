@@ -23,11 +23,33 @@ from .base import KeypointHeadBase, common_head_args, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 
 
+class GlobalContext(nn.Module):
+    """Adds to every position of R x C x H x W features a learnt function of the whole RoI's
+    mean feature (R x C): what a 3x3 conv stack on a 14 x 14 RoI cannot see from one
+    position, such as which way the person faces. The linear map starts at zero, so a head
+    with the block starts as the one without."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.fc = nn.Linear(channels, channels)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
+
+
 def add_krcnn_layers(
-    head: nn.Module, channels: int, conv_dims: Sequence[int], num_keypoints: int, kernel: int
+    head: nn.Module,
+    channels: int,
+    conv_dims: Sequence[int],
+    num_keypoints: int,
+    kernel: int,
+    global_context: bool = False,
 ) -> nn.Module:
     """Add Detectron2's keypoint network to ``head``, under its parameter names (so stock
     checkpoints load): ``conv_fcn{i}`` 3x3 convs each followed by ``conv_fcn_relu{i}``, then
+    (``global_context``) a :class:`GlobalContext` block ``global_context``, then
     ``score_lowres``, a stride-2 transposed conv to K maps; their names, in order, go to
     ``head.krcnn_layer_names``. Returns ``score_lowres``."""
     names = []
@@ -36,6 +58,9 @@ def add_krcnn_layers(
         head.add_module(f"conv_fcn_relu{idx}", nn.ReLU())
         names += [f"conv_fcn{idx}", f"conv_fcn_relu{idx}"]
         channels = dim
+    if global_context:
+        head.global_context = GlobalContext(channels)
+        names.append("global_context")
     head.score_lowres = ConvTranspose2d(
         channels, num_keypoints, kernel, stride=2, padding=kernel // 2 - 1
     )
@@ -69,6 +94,7 @@ class KpextKRCNNHead(KeypointHeadBase):
         conv_dims: Sequence[int],
         up_scale: int = 2,
         deconv_kernel: int = 4,
+        global_context: bool = False,
         decode_window: float = 1.0,
         decode_max_box_side: float = TRACE_MAX_BOX_SIDE,
         **common,
@@ -79,6 +105,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             conv_dims: output channels of each 3x3 conv.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
+            global_context: a :class:`GlobalContext` block before the transposed conv.
             decode_window: the one-hot codec's ``window`` (see :class:`OneHotCodec`).
             decode_max_box_side: the one-hot codec's ``max_box_side`` (``INPUT.MAX_SIZE_TEST``).
             common: see :class:`KeypointHeadBase` (K, loss weight and normaliser, OKS loss,
@@ -92,10 +119,17 @@ class KpextKRCNNHead(KeypointHeadBase):
             **common,
         )
         self.up_scale = up_scale
-        add_krcnn_layers(self, input_shape.channels, conv_dims, self.num_keypoints, deconv_kernel)
+        add_krcnn_layers(
+            self,
+            input_shape.channels,
+            conv_dims,
+            self.num_keypoints,
+            deconv_kernel,
+            global_context,
+        )
         for name, param in self.named_parameters():
-            if name.startswith("facing."):
-                continue  # the facing branch initialises itself
+            if name.startswith(("facing.", "global_context.")):
+                continue  # they initialise themselves
             if "bias" in name:
                 nn.init.constant_(param, 0)
             else:
@@ -108,6 +142,7 @@ class KpextKRCNNHead(KeypointHeadBase):
             "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
             "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
+            "global_context": cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT,
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
             "decode_max_box_side": max_test_box_side(cfg),
             **common_head_args(cfg, input_shape),
@@ -137,6 +172,7 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
         conv_dims: Sequence[int],
         up_scale: int = 2,
         deconv_kernel: int = 4,
+        global_context: bool = False,
         **common,
     ):
         """
@@ -145,12 +181,18 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
             conv_dims: output channels of each 3x3 conv.
             up_scale: bilinear upsampling factor after the transposed conv.
             deconv_kernel: kernel size of the stride-2 transposed conv (even).
+            global_context: a :class:`GlobalContext` block before the transposed conv.
             common: see :class:`CodecKeypointHead` (:meth:`~CodecKeypointHead.common_args`).
         """
         super().__init__(**common)
         self.up_scale = up_scale
         predictor = add_krcnn_layers(
-            self, input_shape.channels, conv_dims, self.num_keypoints, deconv_kernel
+            self,
+            input_shape.channels,
+            conv_dims,
+            self.num_keypoints,
+            deconv_kernel,
+            global_context,
         )
         init_heatmap_layers(self, [predictor], self.codec)
 
@@ -161,6 +203,7 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
             "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
             "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
             "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
+            "global_context": cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT,
             **cls.common_args(cfg, input_shape),
         }
 
