@@ -22,7 +22,7 @@ DEPS := "numpy>=1.24" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10" pycocotools
         tensorboard "omegaconf>=2.1" "hydra-core>=1.1" scipy pytest "setuptools<81" wheel \
         onnx onnxruntime "trackers>=2.1,<2.2" "supervision>=0.31" "motrics>=0.3"
 
-.PHONY: setup demo test test-upstream gpu-smoke lint bench bench-end-to-end bench-plateau clean-venv gpu-wheels
+.PHONY: setup demo test test-upstream gpu-smoke lint bench bench-end-to-end bench-plateau bench-heads-plateau clean-venv gpu-wheels
 
 setup: $(STAMP)
 
@@ -94,6 +94,13 @@ bench-end-to-end: setup
 # BENCH_QUICK=1: smoke run.
 bench-plateau: setup
 	$(PY) projects/Benchmarks/bench_plateau.py
+
+# The head benchmark at its plateau (issue 32): heads trained until stock's curve is flat, under
+# bf16 autocast and channels-last where the CPU computes bf16 natively; the same shared
+# detector as `make bench` (its cache is reused). Writes output/bench/heads_plateau.{json,md,png};
+# docs/benchmarks.md has its duration. BENCH_QUICK=1: smoke run.
+bench-heads-plateau: setup
+	BENCH_REGIME=plateau $(PY) projects/Benchmarks/bench_heads.py
 
 # Wheels a GPU machine without network needs for tools/gpu_check.sh (detectron2's Python code,
 # its pure-Python dependencies, cp312 pycocotools/PyYAML, kpext); fails over 64 MiB. See docs/gpu.md.

@@ -25,9 +25,16 @@
 
 Writes ``output/bench/heads.json`` (``rows``: one per head), ``heads.md`` and ``heads.png``.
 
-Environment: BENCH_QUICK=1; BENCH_HEADS (comma-separated row names); BENCH_SEEDS
-(default 3); BENCH_ITERS (head iterations); BENCH_DET_ITERS (detector iterations);
-BENCH_OUT (default output/bench); BENCH_THREADS (torch threads, default all cores);
+Two regimes (BENCH_REGIME): "short" (``make bench``, 200 head iterations in float32) and
+"plateau" (``make bench-heads-plateau``: 1600 head iterations, stock's curve at 400 to 3200,
+2 seeds, bf16 autocast and channels-last where the CPU computes bf16 natively, a float32 check
+row, the plateau's candidate rows, no full-size timing; writes ``heads_plateau.*``).
+
+Environment: BENCH_QUICK=1; BENCH_REGIME ("short", default, or "plateau"); BENCH_HEAD_PRECISION
+("float32" or "bf16": the regime's choice overridden); BENCH_CHANNELS_LAST (0 or 1);
+BENCH_HEADS (comma-separated row names); BENCH_SEEDS (default 3); BENCH_ITERS (head
+iterations); BENCH_DET_ITERS (detector iterations); BENCH_OUT (default output/bench);
+BENCH_THREADS (torch threads, default all cores);
 BENCH_SKIP_FULLSIZE=1 (no full-size timing); BENCH_FLIPS=1 (also train on mirrored images);
 BENCH_DET_OBJECTIVE ("keypoints", default, or "boxes": the shared detector's training objective);
 BENCH_HEAD_LR (the heads' learning rate; default the configs'); BENCH_DEVICE ("cpu", default, or
@@ -47,7 +54,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
-from kpext_bench.head_training import HeadResult, evaluate_head, train_head
+from kpext_bench.head_training import HeadPrecision, HeadResult, evaluate_head, train_head
 from kpext_bench.heads_report import REFERENCE, markdown_table, mean_shares, plot
 from kpext_bench.keypoint_ap import paired_bootstrap
 from kpext_bench.reports import git_commit, write_report
@@ -67,6 +74,7 @@ from kpext_bench.timing import (
 import kpext
 from kpext.data import dataset_oks_sigmas
 from kpext.data.builtin import default_datasets_root, register_synthetic_split
+from kpext.engine.amp import native_bf16_flags
 from kpext.modeling.decoding import training_flip_indices
 from kpext_synth.people import SyntheticConfig, ensure_synthetic_dataset
 
@@ -101,6 +109,13 @@ class Variant:
     # (stock's curve), and is not timed (the same branch as the row it repeats).
     iterations_factor: float = 1.0
     regime: bool = False
+    # The regimes (:data:`REGIMES`) whose table has this row.
+    regimes: Tuple[str, ...] = ("short", "plateau")
+    # "float32": this row trains in float32 whatever the regime's precision (the regime
+    # check that bf16 autocast does not change stock's AP); None: the regime's.
+    precision: Optional[str] = None
+    # A regime row compared with this row instead of stock only (paired, same seeds).
+    compare_with: Optional[str] = None
 
 
 VARIANTS = [
@@ -123,11 +138,13 @@ VARIANTS = [
         "gaussian_oks",
         "keypoint_rcnn_R18_FPN_gaussian_oks.yaml",
         "keypoint_rcnn_R50_FPN_gaussian_oks.yaml",
+        regimes=("short",),
     ),
     Variant(
         "gaussian_softmax",
         "keypoint_rcnn_R18_FPN_gaussian_softmax.yaml",
         "keypoint_rcnn_R50_FPN_gaussian_softmax.yaml",
+        regimes=("short",),
     ),
     # Like for like: stock's own network (KRCNNCodecKeypointHead) with another target and
     # decoder; only the codec (and its predictor start) differs from stock.
@@ -165,6 +182,7 @@ VARIANTS = [
         "keypoint_rcnn_R50_FPN_kpext.yaml",
         overrides=("TEST.KPEXT.FLIP", "True"),
         weights_from="stock",
+        regimes=("short",),
     ),
     Variant(
         "kpext_krcnn_flip_image",
@@ -175,6 +193,66 @@ VARIANTS = [
         timing_from="kpext_krcnn",
     ),
 ]
+# The plateau's candidates (issue 32): decoding rows on trained Gaussian heads (DARK against
+# argmax on the same weights), a finer map, a global-context block, and the decoding rows on top
+# of the like-for-like Gaussian network. Too slow for the short regime's 45 minutes.
+_ARGMAX = ("MODEL.KPEXT.TARGET.REFINE", "none")
+_PERSON = ("TEST.KPEXT.LEFT_RIGHT", "person")
+PLATEAU_VARIANTS = [
+    Variant(
+        "gaussian_argmax",
+        "keypoint_rcnn_R18_FPN_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_gaussian.yaml",
+        overrides=_ARGMAX,
+        weights_from="gaussian",
+        regimes=("plateau",),
+    ),
+    Variant(
+        "krcnn_gaussian_argmax",
+        "keypoint_rcnn_R18_FPN_krcnn_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_gaussian.yaml",
+        overrides=_ARGMAX,
+        weights_from="krcnn_gaussian",
+        regimes=("plateau",),
+    ),
+    # 112 x 112 maps (a second 2x bilinear upsampling), the same target width in pixels.
+    Variant(
+        "krcnn_softmax_gaussian_112",
+        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
+        overrides=("MODEL.KPEXT.KRCNN.UP_SCALE", "4", "MODEL.KPEXT.TARGET.SIGMA", "3.0"),
+        regimes=("plateau",),
+    ),
+    # Stock's network and target with a global-context block (MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT):
+    # every position sees the RoI's mean feature, which way the person faces included.
+    Variant(
+        "kpext_krcnn_context",
+        "keypoint_rcnn_R18_FPN_kpext.yaml",
+        "keypoint_rcnn_R50_FPN_kpext.yaml",
+        overrides=("MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT", "True"),
+        regimes=("plateau",),
+    ),
+    Variant(
+        "krcnn_softmax_gaussian_flip_image",
+        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
+        weights_from="krcnn_softmax_gaussian",
+        image_flip=True,
+        timing_from="krcnn_softmax_gaussian",
+        regimes=("plateau",),
+    ),
+    Variant(
+        "krcnn_softmax_gaussian_flip_image_lr_person",
+        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
+        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
+        overrides=_PERSON,
+        weights_from="krcnn_softmax_gaussian",
+        image_flip=True,
+        timing_from="krcnn_softmax_gaussian_lr_person",
+        regimes=("plateau",),
+    ),
+]
+VARIANTS = VARIANTS + PLATEAU_VARIANTS
 # The regime checks (shown before any head is judged): stock's curve at four lengths, and a
 # deliberately weakened stock head the instrument must see below stock. Pooling at 7 x 7
 # instead of 14 x 14 gives stock's unchanged network 28 x 28 heatmaps instead of 56 x 56.
@@ -195,7 +273,19 @@ REGIME_VARIANTS = [
         "keypoint_rcnn_R50_FPN_stock.yaml",
         overrides=("MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION", "7"),
         regime=True,
-    )
+    ),
+    # The plateau trains under bf16 autocast: stock in float32 at a quarter of the length,
+    # paired with the bf16 row of that length, must come out within seed noise.
+    Variant(
+        f"stock_float32_x{CURVE_FACTORS[0]:g}",
+        "keypoint_rcnn_R18_FPN_stock.yaml",
+        "keypoint_rcnn_R50_FPN_stock.yaml",
+        iterations_factor=CURVE_FACTORS[0],
+        regime=True,
+        regimes=("plateau",),
+        precision="float32",
+        compare_with=f"stock_x{CURVE_FACTORS[0]:g}",
+    ),
 ]
 VARIANTS = VARIANTS + REGIME_VARIANTS
 # The benchmark's data: synthetic people in the classic style only (the generator's settings
@@ -221,14 +311,29 @@ DET_OBJECTIVE = "keypoints"
 logger = logging.getLogger("kpext.bench")
 
 
+# The regimes (BENCH_REGIME): "short", the table of `make bench` (200 head iterations in
+# float32, its history since 2026-12-03), and "plateau" (`make bench-heads-plateau`): heads
+# trained until stock's curve is flat, under bf16 autocast and channels-last where the CPU
+# computes bf16 natively (kpext.engine.amp), its report heads_plateau.*.
+REGIMES = ("short", "plateau")
+HEAD_ITERATIONS = {"short": 200, "plateau": 1600}
+
+
 class Settings:
     """The run's sizes, from the environment (full run or BENCH_QUICK smoke run)."""
 
     def __init__(self, env=os.environ):
         self.quick = env.get("BENCH_QUICK", "0") not in ("", "0")
+        self.regime = env.get("BENCH_REGIME", "short")
+        if self.regime not in REGIMES:
+            raise SystemExit(f"BENCH_REGIME: {self.regime!r}; expected one of {REGIMES}")
+        self.report_name = "heads" if self.regime == "short" else f"heads_{self.regime}"
         self.out = env.get("BENCH_OUT", os.path.join("output", "bench"))
-        self.seeds = list(range(int(env.get("BENCH_SEEDS", "2" if self.quick else "3"))))
-        self.head_iters = int(env.get("BENCH_ITERS", "8" if self.quick else "200"))
+        # The plateau: 2 seeds, what fits an hour on two cores (its rows cost 8x the short's).
+        seeds = "2" if self.quick or self.regime == "plateau" else "3"
+        self.seeds = list(range(int(env.get("BENCH_SEEDS", seeds))))
+        default_iters = 8 if self.quick else HEAD_ITERATIONS[self.regime]
+        self.head_iters = int(env.get("BENCH_ITERS", str(default_iters)))
         self.det_iters = int(env.get("BENCH_DET_ITERS", "10" if self.quick else "600"))
         self.train_limit = 24 if self.quick else None
         self.val_limit = 12 if self.quick else None
@@ -238,19 +343,23 @@ class Settings:
         # Full size: 800 px short side (Detectron2's COCO test size); the smoke run only
         # checks the path, on a small image.
         self.fullsize_image = (256, 384) if self.quick else (800, 1216)
-        self.skip_fullsize = env.get("BENCH_SKIP_FULLSIZE", "0") not in ("", "0")
+        # The full-size branch times are the untrained networks' (the short regime's table has
+        # them): the plateau skips them unless BENCH_SKIP_FULLSIZE=0.
+        skip = "1" if self.regime == "plateau" else "0"
+        self.skip_fullsize = env.get("BENCH_SKIP_FULLSIZE", skip) not in ("", "0")
         # Mirrored copies of the training images (the config's flip augmentation) double the
         # feature cache's time and memory; off by default, the same for every head either way.
         self.flips = env.get("BENCH_FLIPS", "0") not in ("", "0")
         self.threads = int(env.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
         self.device = bench_device(env)
+        self.precision = head_precision(self.regime, self.device, env)
         # The shared detector's objective (kpext_bench.shared_detector): "keypoints" trains
         # it as a Keypoint R-CNN with stock's head (then dropped), "boxes" without one.
         self.det_objective = env.get("BENCH_DET_OBJECTIVE", DET_OBJECTIVE)
         # The heads' learning rate (default: the configs' SOLVER.BASE_LR).
         self.head_lr = float(env["BENCH_HEAD_LR"]) if env.get("BENCH_HEAD_LR") else None
         wanted = [n for n in env.get("BENCH_HEADS", "").split(",") if n]
-        known = [v.name for v in VARIANTS]
+        known = [v.name for v in VARIANTS if self.regime in v.regimes]
         unknown = sorted(set(wanted) - set(known))
         if unknown:
             raise SystemExit(f"BENCH_HEADS: unknown head(s) {unknown}; known: {known}")
@@ -259,7 +368,31 @@ class Settings:
         for v in VARIANTS:
             if v.name in wanted:
                 needed |= {v.weights_from, v.timing_from}
-        self.variants = [v for v in VARIANTS if not wanted or v.name in needed]
+        self.variants = [
+            v for v in VARIANTS if self.regime in v.regimes and (not wanted or v.name in needed)
+        ]
+
+    def variant_precision(self, variant: Variant) -> HeadPrecision:
+        """The regime's head precision, or float32 for a row that asks for it."""
+        return HeadPrecision() if variant.precision == "float32" else self.precision
+
+
+def head_precision(regime: str, device: str, env=os.environ) -> HeadPrecision:
+    """How heads train: float32 in the short regime; in the plateau, bf16 autocast where the
+    device computes bf16 natively (a CUDA GPU, or a CPU with AMX or AVX-512 BF16) and
+    channels-last on the CPU. BENCH_HEAD_PRECISION ("float32" or "bf16") and
+    BENCH_CHANNELS_LAST (0 or 1) override either."""
+    cpu = torch.device(device).type == "cpu"
+    bf16 = regime == "plateau" and (not cpu or bool(native_bf16_flags()))
+    channels_last = regime == "plateau" and cpu
+    asked = env.get("BENCH_HEAD_PRECISION", "")
+    if asked not in ("", "float32", "bf16"):
+        raise SystemExit(f"BENCH_HEAD_PRECISION: {asked!r}; expected float32 or bf16")
+    if asked:
+        bf16 = asked == "bf16"
+    if env.get("BENCH_CHANNELS_LAST", ""):
+        channels_last = env["BENCH_CHANNELS_LAST"] not in ("0",)
+    return HeadPrecision(bf16=bf16, channels_last=channels_last)
 
 
 def load_cfg(path: str, overrides=()):
@@ -334,7 +467,8 @@ def run_heads(settings: Settings, detector_weights: str, caches, coco_gt, sigmas
                 times = results[variant.weights_from][-1].iteration_s
             else:
                 iterations = variant_iterations(settings, variant)
-                times = train_head(model, cfg, caches.train, iterations, seed).seconds
+                precision = settings.variant_precision(variant)
+                times = train_head(model, cfg, caches.train, iterations, seed, precision).seconds
                 trained_heads[name] = model.roi_heads.keypoint_head
             flip = {}
             if variant.image_flip:
@@ -436,8 +570,19 @@ def fullsize_timing(settings: Settings):
     return rows
 
 
+def paired_with_own_reference(settings: Settings, results) -> dict:
+    """Rows with ``compare_with``: their AP on gt boxes minus that row's (paired bootstrap)."""
+    pairs = {}
+    for v in settings.variants:
+        if v.compare_with:
+            matches = {n: [r.matches_gt for r in results[n]] for n in (v.name, v.compare_with)}
+            pairs[v.name] = paired_bootstrap(matches, v.compare_with)[v.name]
+    return pairs
+
+
 def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize):
     stock_t = timing[REFERENCE]
+    pairs = paired_with_own_reference(settings, results)
     rows = []
     for variant in settings.variants:
         name = variant.name
@@ -454,6 +599,7 @@ def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize)
             "head": variant_cfg(variant).MODEL.ROI_KEYPOINT_HEAD.NAME,
             "regime": variant.regime,
             "iterations": variant_iterations(settings, variant),
+            "precision": settings.variant_precision(variant).label,
             "errors_gt": mean_shares([r.errors_gt for r in runs]),
             "errors_det": mean_shares([r.errors_det for r in runs]),
             "ap_gt": float(np.mean(ap_gt)),
@@ -475,6 +621,14 @@ def build_rows(settings, results, models, diffs_gt, diffs_det, timing, fullsize)
             / float(np.median([r.train_s_per_iter for r in results[REFERENCE]])),
             "params_cpu_config": count_parameters(models[name].roi_heads.keypoint_head),
         }
+        if variant.compare_with:
+            pair = pairs[name]
+            row["compare_with"] = variant.compare_with
+            row["diff_gt_vs_pair"] = pair.mean
+            row["diff_gt_vs_pair_ci95"] = [pair.low, pair.high]
+            row["train_vs_pair"] = row["train_s_per_iter"] / float(
+                np.median([r.train_s_per_iter for r in results[variant.compare_with]])
+            )
         if fullsize:
             full = fullsize[name]
             row["fullsize"] = full
@@ -568,8 +722,10 @@ def main() -> int:
         "commit": git_commit(),
         "machine": machine(settings),
         "quick": settings.quick,
+        "regime": settings.regime,
         "seeds": settings.seeds,
         "settings": {
+            "head_precision": settings.precision.label,
             "head_iterations": settings.head_iters,
             "detector_iterations": settings.det_iters,
             "detector_objective": settings.det_objective,
@@ -583,10 +739,11 @@ def main() -> int:
     }
     report["wall_s"] = time.perf_counter() - start
     markdown = markdown_table(report)
-    write_report(settings.out, "heads", report, markdown)
-    plot(report, os.path.join(settings.out, "heads.png"))
+    name = settings.report_name
+    write_report(settings.out, name, report, markdown)
+    plot(report, os.path.join(settings.out, f"{name}.png"))
     print("\n" + markdown)
-    print(f"Wrote {settings.out}/heads.json, heads.md and heads.png")
+    print(f"Wrote {settings.out}/{name}.json, {name}.md and {name}.png")
     return 0
 
 

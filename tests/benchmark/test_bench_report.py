@@ -107,3 +107,82 @@ def test_bench_heads_reports_through_heads_report():
 
     script = load_script("kpext_bench_heads", "projects", "Benchmarks", "bench_heads.py")
     assert script.markdown_table is bench.markdown_table and script.plot is bench.plot
+
+
+def _precision_pair(diff, ci, ratio=0.5):
+    bf16 = _row("stock_x0.25", 20.0, 50, -22.0, (-23.0, -21.0), regime=True)
+    bf16["precision"] = "bf16 autocast"
+    fp32 = _row("stock_float32_x0.25", 20.0 + diff, 50, -22.0 + diff, (-23.0, -21.0), True)
+    fp32.update(
+        precision="float32",
+        compare_with="stock_x0.25",
+        diff_gt_vs_pair=diff,
+        diff_gt_vs_pair_ci95=list(ci),
+        train_vs_pair=1 / ratio,
+    )
+    return bf16, fp32
+
+
+def test_the_precision_check_pairs_rows_of_one_length_and_stays_off_stocks_curve():
+    stock = _row("stock", 40.0)
+    stock["precision"] = "bf16 autocast"
+    bf16, fp32 = _precision_pair(0.3, (-0.8, 1.1))
+    checks = _verdicts({"rows": [stock, bf16, fp32]})
+    # The float32 row is not a point of stock's (bf16) curve.
+    assert (
+        checks["stock's curve (head iterations: AP on gt boxes)"]["value"] == "50: 20.0, 200: 40.0"
+    )
+    (name,) = [c for c in checks if c.startswith("float32 minus bf16 autocast")]
+    assert "50 iterations" in name
+    assert checks[name]["ok"] is True and checks[name]["value"] == "+0.3 [-0.8, +1.1] (2.00x)"
+    _, apart = _precision_pair(-1.5, (-2.5, -0.4))  # the interval misses 0: precision matters
+    assert _verdicts({"rows": [stock, bf16, apart]})[name]["ok"] is False
+
+
+def _bench_heads():
+    from script_loading import load_script
+
+    return load_script("kpext_bench_heads", "projects", "Benchmarks", "bench_heads.py")
+
+
+def test_each_regime_has_its_rows_length_precision_and_report():
+    script = _bench_heads()
+    short = script.Settings({})
+    plateau = script.Settings({"BENCH_REGIME": "plateau"})
+    assert (short.head_iters, short.report_name, len(short.seeds)) == (200, "heads", 3)
+    assert (plateau.head_iters, plateau.report_name, len(plateau.seeds)) == (
+        1600,
+        "heads_plateau",
+        2,
+    )
+    assert plateau.skip_fullsize and not short.skip_fullsize
+    short_rows = {v.name for v in short.variants}
+    plateau_rows = {v.name for v in plateau.variants}
+    assert "gaussian_oks" in short_rows - plateau_rows
+    assert {"gaussian_argmax", "kpext_krcnn_context", "stock_float32_x0.25"} <= (
+        plateau_rows - short_rows
+    )
+    # Every row a plateau row reads (weights, timing, pair) is in the plateau's table.
+    for v in plateau.variants:
+        assert {v.weights_from, v.timing_from, v.compare_with} - {None} <= plateau_rows, v.name
+    assert short.precision.label == "float32"
+    fp32_row = next(v for v in plateau.variants if v.precision == "float32")
+    assert plateau.variant_precision(fp32_row).label == "float32"
+    with pytest.raises(SystemExit, match="BENCH_REGIME"):
+        script.Settings({"BENCH_REGIME": "long"})
+    with pytest.raises(SystemExit, match="BENCH_HEADS"):  # a plateau row is unknown to short
+        script.Settings({"BENCH_HEADS": "gaussian_argmax"})
+
+
+def test_the_plateau_trains_in_bf16_only_where_the_device_computes_it(monkeypatch):
+    script = _bench_heads()
+    monkeypatch.setattr(script, "native_bf16_flags", lambda: ("avx512_bf16",))
+    assert script.head_precision("plateau", "cpu").label == "bf16 autocast + channels-last"
+    assert script.head_precision("plateau", "cuda").label == "bf16 autocast"
+    assert script.head_precision("short", "cpu").label == "float32"
+    monkeypatch.setattr(script, "native_bf16_flags", lambda: ())
+    assert script.head_precision("plateau", "cpu").label == "float32 + channels-last"
+    env = {"BENCH_HEAD_PRECISION": "bf16", "BENCH_CHANNELS_LAST": "0"}
+    assert script.head_precision("plateau", "cpu", env).label == "bf16 autocast"
+    with pytest.raises(SystemExit, match="BENCH_HEAD_PRECISION"):
+        script.head_precision("plateau", "cpu", {"BENCH_HEAD_PRECISION": "fp16"})

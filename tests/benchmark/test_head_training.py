@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from engine_helpers import BASE_CONFIG, TINY_OVERRIDES, make_tiny_synthetic
-from kpext_bench.head_training import batch_order, evaluate_head, train_head
+from kpext_bench.head_training import HeadPrecision, batch_order, evaluate_head, train_head
 from kpext_bench.keypoint_ap import keypoint_ap
 from kpext_bench.shared_detector import (
     cache_images,
@@ -310,3 +310,36 @@ def test_error_shares_partition_the_labelled_keypoints(tiny_root):
     det = [result.errors_det[c] for c in ("good", "jitter", "inversion", "swap", "miss")]
     assert all(np.isnan(det)) or sum(det) == pytest.approx(1.0), result.errors_det
 
+
+def test_bf16_channels_last_head_training_follows_float32_and_hands_back_a_float32_head(tiny_root):
+    """The plateau regime's head precision: the same first loss as float32 up to bf16's
+    rounding, a loss that falls, and a head returned in float32 and contiguous memory (so
+    evaluation and the timings run the same network as any other row)."""
+    cfg = tiny_cfg(tiny_root)
+    torch.manual_seed(0)
+    weights = _untrained_checkpoint(cfg)
+    box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
+    train_cache = cache_images(
+        box_model, cfg, cfg.DATASETS.TRAIN[0], train=True, flips=False, limit=3, progress=False
+    )
+    losses = {}
+    for name, precision in {
+        "float32": HeadPrecision(),
+        "bf16 + channels-last": HeadPrecision(bf16=True, channels_last=True),
+    }.items():
+        assert precision.label == name
+        torch.manual_seed(0)
+        model = load_frozen_model(cfg, weights)
+        losses[name] = train_head(model, cfg, train_cache, 20, seed=0, precision=precision).losses
+        head = model.roi_heads.keypoint_head
+        assert not head.training
+        for p in head.parameters():
+            assert p.dtype == torch.float32 and p.is_contiguous() and not p.requires_grad
+    first32, first16 = losses["float32"][0], losses["bf16 + channels-last"][0]
+    assert first16 != first32  # bf16 did run
+    assert abs(first16 - first32) < 0.02 * first32, (first16, first32)
+    late, early = (
+        np.mean(losses["bf16 + channels-last"][-5:]),
+        np.mean(losses["bf16 + channels-last"][:5]),
+    )
+    assert late < early - 1.0, losses["bf16 + channels-last"]

@@ -89,17 +89,61 @@ def pool_keypoint_features(
     return torch.cat(pooled)
 
 
-def keypoint_branch_losses(roi_heads, batch: Sequence[CachedImage]) -> Dict[str, torch.Tensor]:
-    """Detectron2's training path of the keypoint branch on cached images.
+@dataclass(frozen=True)
+class HeadPrecision:
+    """How a head trains: ``bf16`` runs its forward under bf16 autocast (weights, gradients
+    and optimizer state stay float32, as ``SOLVER.AMP`` on the CPU, :mod:`kpext.engine.amp`);
+    ``channels_last`` stores its convolution weights and input in NHWC order (oneDNN's
+    preferred layout on the CPU). Evaluation always runs in float32."""
 
-    Call inside an ``EventStorage`` (the RoI sampler records statistics)."""
+    bf16: bool = False
+    channels_last: bool = False
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @property
+    def label(self) -> str:
+        parts = ["bf16 autocast" if self.bf16 else "float32"]
+        return " + ".join(parts + (["channels-last"] if self.channels_last else []))
+
+
+def keypoint_branch_losses(
+    roi_heads, batch: Sequence[CachedImage], precision: Optional[HeadPrecision] = None
+) -> Dict[str, torch.Tensor]:
+    """Detectron2's training path of the keypoint branch on cached images; float32 losses.
+
+    ``precision`` (default float32): the head's forward under bf16 autocast and/or its
+    input in channels-last memory format. Call inside an ``EventStorage`` (the RoI sampler
+    records statistics)."""
+    precision = precision or HeadPrecision()
     proposals = roi_heads.label_and_sample_proposals(
         [c.proposals for c in batch], [c.targets for c in batch]
     )
     foreground, _ = select_foreground_proposals(proposals, roi_heads.num_classes)
     foreground = select_proposals_with_visible_keypoints(foreground)
     pooled = pool_keypoint_features(roi_heads, batch, [x.proposal_boxes for x in foreground])
-    return roi_heads.keypoint_head(pooled, [x for x in foreground if len(x)])
+    if precision.channels_last:
+        pooled = pooled.contiguous(memory_format=torch.channels_last)
+    with precision.autocast(pooled.device):
+        losses = roi_heads.keypoint_head(pooled, [x for x in foreground if len(x)])
+    return {k: v.float() for k, v in losses.items()}
+
+
+def _contiguous_layer_outputs(head) -> None:
+    """Make ``head.layers`` (the network every Detectron2 and kpext keypoint head calls
+    before its loss) hand back contiguous maps: the losses flatten them with ``view``
+    (Detectron2's ``keypoint_rcnn_loss``), which a channels-last tensor refuses. An instance
+    attribute over the class's method, removed after training."""
+    layers = head.layers
+
+    def contiguous(x):
+        out = layers(x)
+        if isinstance(out, (list, tuple)):
+            return type(out)(o.contiguous() for o in out)
+        return out.contiguous()
+
+    head.layers = contiguous
 
 
 def batch_order(num_items: int, batch_size: int, iterations: int, seed: int) -> np.ndarray:
@@ -119,15 +163,26 @@ class TrainingLog:
 
 
 def train_head(
-    model, cfg: CfgNode, train_cache: Sequence[CachedImage], iterations: int, seed: int
+    model,
+    cfg: CfgNode,
+    train_cache: Sequence[CachedImage],
+    iterations: int,
+    seed: int,
+    precision: Optional[HeadPrecision] = None,
 ) -> TrainingLog:
     """Train ``model.roi_heads.keypoint_head`` in place for ``iterations`` batches.
 
     The rest of the model stays frozen and in eval mode. The solver is the config's
     (optimizer, warm-up, steps at 80% and 92% of ``iterations``, gradient clipping).
+    ``precision``: :class:`HeadPrecision` (default float32, contiguous); the trained head
+    is handed back in float32 and contiguous memory format either way.
     """
+    precision = precision or HeadPrecision()
     roi_heads = model.roi_heads
     head = roi_heads.keypoint_head
+    if precision.channels_last:
+        head.to(memory_format=torch.channels_last)
+        _contiguous_layer_outputs(head)
     for p in head.parameters():
         p.requires_grad_(True)
     head.train()
@@ -145,7 +200,8 @@ def train_head(
         for it, indices in enumerate(order):
             storage.iter = it
             start = time.perf_counter()
-            losses = keypoint_branch_losses(roi_heads, [train_cache[i] for i in indices])
+            batch = [train_cache[i] for i in indices]
+            losses = keypoint_branch_losses(roi_heads, batch, precision)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -159,6 +215,9 @@ def train_head(
             log.seconds.append(time.perf_counter() - start)
             log.losses.append(float(loss.detach()))
     head.eval()
+    if precision.channels_last:
+        head.to(memory_format=torch.contiguous_format)
+        del head.layers  # the class's own again
     for p in head.parameters():
         p.requires_grad_(False)
     return log

@@ -80,8 +80,16 @@ def regime_checks(report) -> List[dict]:
             "ok": stock["ap_gt"] >= REGIME_MIN_STOCK_AP,
         }
     ]
+    # Stock's curve: the regime rows of stock's own config and precision.
     curve = sorted(
-        (r for r in rows.values() if r["regime"] and r["overrides"] == []),
+        (
+            r
+            for r in rows.values()
+            if r["regime"]
+            and r["overrides"] == []
+            and r.get("precision") == stock.get("precision")
+            and not r.get("compare_with")
+        ),
         key=lambda r: r["iterations"],
     )
     if curve:
@@ -105,6 +113,9 @@ def regime_checks(report) -> List[dict]:
                 "ok": abs(doubled["diff_gt_vs_stock"]) < REGIME_MAX_DOUBLING_GAIN,
             }
         )
+    for row in rows.values():
+        if row.get("compare_with"):
+            checks.append(precision_check(row, rows[row["compare_with"]]))
     weak = rows.get("stock_weak_28")
     if weak:
         checks.append(
@@ -118,6 +129,24 @@ def regime_checks(report) -> List[dict]:
     return checks
 
 
+def precision_check(row: dict, pair: dict) -> dict:
+    """A row trained in another precision than its pair, at the same length: its AP on gt
+    boxes minus the pair's must be within seed noise (the interval holds 0)."""
+    low, high = row["diff_gt_vs_pair_ci95"]
+    return {
+        "check": (
+            f"{row['precision']} minus {pair['precision']}, stock at {row['iterations']} "
+            "iterations: AP on gt boxes [95% CI] (training time ratio)"
+        ),
+        "value": (
+            f"{row['diff_gt_vs_pair']:+.1f} {fmt_ci(row['diff_gt_vs_pair_ci95'])} "
+            f"({row['train_vs_pair']:.2f}x)"
+        ),
+        "target": "interval holds 0",
+        "ok": low <= 0 <= high,
+    }
+
+
 def regime_markdown(report) -> str:
     verdict = {True: "met", False: "**missed**", None: "(shown)"}
     lines = ["| regime check | value | target | |", "|---|---|---|---|"]
@@ -126,9 +155,18 @@ def regime_markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
+REGIME_LABELS = {
+    "short": "`make bench`: heads early in training",
+    "plateau": "`make bench-heads-plateau`: heads trained until stock's curve is flat",
+}
+
+
 def markdown_table(report) -> str:
     s = report["settings"]
+    regime = report.get("regime", "short")
     caption = (
+        f"**{regime.capitalize()} regime** ({REGIME_LABELS.get(regime, regime)}; heads trained in "
+        f"{s.get('head_precision', 'float32')}). "
         f"Keypoint heads on one frozen shared detector ({s.get('detector_objective', 'boxes')} "
         f"objective, {s['detector_iterations']} iterations): {s['head_iterations']} head "
         "iterations x "
@@ -233,7 +271,13 @@ def plot(report, path: str) -> None:
     ax.axhline(stock["ap_gt"], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("keypoint branch time per box / stock (CPU config)")
     ax.set_ylabel("OKS keypoint AP on ground-truth boxes")
-    ax.set_title("Heads on one frozen detector (bars: 95% CI of the difference to stock)")
+    regime = report.get("regime", "short")
+    iterations = report.get("settings", {}).get("head_iterations", "?")
+    ax.set_title(
+        f"Heads on one frozen detector, {regime} regime ({iterations} head iterations)\n"
+        "bars: 95% CI of the difference to stock",
+        fontsize=10,
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:  # the format from the extension, which tmp keeps
         fig.savefig(tmp, dpi=110)
