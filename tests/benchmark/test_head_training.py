@@ -325,7 +325,7 @@ def test_bf16_channels_last_head_training_follows_float32_and_hands_back_a_float
     losses = {}
     for name, precision in {
         "float32": HeadPrecision(),
-        "bf16 + channels-last": HeadPrecision(bf16=True, channels_last=True),
+        "bf16 autocast + channels-last": HeadPrecision(bf16=True, channels_last=True),
     }.items():
         assert precision.label == name
         torch.manual_seed(0)
@@ -335,11 +335,11 @@ def test_bf16_channels_last_head_training_follows_float32_and_hands_back_a_float
         assert not head.training
         for p in head.parameters():
             assert p.dtype == torch.float32 and p.is_contiguous() and not p.requires_grad
-    first32, first16 = losses["float32"][0], losses["bf16 + channels-last"][0]
+    first32, first16 = losses["float32"][0], losses["bf16 autocast + channels-last"][0]
     assert first16 != first32  # bf16 did run
     assert abs(first16 - first32) < 0.02 * first32, (first16, first32)
     late, early = (
-        np.mean(losses["bf16 + channels-last"][-5:]),
-        np.mean(losses["bf16 + channels-last"][:5]),
+        np.mean(losses["bf16 autocast + channels-last"][-5:]),
+        np.mean(losses["bf16 autocast + channels-last"][:5]),
     )
-    assert late < early - 1.0, losses["bf16 + channels-last"]
+    assert late < early - 1.0, losses["bf16 autocast + channels-last"]
