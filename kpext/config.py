@@ -177,7 +177,9 @@ def _add_test_keys(cfg: CN) -> None:
     cfg.TEST.KPEXT.FLIP = False
     # Left/right decoding in kpext's heads: "keypoint" (each keypoint from its own map, as
     # Detectron2) or "person" (one side assignment per person: pairs that disagree with the
-    # person's cheapest orientation are exchanged; kpext.modeling.codecs.left_right).
+    # person's cheapest orientation are exchanged; kpext.modeling.codecs.left_right). "person"
+    # gains on softmax heads (onehot, softmax_gaussian) but cost the hourglass (gaussian codec)
+    # 3.6 AP on the head benchmark at 1600 iterations (docs/benchmarks.md).
     cfg.TEST.KPEXT.LEFT_RIGHT = "keypoint"
     # Number of validation images drawn with predictions after evaluation (train_net.py); 0 = none.
     cfg.TEST.KPEXT.NUM_VIS = 0
