@@ -198,6 +198,26 @@ VARIANTS = [
 # of the like-for-like Gaussian network. Too slow for the short regime's 45 minutes.
 _ARGMAX = ("MODEL.KPEXT.TARGET.REFINE", "none")
 _PERSON = ("TEST.KPEXT.LEFT_RIGHT", "person")
+
+
+def image_flip_rows(source: str, config: str, coco_config: str) -> List[Variant]:
+    """The plateau's image flip test on ``source``'s trained weights, alone and with person
+    left/right decoding; timed as twice the branch of ``source`` and of its ``_lr_person`` row."""
+    return [
+        Variant(
+            f"{source}_flip_image{person}",
+            config,
+            coco_config,
+            overrides=_PERSON if person else (),
+            weights_from=source,
+            image_flip=True,
+            timing_from=f"{source}{person}",
+            regimes=("plateau",),
+        )
+        for person in ("", "_lr_person")
+    ]
+
+
 PLATEAU_VARIANTS = [
     Variant(
         "gaussian_argmax",
@@ -241,43 +261,13 @@ PLATEAU_VARIANTS = [
         weights_from="hourglass",
         regimes=("plateau",),
     ),
-    Variant(
-        "hourglass_flip_image",
-        "keypoint_rcnn_R18_FPN_hourglass.yaml",
-        "keypoint_rcnn_R50_FPN_hourglass.yaml",
-        weights_from="hourglass",
-        image_flip=True,
-        timing_from="hourglass",
-        regimes=("plateau",),
+    *image_flip_rows(
+        "hourglass", "keypoint_rcnn_R18_FPN_hourglass.yaml", "keypoint_rcnn_R50_FPN_hourglass.yaml"
     ),
-    Variant(
-        "hourglass_flip_image_lr_person",
-        "keypoint_rcnn_R18_FPN_hourglass.yaml",
-        "keypoint_rcnn_R50_FPN_hourglass.yaml",
-        overrides=_PERSON,
-        weights_from="hourglass",
-        image_flip=True,
-        timing_from="hourglass_lr_person",
-        regimes=("plateau",),
-    ),
-    Variant(
-        "krcnn_softmax_gaussian_flip_image",
+    *image_flip_rows(
+        "krcnn_softmax_gaussian",
         "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
         "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
-        weights_from="krcnn_softmax_gaussian",
-        image_flip=True,
-        timing_from="krcnn_softmax_gaussian",
-        regimes=("plateau",),
-    ),
-    Variant(
-        "krcnn_softmax_gaussian_flip_image_lr_person",
-        "keypoint_rcnn_R18_FPN_krcnn_softmax_gaussian.yaml",
-        "keypoint_rcnn_R50_FPN_krcnn_softmax_gaussian.yaml",
-        overrides=_PERSON,
-        weights_from="krcnn_softmax_gaussian",
-        image_flip=True,
-        timing_from="krcnn_softmax_gaussian_lr_person",
-        regimes=("plateau",),
     ),
 ]
 VARIANTS = VARIANTS + PLATEAU_VARIANTS

@@ -68,6 +68,17 @@ def add_krcnn_layers(
     return head.score_lowres
 
 
+def krcnn_network_args(cfg) -> dict:
+    """The KRCNN network's constructor arguments from the config, the same for
+    :class:`KpextKRCNNHead` and :class:`KRCNNCodecKeypointHead`."""
+    return {
+        "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
+        "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
+        "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
+        "global_context": cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT,
+    }
+
+
 def krcnn_heatmaps(head: nn.Module, x: torch.Tensor, up_scale: int) -> torch.Tensor:
     """R x C x S x S -> R x K x (2 up_scale S) x (2 up_scale S): the layers
     :func:`add_krcnn_layers` added, then bilinear upsampling."""
@@ -139,10 +150,7 @@ class KpextKRCNNHead(KeypointHeadBase):
     def from_config(cls, cfg, input_shape):
         return {
             "input_shape": input_shape,
-            "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
-            "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
-            "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
-            "global_context": cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT,
+            **krcnn_network_args(cfg),
             "decode_window": cfg.MODEL.KPEXT.DECODE_WINDOW,
             "decode_max_box_side": max_test_box_side(cfg),
             **common_head_args(cfg, input_shape),
@@ -200,10 +208,7 @@ class KRCNNCodecKeypointHead(CodecKeypointHead):
     def from_config(cls, cfg, input_shape):
         return {
             "input_shape": input_shape,
-            "conv_dims": cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS,
-            "up_scale": cfg.MODEL.KPEXT.KRCNN.UP_SCALE,
-            "deconv_kernel": cfg.MODEL.KPEXT.KRCNN.DECONV_KERNEL,
-            "global_context": cfg.MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT,
+            **krcnn_network_args(cfg),
             **cls.common_args(cfg, input_shape),
         }
 
