@@ -207,7 +207,12 @@ class TestTimeDecoder(nn.Module):
             return keypoints
         prior = None if facing is None else orientation_costs(facing, self.facing_decode_weight)
         return consistent_left_right(
-            keypoints, heatmaps, boxes, self.left_right_pairs, orientation_cost=prior
+            keypoints,
+            heatmaps,
+            boxes,
+            self.left_right_pairs,
+            orientation_cost=prior,
+            max_move_cost=codec.double_move_cost,
         )
 
     def extra_repr(self) -> str:

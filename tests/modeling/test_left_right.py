@@ -1,12 +1,16 @@
 """Person-level left/right decoding on hand-made heatmaps: an exchanged pair among agreeing
 ones is exchanged back, a double (both points on one limb) is split the way the other pairs
-face, a confident pair outvotes unsure ones, and profiles and unsided people are left alone."""
+face onto a second mode of its maps, but not onto the flank of the shared mode, nor onto a
+second mode far less likely, nor with a codec whose maps are no log-likelihoods; a confident
+pair outvotes unsure ones, and profiles and unsided people are left alone."""
 
 import pytest
 import torch
 from head_helpers import head_cfg
 
+from kpext.modeling.codecs import build_codec
 from kpext.modeling.codecs.left_right import consistent_left_right, left_right_pairs_of
+from kpext.modeling.decoding import TestTimeDecoder
 
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import build_keypoint_head
@@ -66,6 +70,51 @@ def test_a_double_is_split_the_way_the_person_faces():
         {0: [(28, 9)], **flipped, 5: [(42, 5), (14, 4)], 6: [(42, 5), (14, 3)]}
     )
     assert decoded_x(consistent_left_right(keypoints, maps, BOX, PAIRS))[5:] == [14, 42]
+
+
+# The sided pairs of a front view (left points at larger x), for the doubles' tests.
+FRONT = {
+    0: [(28, 9)],
+    1: [(40, 9), (16, 1)], 2: [(16, 9), (40, 1)],
+    3: [(44, 9), (12, 1)], 4: [(12, 9), (44, 1)],
+}  # fmt: skip
+
+
+def test_a_double_on_one_mode_stays():
+    # Both ankles on one smooth bump (logits falling 0.2 per cell, no second mode): the best
+    # cell 0.1 box widths away is on the bump's flank, 1.2 below (within the move cost);
+    # moving a point there would not find the other ankle, so the double stays.
+    keypoints, maps = person({**FRONT, 5: [(42, 9)], 6: [(42, 9)]})
+    cols = torch.arange(SIZE, dtype=torch.float32)
+    for k in (5, 6):
+        maps[0, k, ROWS[k]] = 9 - 0.2 * (cols - 42).abs()
+    out = consistent_left_right(keypoints, maps, BOX, PAIRS)
+    assert decoded_x(out) == [28, 40, 16, 44, 12, 42, 42]
+    assert torch.equal(out[0, 5:], keypoints[0, 5:])
+
+
+def test_a_double_splits_only_onto_a_second_mode_within_the_move_cost():
+    # The right ankle's second mode is 4 below the shared one (the left ankle's 5): beyond the
+    # default 2.0, the double stays; allowed 5.0, it splits the way the person faces.
+    keypoints, maps = person({**FRONT, 5: [(42, 6), (14, 1)], 6: [(42, 6), (14, 2)]})
+    assert decoded_x(consistent_left_right(keypoints, maps, BOX, PAIRS))[5:] == [42, 42]
+    split = consistent_left_right(keypoints, maps, BOX, PAIRS, max_move_cost=5.0)
+    assert decoded_x(split)[5:] == [42, 14] and split[0, 6, 2] == 2
+    # None: no double splits, however close the second mode.
+    keypoints, maps = person({**FRONT, 5: [(42, 5), (14, 4)], 6: [(42, 5), (14, 3)]})
+    kept = consistent_left_right(keypoints, maps, BOX, PAIRS, max_move_cost=None)
+    assert decoded_x(kept)[5:] == [42, 42]
+
+
+def test_each_codec_sets_whether_doubles_split():
+    # The same maps through the test-time decoder: the one-hot codec's logits split the
+    # double (second mode 1 below), the Gaussian codec's regressed maps leave it.
+    keypoints, maps = person({**FRONT, 5: [(42, 5), (14, 4)], 6: [(42, 5), (14, 3)]})
+    decoder = TestTimeDecoder(num_keypoints=7, left_right_pairs=[(1, 2), (3, 4), (5, 6)])
+    for codec, ankles in (("onehot", [42, 14]), ("gaussian", [42, 42])):
+        codec = build_codec(codec)
+        codec.decode = lambda heatmaps, boxes: keypoints  # the points decoded above
+        assert decoded_x(decoder.decode(codec, maps, BOX))[5:] == ankles, codec.name
 
 
 def test_a_confident_pair_outvotes_unsure_ones():

@@ -43,6 +43,15 @@ class KeypointCodec(ABC):
     losses: Tuple[str, ...] = ()
 
     @property
+    def double_move_cost(self) -> Optional[float]:
+        """Person-level left/right decoding (``TEST.KPEXT.LEFT_RIGHT person``): the largest
+        drop in map value at which a point of a double (both points of a pair on one spot)
+        moves onto its map's second mode; None: doubles stay
+        (:func:`~kpext.modeling.codecs.left_right.consistent_left_right`). Default 2.0, for
+        logit maps: a second mode at least e^-2 as likely as the shared one."""
+        return 2.0
+
+    @property
     def predictor_bias(self) -> float:
         """Initial bias of the heatmap predictor (0: the activation starts at its midpoint)."""
         return 0.0
