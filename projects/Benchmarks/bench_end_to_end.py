@@ -16,6 +16,11 @@ decoding (``TEST.KPEXT.LEFT_RIGHT keypoint``): the same weights, so the decoding
 
 A fourth row, ``demo_fp32``, trains the demo recipe in float32 (``SOLVER.AMP.ENABLED False``:
 no bf16 autocast on the CPU); ``BENCH_E2E_ROWS=demo_fp32,demo`` compares the two alone.
+``hourglass`` trains the demo recipe with the head benchmark's best network at the plateau
+regime (``HourglassKeypointHead``, 64 channels; the facing branch and person-level decoding
+kept) and ``hourglass_keypointwise`` evaluates it keypoint-wise:
+``BENCH_E2E_ROWS=demo,hourglass,hourglass_keypointwise`` asks whether it should be the demo's
+head.
 
 Each test set of the config is scored with OKS keypoint AP from the runs' own COCO results,
 and each row's AP minus the reference row's (the first of ``BENCH_E2E_ROWS``; stock by
@@ -66,11 +71,26 @@ class Recipe:
     weights_from: str = ""
 
 
+_HOURGLASS = (
+    "MODEL.ROI_KEYPOINT_HEAD.NAME",
+    "HourglassKeypointHead",
+    "MODEL.KPEXT.HOURGLASS.CHANNELS",
+    "64",
+)
 RECIPES = (
     Recipe("stock", ("MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead")),
     Recipe("demo"),
     Recipe("demo_keypointwise", ("TEST.KPEXT.LEFT_RIGHT", "keypoint"), weights_from="demo"),
     Recipe("demo_fp32", ("SOLVER.AMP.ENABLED", "False")),
+    # The head benchmark's winner at 1600 head iterations (issue 32) in the demo recipe: the
+    # hourglass at 64 channels (configs/synthetic/keypoint_rcnn_R18_FPN_hourglass.yaml), the
+    # demo's facing branch and person-level decoding kept; and its keypoint-wise decoding.
+    Recipe("hourglass", _HOURGLASS),
+    Recipe(
+        "hourglass_keypointwise",
+        _HOURGLASS + ("TEST.KPEXT.LEFT_RIGHT", "keypoint"),
+        weights_from="hourglass",
+    ),
 )
 DEFAULT_ROWS = "stock,demo,demo_keypointwise"
 # The smoke run's schedule: enough to pass through training, checkpointing and evaluation.
