@@ -189,6 +189,44 @@ def test_detector_cache_key_ignores_keypoint_options_only(tiny_root):
     assert cache_key(cfg, {"seed": 1}) != key
 
 
+def test_detector_cache_key_follows_the_data_not_its_path_or_time(tiny_root, tmp_path):
+    """A fresh clone regenerates the same data at another path, later: it must find the same
+    detector; other data must not."""
+    import json
+    import shutil
+
+    from kpext_bench.shared_detector import cache_key
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    source = tiny_root / "synthetic" / "annotations" / "person_keypoints_train.json"
+    name = "kpext_test_bench_key"
+
+    def key_with_data_at(path):
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register_keypoint_coco(name, str(path), str(tiny_root / "synthetic" / "train" / "images"))
+        cfg = detector_cfg(tiny_cfg(tiny_root), 5, "").clone()
+        cfg.defrost()
+        cfg.DATASETS.TRAIN = (name,)
+        return cache_key(cfg, {"seed": 0})
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = shutil.copy(source, tmp_path / "a" / "train.json")
+    key = key_with_data_at(first)
+    os.utime(first, (1e9, 1e9))
+    assert key_with_data_at(first) == key
+    second = shutil.copy(source, tmp_path / "b" / "train.json")
+    assert key_with_data_at(second) == key
+    data = json.loads(open(second).read())
+    data["annotations"][0]["keypoints"][0] += 1
+    with open(second, "w") as f:
+        json.dump(data, f)
+    assert key_with_data_at(second) != key
+
+
 def test_a_keypoint_detector_with_detectron2s_head_ignores_kpext_keys_only(tiny_root):
     """The bench's detector (keypoint objective, Detectron2's head, DefaultTrainer) reads no
     MODEL.KPEXT key: adding or changing one must not retrain it; with a kpext head it may."""

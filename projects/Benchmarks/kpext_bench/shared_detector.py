@@ -129,15 +129,15 @@ SHARED_WEIGHTS = "shared_detector.pth"
 def cache_key(cfg: CfgNode, extra: dict) -> str:
     """Hash of the detector's config (the nodes it never reads left out: the keypoint head's
     when it has none, kpext's when its keypoint head is Detectron2's) and its training data
-    files (names, sizes, mtimes)."""
+    files (dataset names and the files' contents: not their paths or times, so that another
+    clone with the same data finds the same detector)."""
     from detectron2.data import MetadataCatalog
 
     files = []
     for name in cfg.DATASETS.TRAIN:
         path = MetadataCatalog.get(name).get("json_file", "")
         if path and os.path.exists(path):
-            stat = os.stat(path)
-            files.append([name, os.path.abspath(path), stat.st_size, int(stat.st_mtime)])
+            files.append([name, _file_sha1(path)])
     relevant = cfg.clone()
     relevant.defrost()
     for dotted in _ignored_keys(cfg):
@@ -148,6 +148,14 @@ def cache_key(cfg: CfgNode, extra: dict) -> str:
         node.pop(leaf, None)
     blob = json.dumps({"cfg": relevant.dump(), "files": files, **extra}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _file_sha1(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _ignored_keys(cfg: CfgNode) -> tuple:
