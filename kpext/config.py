@@ -47,6 +47,7 @@ def add_kpext_config(cfg: CN) -> None:
     _add_target_keys(cfg)
     _add_gaussian_keys(cfg)
     _add_hourglass_keys(cfg)
+    _add_simcc_keys(cfg)
     _add_dataset_keys(cfg)
     _add_test_keys(cfg)
     _register_renamed_keys(cfg)
@@ -102,7 +103,8 @@ def _add_facing_keys(cfg: CN) -> None:
 def _add_target_keys(cfg: CN) -> None:
     """``MODEL.KPEXT.TARGET``: the codec heads' codec."""
     # Codec of the codec heads (GaussianKeypointHead, HourglassKeypointHead,
-    # KRCNNCodecKeypointHead): targets, loss, output activation, decoding, predictor start.
+    # KRCNNCodecKeypointHead, SimCCKeypointHead): targets, loss, output activation, decoding,
+    # predictor start.
     cfg.MODEL.KPEXT.TARGET = CN()
     # Target codec: "gaussian" (2D Gaussian heatmaps, MSE or focal), "softmax_gaussian" (Gaussian
     # target distributions under a spatial softmax), "onehot" (cell index, spatial
@@ -159,6 +161,20 @@ def _add_hourglass_keys(cfg: CN) -> None:
     cfg.MODEL.KPEXT.HOURGLASS.NUM_UPSAMPLE = 1
     # Loss weight of each stack's prediction (intermediate supervision); one per stack.
     cfg.MODEL.KPEXT.HOURGLASS.STACK_LOSS_WEIGHTS = (1.0, 1.0)
+
+
+def _add_simcc_keys(cfg: CN) -> None:
+    """``MODEL.KPEXT.SIMCC``: SimCCKeypointHead's network."""
+    # SimCCKeypointHead's network (1-D x and y classification, RTMPose's head, in the RoI head).
+    cfg.MODEL.KPEXT.SIMCC = CN()
+    # Output channels of the 3x3 convs on the pooled RoI features.
+    cfg.MODEL.KPEXT.SIMCC.CONV_DIMS = (128, 128, 128, 128)
+    # Norm after each conv ("", "BN", "GN", "SyncBN").
+    cfg.MODEL.KPEXT.SIMCC.NORM = ""
+    # Width of the hidden layer every keypoint's flattened map goes through.
+    cfg.MODEL.KPEXT.SIMCC.HIDDEN_DIM = 256
+    # Bins per axis: the separable logits are MAP_SIZE x MAP_SIZE (56: Mask R-CNN's map).
+    cfg.MODEL.KPEXT.SIMCC.MAP_SIZE = 56
 
 
 def _add_dataset_keys(cfg: CN) -> None:

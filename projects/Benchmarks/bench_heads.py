@@ -252,6 +252,22 @@ PLATEAU_VARIANTS = [
         overrides=("MODEL.KPEXT.KRCNN.GLOBAL_CONTEXT", "True"),
         regimes=("plateau",),
     ),
+    # SimCC (RTMPose's head) inside the RoI head: 1-D x and y classification with Gaussian
+    # labels (softmax_gaussian on separable logits), stock's convs; and its person decoding.
+    Variant(
+        "simcc",
+        "keypoint_rcnn_R18_FPN_simcc.yaml",
+        "keypoint_rcnn_R50_FPN_simcc.yaml",
+        regimes=("plateau",),
+    ),
+    Variant(
+        "simcc_lr_person",
+        "keypoint_rcnn_R18_FPN_simcc.yaml",
+        "keypoint_rcnn_R50_FPN_simcc.yaml",
+        overrides=_PERSON,
+        weights_from="simcc",
+        regimes=("plateau",),
+    ),
     # The decoding rows on top of the hourglass, the network that wins at 1600 iterations.
     Variant(
         "hourglass_lr_person",

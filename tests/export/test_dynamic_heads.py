@@ -22,6 +22,7 @@ HEADS = [
     ("GaussianKeypointHead", ("MODEL.KPEXT.TARGET.LOSS", "focal")),
     ("HourglassKeypointHead", ()),
     ("HourglassKeypointHead", ("MODEL.KPEXT.TARGET.CODEC", "onehot")),
+    ("SimCCKeypointHead", ("MODEL.KPEXT.TARGET.CODEC", "softmax_gaussian")),
 ]
 
 
@@ -31,6 +32,7 @@ def small_head(name, opts):
     cfg.merge_from_list([
         "MODEL.ROI_KEYPOINT_HEAD.NAME", name, "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "(16, 16)",
         "MODEL.KPEXT.GAUSSIAN.CONV_DIMS", "(16,)", "MODEL.KPEXT.HOURGLASS.CHANNELS", "16",
+        "MODEL.KPEXT.SIMCC.CONV_DIMS", "(16,)", "MODEL.KPEXT.SIMCC.HIDDEN_DIM", "16",
         "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", *opts,
     ])  # fmt: skip
     torch.manual_seed(0)

@@ -16,13 +16,15 @@ SHAPE = ShapeSpec(channels=16, height=14, width=14)
 
 def head_cfg(*, num_keypoints: int = K, width: int = 32, depth: int = 2, **target) -> CfgNode:
     """kpext's config for one head of ``num_keypoints`` keypoints, every head's layers
-    ``width`` channels wide (``depth`` convs for the KRCNN and Gaussian heads, the hourglass's
-    channels), and ``MODEL.KPEXT.TARGET`` keys from ``target`` (``CODEC="onehot"``, ...)."""
+    ``width`` channels wide (``depth`` convs for the KRCNN, Gaussian and SimCC heads, the
+    hourglass's channels), and ``MODEL.KPEXT.TARGET`` keys from ``target`` (``CODEC="onehot"``,
+    ...)."""
     cfg = get_cfg()
     add_kpext_config(cfg)
     cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = num_keypoints
     cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (width,) * depth
     cfg.MODEL.KPEXT.GAUSSIAN.CONV_DIMS = (width,) * depth
+    cfg.MODEL.KPEXT.SIMCC.CONV_DIMS = (width,) * depth
     cfg.MODEL.KPEXT.HOURGLASS.CHANNELS = width
     for key, value in target.items():
         setattr(cfg.MODEL.KPEXT.TARGET, key, value)

@@ -19,11 +19,18 @@ from kpext.modeling.heads import (
     HourglassKeypointHead,
     KpextKRCNNHead,
     KRCNNCodecKeypointHead,
+    SimCCKeypointHead,
 )
 
 K = 17
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-HEADS = [KpextKRCNNHead, KRCNNCodecKeypointHead, GaussianKeypointHead, HourglassKeypointHead]
+HEADS = [
+    KpextKRCNNHead,
+    KRCNNCodecKeypointHead,
+    GaussianKeypointHead,
+    HourglassKeypointHead,
+    SimCCKeypointHead,
+]
 
 
 def coco_cfg(flip=False, left_right="keypoint", facing=0.0, decode_weight=8.0):

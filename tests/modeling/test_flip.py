@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from kpext import add_kpext_config
-from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
+from kpext.modeling.heads import (
+    GaussianKeypointHead,
+    HourglassKeypointHead,
+    KpextKRCNNHead,
+    SimCCKeypointHead,
+)
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -39,7 +44,7 @@ def mirror(heatmaps):
     return heatmaps.flip(-1)[:, FLIP]
 
 
-HEADS = [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead]
+HEADS = [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead, SimCCKeypointHead]
 
 
 @pytest.mark.parametrize("head_cls", HEADS)

@@ -4,12 +4,19 @@ import pytest
 import torch
 from head_helpers import SHAPE, head_cfg, training_instances
 
-from kpext.modeling.heads import GaussianKeypointHead, HourglassKeypointHead, KpextKRCNNHead
+from kpext.modeling.heads import (
+    GaussianKeypointHead,
+    HourglassKeypointHead,
+    KpextKRCNNHead,
+    SimCCKeypointHead,
+)
 
 from detectron2.utils.events import EventStorage
 
 
-@pytest.mark.parametrize("head_cls", [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead])
+@pytest.mark.parametrize(
+    "head_cls", [KpextKRCNNHead, GaussianKeypointHead, HourglassKeypointHead, SimCCKeypointHead]
+)
 @pytest.mark.parametrize("oks", [0.0, 1.0])
 def test_losses_are_float32_under_bfloat16_autocast(head_cls, oks):
     cfg = head_cfg()

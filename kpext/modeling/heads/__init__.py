@@ -5,6 +5,7 @@ from .codec_head import CodecKeypointHead
 from .gaussian import GaussianKeypointHead
 from .hourglass import HourglassKeypointHead
 from .krcnn import KpextKRCNNHead, KRCNNCodecKeypointHead
+from .simcc import SimCCKeypointHead
 
 __all__ = [
     "KeypointHeadBase",
@@ -13,5 +14,6 @@ __all__ = [
     "KRCNNCodecKeypointHead",
     "GaussianKeypointHead",
     "HourglassKeypointHead",
+    "SimCCKeypointHead",
     "init_heatmap_layers",
 ]
