@@ -13,11 +13,12 @@ initialisation the heads share.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from detectron2.layers import Conv2d, get_norm
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
@@ -142,6 +143,29 @@ def init_heatmap_layers(
             predictor.weight, std=stock_predictor_std(predictor) if std is None else std
         )
         nn.init.constant_(predictor.bias, codec.predictor_bias)
+
+
+def conv_stack(
+    in_channels: int, conv_dims: Sequence[int], norm: str = ""
+) -> Tuple[nn.Sequential, int]:
+    """3x3 convs (padding 1, ReLU, ``norm`` after each, no bias under a norm) of ``conv_dims``
+    output channels from ``in_channels`` (R x C x S x S -> R x C' x S x S), and C': the last
+    of ``conv_dims``, or ``in_channels`` when it is empty."""
+    convs, channels = [], in_channels
+    for dim in conv_dims:
+        convs.append(
+            Conv2d(
+                channels,
+                dim,
+                3,
+                padding=1,
+                bias=not norm,
+                norm=get_norm(norm, dim),
+                activation=nn.ReLU(),
+            )
+        )
+        channels = dim
+    return nn.Sequential(*convs), channels
 
 
 def stock_predictor_std(predictor: nn.Module) -> float:

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec, get_norm
+from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .base import init_heatmap_layers
+from .base import conv_stack, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 
 
@@ -49,22 +49,7 @@ class GaussianKeypointHead(CodecKeypointHead):
             common: see :class:`CodecKeypointHead` (:meth:`~CodecKeypointHead.common_args`).
         """
         super().__init__(**common)
-        channels = input_shape.channels
-        convs = []
-        for dim in conv_dims:
-            convs.append(
-                Conv2d(
-                    channels,
-                    dim,
-                    3,
-                    padding=1,
-                    bias=not norm,
-                    norm=get_norm(norm, dim),
-                    activation=nn.ReLU(),
-                )
-            )
-            channels = dim
-        self.convs = nn.Sequential(*convs)
+        self.convs, channels = conv_stack(input_shape.channels, conv_dims, norm)
         ups = []
         for _ in range(num_upsample):
             ups += [ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.ReLU()]

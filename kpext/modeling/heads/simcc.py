@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
-from .base import init_heatmap_layers
+from .base import conv_stack, init_heatmap_layers
 from .codec_head import CodecKeypointHead
 
 
@@ -64,22 +64,7 @@ class SimCCKeypointHead(CodecKeypointHead):
         super().__init__(**common)
         if map_size < 2:
             raise ValueError(f"MODEL.KPEXT.SIMCC.MAP_SIZE must be at least 2, got {map_size}")
-        channels = input_shape.channels
-        convs = []
-        for dim in conv_dims:
-            convs.append(
-                Conv2d(
-                    channels,
-                    dim,
-                    3,
-                    padding=1,
-                    bias=not norm,
-                    norm=get_norm(norm, dim),
-                    activation=nn.ReLU(),
-                )
-            )
-            channels = dim
-        self.convs = nn.Sequential(*convs)
+        self.convs, channels = conv_stack(input_shape.channels, conv_dims, norm)
         self.keypoint_maps = Conv2d(channels, self.num_keypoints, 1)
         side = input_shape.height or 14
         width = input_shape.width or side
