@@ -10,6 +10,7 @@ from head_helpers import SHAPE, K, fit, head_cfg
 from kpext.modeling.codecs import SoftmaxGaussianCodec
 from kpext.modeling.heads import SimCCKeypointHead
 
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import ROI_KEYPOINT_HEAD_REGISTRY
 
 
@@ -92,3 +93,5 @@ def test_keys_are_read_and_the_head_is_registered():
     assert head.layers(torch.randn(2, SHAPE.channels, 14, 14)).shape == (2, K, 30, 30)
     with pytest.raises(ValueError, match="MODEL.KPEXT.SIMCC.MAP_SIZE"):
         SimCCKeypointHead(simcc_cfg(MAP_SIZE=1), SHAPE)
+    with pytest.raises(ValueError, match="POOLER_RESOLUTION"):  # no RoI size: no guess
+        SimCCKeypointHead(simcc_cfg(), ShapeSpec(channels=SHAPE.channels))

@@ -64,11 +64,15 @@ class SimCCKeypointHead(CodecKeypointHead):
         super().__init__(**common)
         if map_size < 2:
             raise ValueError(f"MODEL.KPEXT.SIMCC.MAP_SIZE must be at least 2, got {map_size}")
+        if not input_shape.height or not input_shape.width:
+            raise ValueError(
+                "SimCCKeypointHead needs the pooled RoI size (MODEL.ROI_KEYPOINT_HEAD."
+                f"POOLER_RESOLUTION) in its input shape, got {input_shape}"
+            )
         self.convs, channels = conv_stack(input_shape.channels, conv_dims, norm)
         self.keypoint_maps = Conv2d(channels, self.num_keypoints, 1)
-        side = input_shape.height or 14
-        width = input_shape.width or side
-        self.hidden = nn.Sequential(nn.Linear(side * width, hidden_dim), nn.ReLU())
+        area = input_shape.height * input_shape.width
+        self.hidden = nn.Sequential(nn.Linear(area, hidden_dim), nn.ReLU())
         self.x_logits = nn.Linear(hidden_dim, map_size)
         self.y_logits = nn.Linear(hidden_dim, map_size)
         self.map_size = map_size
