@@ -168,6 +168,8 @@ def _double_moves(
     (heatmap coordinates) on R x K x HW ``flat`` maps of ``size`` (H, W): a double is usable
     when both maps have a second mode and the cheaper move costs at most ``max_move_cost``
     (None: no double is)."""
+    if max_move_cost is None:
+        return _no_moves(read)
     left, right = pairs[:, 0], pairs[:, 1]
     w = size[1]
     shared = (to_cells[:, left] + to_cells[:, right]) / 2
@@ -177,15 +179,21 @@ def _double_moves(
     usable = read.double & torch.isfinite(value_a) & torch.isfinite(value_b)
     cost_a = torch.where(usable, read.own_l - value_a, torch.zeros_like(read.own_l))
     cost_b = torch.where(usable, read.own_r - value_b, torch.zeros_like(read.own_r))
-    if max_move_cost is None:
-        usable = torch.zeros_like(usable)
-    else:
-        usable = usable & (torch.minimum(cost_a, cost_b) <= max_move_cost)
+    usable = usable & (torch.minimum(cost_a, cost_b) <= max_move_cost)
     centre_a, centre_b = _cell_centres(cell_a, w), _cell_centres(cell_b, w)
     # x of the moved point against the one staying, in cells: the pair's side after the move
     sign_a = _sign(centre_a[..., 0] > to_cells[:, right, 0])
     sign_b = _sign(to_cells[:, left, 0] > centre_b[..., 0])
     return _Moves(centre_a, value_a, cost_a, sign_a, centre_b, value_b, cost_b, sign_b, usable)
+
+
+def _no_moves(read: _Pairs) -> _Moves:
+    """:class:`_Moves` with no usable double (R x P zeros, R x P x 2 zero centres), without
+    searching the maps for second modes."""
+    zeros = torch.zeros_like(read.own_l)
+    centre = torch.zeros_like(read.own_l)[..., None].expand(-1, -1, 2)
+    ones = torch.ones_like(read.own_l)
+    return _Moves(centre, zeros, zeros, ones, centre, zeros, zeros, ones, zeros.bool())
 
 
 def _orientation_cost(o: float, read: _Pairs, moves: _Moves) -> torch.Tensor:
