@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List
 import cv2
 import numpy as np
 import torch
+from kpext_bench.machine import cpu_model_name
 from kpext_bench.reports import write_report
 
 import kpext  # noqa: F401
@@ -175,17 +175,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
     os.makedirs(OUT, exist_ok=True)
     image = bench_image()
@@ -198,7 +187,7 @@ def main() -> int:
     report = {
         "date": datetime.date.today().isoformat(),
         "quick": QUICK,
-        "cpu": cpu_name(),
+        "cpu": cpu_model_name(),
         "torch": torch.__version__,
         "onnxruntime": __import__("onnxruntime").__version__,
         "torch_threads": torch.get_num_threads(),

@@ -29,6 +29,7 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
+from kpext_bench.machine import cpu_model_name
 
 import kpext  # noqa: F401  (kpext.compat first)
 from kpext.engine.amp import cpu_flags
@@ -40,18 +41,6 @@ from detectron2.structures import Boxes
 # The demo's FPN levels p2..p5 and their strides.
 STRIDES = (4, 8, 16, 32)
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def demo_boxes(per_image: int, image_size: int, generator: torch.Generator) -> Boxes:

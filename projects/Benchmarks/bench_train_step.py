@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from kpext_bench.machine import cpu_model_name
 from kpext_bench.reports import git_commit, write_report
 
 import kpext
@@ -139,18 +140,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             os.path.join(REPO, "output", "bench") if args.quick else os.path.join(REPO, "docs")
         )
     return args
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def training_set(data_root: Optional[str]) -> str:

@@ -7,9 +7,9 @@ import platform
 import subprocess
 
 
-def cpu_model() -> str:
-    """The CPU's model name as ``lscpu`` prints it (else /proc/cpuinfo's, else the
-    platform's), with the number of CPUs this process may use."""
+def cpu_model_name() -> str:
+    """The CPU's model name as ``lscpu`` prints it, else /proc/cpuinfo's, else the
+    platform module's ("unknown CPU" where none says)."""
     name = ""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -22,5 +22,10 @@ def cpu_model() -> str:
             name = next(
                 (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
             )
+    return name or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_model() -> str:
+    """:func:`cpu_model_name` with the number of CPUs this process may use."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name or platform.processor() or 'unknown CPU'}, {cpus} CPUs"
+    return f"{cpu_model_name()}, {cpus} CPUs"
