@@ -75,10 +75,10 @@ def test_shared_detector_is_trained_once_and_cached(tiny_root, tmp_path):
     assert not hasattr(model.roi_heads, "keypoint_head")  # the detector never had a keypoint head
 
 
-def test_mirrored_training_images_swap_left_and_right(tiny_root):
+def test_mirrored_training_images_swap_left_and_right(tiny_root, tmp_path):
     cfg = tiny_cfg(tiny_root)
     torch.manual_seed(0)
-    model = load_frozen_model(detector_cfg(cfg, 1, ""), _untrained_checkpoint(cfg))
+    model = load_frozen_model(detector_cfg(cfg, 1, ""), _untrained_checkpoint(cfg, tmp_path))
     cached = cache_images(
         model, cfg, cfg.DATASETS.TRAIN[0], train=True, flips=True, limit=2, progress=False
     )
@@ -99,14 +99,13 @@ def test_mirrored_training_images_swap_left_and_right(tiny_root):
     )
 
 
-def _untrained_checkpoint(cfg):
-    """A checkpoint of an untrained box-only detector (the cache tests need no trained one)."""
-    import tempfile
-
+def _untrained_checkpoint(cfg, folder) -> str:
+    """A checkpoint of an untrained box-only detector in ``folder`` (the test's ``tmp_path``,
+    which pytest cleans up; the cache tests need no trained one)."""
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    folder = tempfile.mkdtemp()
+    folder = str(folder)
     DetectionCheckpointer(build_model(detector_cfg(cfg, 1, "")), save_dir=folder).save("untrained")
     return os.path.join(folder, "untrained.pth")
 
@@ -126,7 +125,7 @@ def _image_tensor(model, cfg, mirror):
 def test_head_training_on_the_frozen_detector_lowers_the_loss_and_evaluates(tiny_root, tmp_path):
     cfg = tiny_cfg(tiny_root)
     torch.manual_seed(0)
-    weights = _untrained_checkpoint(cfg)
+    weights = _untrained_checkpoint(cfg, tmp_path)
     box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
     cache_file = str(tmp_path / "train.pt")
     train_cache = cached_images_on_disk(
@@ -315,7 +314,7 @@ def test_keypoint_objective_detector_is_shared_without_its_keypoint_head(tiny_ro
         detector_cfg(cfg, 3, "", objective="masks")
 
 
-def test_error_shares_partition_the_labelled_keypoints(tiny_root):
+def test_error_shares_partition_the_labelled_keypoints(tiny_root, tmp_path):
     """evaluate_head's error classes: five shares that add up to one, left/right inversions a
     part of all inversions; on gt boxes every labelled person is matched."""
     from pycocotools.coco import COCO
@@ -327,7 +326,7 @@ def test_error_shares_partition_the_labelled_keypoints(tiny_root):
 
     cfg = tiny_cfg(tiny_root)
     torch.manual_seed(0)
-    weights = _untrained_checkpoint(cfg)
+    weights = _untrained_checkpoint(cfg, tmp_path)
     box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
     val_cache = cache_images(box_model, cfg, cfg.DATASETS.TEST[0], train=False, progress=False)
     model = load_frozen_model(cfg, weights)
@@ -349,13 +348,15 @@ def test_error_shares_partition_the_labelled_keypoints(tiny_root):
     assert all(np.isnan(det)) or sum(det) == pytest.approx(1.0), result.errors_det
 
 
-def test_bf16_channels_last_head_training_follows_float32_and_hands_back_a_float32_head(tiny_root):
+def test_bf16_channels_last_head_training_follows_float32_and_hands_back_a_float32_head(
+    tiny_root, tmp_path
+):
     """The plateau regime's head precision: the same first loss as float32 up to bf16's
     rounding, a loss that falls, and a head returned in float32 and contiguous memory (so
     evaluation and the timings run the same network as any other row)."""
     cfg = tiny_cfg(tiny_root)
     torch.manual_seed(0)
-    weights = _untrained_checkpoint(cfg)
+    weights = _untrained_checkpoint(cfg, tmp_path)
     box_model = load_frozen_model(detector_cfg(cfg, 1, ""), weights)
     train_cache = cache_images(
         box_model, cfg, cfg.DATASETS.TRAIN[0], train=True, flips=False, limit=3, progress=False
