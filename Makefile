@@ -95,11 +95,13 @@ bench-end-to-end: setup
 bench-plateau: setup
 	$(PY) projects/Benchmarks/bench_plateau.py
 
-# The head benchmark toward its plateau (issue 32): heads trained 8x longer than `make bench`
-# (1600 head iterations, 2 seeds; its regime checks say whether stock's curve is flat), under
-# bf16 autocast and channels-last where the CPU computes bf16 natively; the same shared
-# detector as `make bench` (its cache is reused). Writes output/bench/heads_plateau.{json,md,png};
-# 63 min on the 2-core CPU (docs/benchmarks.md). BENCH_QUICK=1: smoke run.
+# The head benchmark at its plateau (issue 32): heads trained 32x longer than `make bench`
+# (6400 head iterations, where stock's curve flattens; 2 seeds; its regime checks say whether
+# the curve is flat), under bf16 autocast and channels-last where the CPU computes bf16
+# natively; the same shared detector as `make bench` (its cache is reused). Writes
+# output/bench/heads_plateau.{json,md,png}; about 2.5 hours a seed on the 2-core CPU
+# (docs/benchmarks.md): a GPU's job (tools/gpu_check.sh). BENCH_ITERS=1600: the hour-long
+# table of heads trained 8x longer; BENCH_SEEDS=1: one seed; BENCH_QUICK=1: smoke run.
 bench-heads-plateau: setup
 	BENCH_REGIME=plateau $(PY) projects/Benchmarks/bench_heads.py
 

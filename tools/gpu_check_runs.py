@@ -106,7 +106,10 @@ class Profile:
 # The GPU's ladder: the longest head schedule first (stock's curve then reaches 2x of it);
 # for the plateau, length before seeds (the paired bootstrap over val images gives
 # intervals from one seed).
-GPU_LADDER = ((3200, 2), (3200, 1), (1600, 2), (1600, 1), (800, 2), (800, 1), (400, 1), (200, 1))
+GPU_LADDER = (
+    (6400, 2), (6400, 1), (3200, 2), (3200, 1), (1600, 2), (1600, 1), (800, 2), (800, 1),
+    (400, 1), (200, 1),
+)  # fmt: skip
 
 
 def gpu_profile() -> Profile:

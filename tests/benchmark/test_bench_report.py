@@ -151,10 +151,12 @@ def test_each_regime_has_its_rows_length_precision_and_report():
     plateau = script.Settings({"BENCH_REGIME": "plateau"})
     assert (short.head_iters, short.report_name, len(short.seeds)) == (200, "heads", 3)
     assert (plateau.head_iters, plateau.report_name, len(plateau.seeds)) == (
-        1600,
+        6400,
         "heads_plateau",
         2,
     )
+    hour = script.Settings({"BENCH_REGIME": "plateau", "BENCH_ITERS": "1600", "BENCH_SEEDS": "1"})
+    assert (hour.head_iters, len(hour.seeds)) == (1600, 1)
     assert plateau.skip_fullsize and not short.skip_fullsize
     short_rows = {v.name for v in short.variants}
     plateau_rows = {v.name for v in plateau.variants}

@@ -157,7 +157,7 @@ def regime_markdown(report) -> str:
 
 REGIME_LABELS = {
     "short": "`make bench`: heads early in training",
-    "plateau": "`make bench-heads-plateau`: heads trained 8x longer, toward stock's plateau",
+    "plateau": "`make bench-heads-plateau`: heads trained to stock's plateau",
 }
 
 
