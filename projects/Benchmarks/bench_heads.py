@@ -59,6 +59,7 @@ import torch
 from kpext_bench.head_training import HeadPrecision, HeadResult, evaluate_head, train_head
 from kpext_bench.heads_report import REFERENCE, markdown_table, mean_shares, plot
 from kpext_bench.keypoint_ap import paired_bootstrap
+from kpext_bench.machine import cpu_model_name
 from kpext_bench.reports import git_commit, write_report
 from kpext_bench.shared_detector import (
     cached_images_on_disk,
@@ -714,8 +715,11 @@ def build_caches(settings: Settings, cfg, detector_weights: str) -> Caches:
 
 
 def machine(settings: Settings) -> str:
-    """The report's machine: CPU cores and threads, torch, and the GPU when the bench ran on one."""
-    where = f"{os.cpu_count()} CPU cores, {settings.threads} torch threads"
+    """The report's machine: the CPU's model, cores and native bf16 instructions, torch's
+    threads and version, and the GPU when the bench ran on one."""
+    bf16 = ", ".join(native_bf16_flags()) or "none"
+    where = f"{cpu_model_name()}, {os.cpu_count()} CPU cores (native bf16: {bf16})"
+    where += f", {settings.threads} torch threads"
     where += f", torch {torch.__version__}"
     if torch.device(settings.device).type == "cuda":
         where = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), {where}"
