@@ -20,7 +20,9 @@ no bf16 autocast on the CPU); ``BENCH_E2E_ROWS=demo_fp32,demo`` compares the two
 regime (``HourglassKeypointHead``, 64 channels; the facing branch and person-level decoding
 kept) and ``hourglass_keypointwise`` evaluates it keypoint-wise:
 ``BENCH_E2E_ROWS=demo,hourglass,hourglass_keypointwise`` asks whether it should be the demo's
-head.
+head. ``simcc`` does the same for ``SimCCKeypointHead`` (4 x 64 convs, the demo head's width;
+Gaussian 1-D labels), the best network within stock's branch time at that plateau:
+``BENCH_E2E_ROWS=demo,simcc``.
 
 Each test set of the config is scored with OKS keypoint AP from the runs' own COCO results,
 and each row's AP minus the reference row's (the first of ``BENCH_E2E_ROWS``; stock by
@@ -77,6 +79,17 @@ _HOURGLASS = (
     "MODEL.KPEXT.HOURGLASS.CHANNELS",
     "64",
 )
+# SimCC's 1-D classification head at the demo head's width (4 x 64 convs), its Gaussian-label
+# loss (the softmax_gaussian codec): the network that wins within stock's branch time at the
+# head benchmark's plateau (issue 32).
+_SIMCC = (
+    "MODEL.ROI_KEYPOINT_HEAD.NAME",
+    "SimCCKeypointHead",
+    "MODEL.KPEXT.SIMCC.CONV_DIMS",
+    "(64, 64, 64, 64)",
+    "MODEL.KPEXT.TARGET.CODEC",
+    "softmax_gaussian",
+)
 RECIPES = (
     Recipe("stock", ("MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead")),
     Recipe("demo"),
@@ -91,6 +104,7 @@ RECIPES = (
         _HOURGLASS + ("TEST.KPEXT.LEFT_RIGHT", "keypoint"),
         weights_from="hourglass",
     ),
+    Recipe("simcc", _SIMCC),
 )
 DEFAULT_ROWS = "stock,demo,demo_keypointwise"
 # The smoke run's schedule: enough to pass through training, checkpointing and evaluation.
