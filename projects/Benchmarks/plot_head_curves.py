@@ -21,7 +21,7 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
-from kpext_bench.heads_report import REFERENCE
+from kpext_bench.heads_report import REFERENCE, stock_curve_rows
 
 Curves = Dict[str, Dict[int, float]]
 
@@ -33,16 +33,13 @@ def network_points(report: dict, seed: int) -> List[Tuple[str, int, float]]:
     if seed not in seeds:
         return []
     at = seeds.index(seed)
-    rows = {r["name"]: r for r in report["rows"]}
-    stock_precision = rows[REFERENCE].get("precision") if REFERENCE in rows else None
+    curve = {r["name"] for r in stock_curve_rows(report["rows"])}
     points = []
     for r in report["rows"]:
-        if r.get("weights_from") or r.get("compare_with"):
-            continue
-        if r["regime"]:
-            if r["overrides"] or r.get("precision") != stock_precision:
-                continue  # the weakened head, the float32 check
+        if r["name"] in curve:
             name = REFERENCE
+        elif r["regime"] or r.get("weights_from") or r.get("compare_with"):
+            continue  # the weakened head, the float32 check, decoding rows
         else:
             name = r["name"]
         points.append((name, int(r["iterations"]), float(r["ap_gt_runs"][at])))
@@ -59,13 +56,22 @@ def collect_curves(reports: Sequence[dict], seed: int) -> Curves:
     return dict(curves)
 
 
+def _lengths(curves: Curves) -> List[int]:
+    return sorted({n for points in curves.values() for n in points})
+
+
+def _networks(curves: Curves) -> List[str]:
+    """Stock first, then the others by name."""
+    return sorted(curves, key=lambda k: (k != REFERENCE, k))
+
+
 def markdown(curves: Curves) -> str:
-    lengths = sorted({n for points in curves.values() for n in points})
+    lengths = _lengths(curves)
     lines = [
         "| network | " + " | ".join(str(n) for n in lengths) + " |",
         "|---|" + "---|" * len(lengths),
     ]
-    for name in sorted(curves, key=lambda k: (k != REFERENCE, k)):
+    for name in _networks(curves):
         cells = [f"{curves[name][n]:.1f}" if n in curves[name] else "" for n in lengths]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -80,7 +86,7 @@ def plot(curves: Curves, seed: int, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name in sorted(curves, key=lambda k: (k != REFERENCE, k)):
+    for name in _networks(curves):
         xs = sorted(curves[name])
         ax.plot(
             xs,
@@ -91,7 +97,7 @@ def plot(curves: Curves, seed: int, path: str) -> None:
             color="black" if name == REFERENCE else None,
         )
     ax.set_xscale("log", base=2)
-    lengths = sorted({n for points in curves.values() for n in points})
+    lengths = _lengths(curves)
     ax.set_xticks(lengths)
     ax.set_xticklabels([str(n) for n in lengths])
     ax.set_xlabel("head iterations (4 images each)")

@@ -67,6 +67,26 @@ REGIME_MIN_STOCK_AP = 40.0
 REGIME_MAX_DOUBLING_GAIN = 1.0
 
 
+def stock_curve_rows(rows: Sequence[dict]) -> List[dict]:
+    """Stock's curve: the regime rows of stock's own config and precision (stock at other
+    lengths; not the weakened head, not a paired precision check), by head iterations; stock's
+    own row is not among them. Empty without a stock row."""
+    stock = next((r for r in rows if r["name"] == REFERENCE), None)
+    if stock is None:
+        return []
+    return sorted(
+        (
+            r
+            for r in rows
+            if r["regime"]
+            and r["overrides"] == []
+            and r.get("precision") == stock.get("precision")
+            and not r.get("compare_with")
+        ),
+        key=lambda r: r["iterations"],
+    )
+
+
 def regime_checks(report) -> List[dict]:
     """The checks that say whether the bench measures heads near convergence, each with its
     value, target and verdict; rows missing from the run are left out."""
@@ -80,18 +100,7 @@ def regime_checks(report) -> List[dict]:
             "ok": stock["ap_gt"] >= REGIME_MIN_STOCK_AP,
         }
     ]
-    # Stock's curve: the regime rows of stock's own config and precision.
-    curve = sorted(
-        (
-            r
-            for r in rows.values()
-            if r["regime"]
-            and r["overrides"] == []
-            and r.get("precision") == stock.get("precision")
-            and not r.get("compare_with")
-        ),
-        key=lambda r: r["iterations"],
-    )
+    curve = stock_curve_rows(report["rows"])
     if curve:
         points = sorted([*curve, stock], key=lambda r: r["iterations"])
         checks.append(
