@@ -117,16 +117,29 @@ def warn_if_mixed(reports: Sequence[dict], paths: Sequence[str]) -> None:
             print(f"warning: the reports differ in {key}: {sorted(values)} ({list(paths)})")
 
 
+def load_report(path: str) -> dict:
+    """A bench_heads.py JSON report; a file that is not one stops the script, naming it."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{path}: cannot read a JSON report ({e})")
+    missing = [k for k in ("seeds", "settings", "rows") if k not in report]
+    if missing:
+        raise SystemExit(
+            f"{path}: not a bench_heads.py report (no {', '.join(missing)}); pass the "
+            "heads*.json that bench_heads.py writes"
+        )
+    return report
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="bench_heads.py JSON reports")
     parser.add_argument("--seed", type=int, default=0, help="the seed whose APs are drawn")
     parser.add_argument("--out", default=os.path.join("output", "bench", "heads_curves.png"))
     args = parser.parse_args(argv)
-    reports = []
-    for path in args.reports:
-        with open(path) as f:
-            reports.append(json.load(f))
+    reports = [load_report(path) for path in args.reports]
     warn_if_mixed(reports, args.reports)
     curves = collect_curves(reports, args.seed)
     if not curves:

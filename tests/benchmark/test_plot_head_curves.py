@@ -68,3 +68,15 @@ def test_the_figure_is_written(tmp_path):
     path = tmp_path / "curves.png"
     script.plot({"stock": {400: 20.0, 800: 25.0}, "lone": {800: 30.0}}, 0, str(path))
     assert path.stat().st_size > 1000
+
+
+def test_a_file_that_is_not_a_head_report_is_refused_by_name(tmp_path):
+    script = _script()
+    other = tmp_path / "end_to_end.json"
+    other.write_text('{"rows": [], "config": "x"}')
+    with pytest.raises(SystemExit, match="end_to_end.json: not a bench_heads.py report"):
+        script.load_report(str(other))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(SystemExit, match="broken.json: cannot read"):
+        script.load_report(str(broken))
