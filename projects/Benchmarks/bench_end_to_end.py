@@ -211,8 +211,9 @@ def dataset_rows(
 
 
 def markdown(report: dict) -> str:
+    seeds = len(report["seeds"])
     lines = [
-        f"End to end, {len(report['seeds'])} seeds ({report['config']}"
+        f"End to end, {seeds} seed{'' if seeds == 1 else 's'} ({report['config']}"
         + (f", {' '.join(report['opts'])}" if report["opts"] else "")
         + f"); commit {report['commit']}, {report['machine']}",
         "",
